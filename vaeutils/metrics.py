@@ -1,0 +1,183 @@
+"""Ways to judge a VAE beyond its training loss, all in nats unless stated.
+
+rate/distortion (notebook 04), IWAE bound and active units (notebook 03), MIG (notebook 04),
+Fréchet distance and class coverage (notebook 06).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import losses as L
+
+
+def _as_numpy(name, value) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{name} must be a torch.Tensor or numpy array, got {type(value).__name__}")
+    return value
+
+
+def rate_distortion(model, x, loss_fn=None, batch_size: int = 1000, seed: int = 0) -> dict:
+    """Rate = mean KL(q(z|x) || p(z)) and distortion = mean reconstruction NLL, nats per example."""
+    from .train import evaluate
+
+    out = evaluate(model, x, loss_fn, batch_size=batch_size, seed=seed)
+    return {"rate": out["kl"], "distortion": out["rec"], "neg_elbo": out["loss"]}
+
+
+@torch.no_grad()
+def encode_all(model, x, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(μ, log σ²) for every row of x, batched."""
+    model.eval()
+    mus, logvars = [], []
+    for i in range(0, len(x), batch_size):
+        mu, logvar = model.encode(x[i:i + batch_size])
+        mus.append(mu)
+        logvars.append(logvar)
+    return torch.cat(mus), torch.cat(logvars)
+
+
+def kl_per_dimension(model, x) -> torch.Tensor:
+    """Mean KL of each latent dimension over the data set, shape (latent_dim,)."""
+    mu, logvar = encode_all(model, x)
+    return L.kl_per_dim(mu, logvar).mean(0)
+
+
+def active_units(model, x, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
+    """Burda et al. (2016): unit u is active when Cov_x(E_q[u|x]) = Var_x(μ_u(x)) > threshold.
+
+    Returns (number active, per-unit variances)."""
+    if not (isinstance(threshold, (int, float)) and threshold >= 0):
+        raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
+    mu, _ = encode_all(model, x)
+    var = mu.var(0, unbiased=True) if len(mu) > 1 else torch.zeros(mu.shape[1], device=mu.device)
+    return int((var > threshold).sum().item()), var
+
+
+@torch.no_grad()
+def iwae_bound(model, x, k: int, loss_fn=None, max_rows: int = 20000, seed: int = 0) -> float:
+    """Importance-weighted bound (Burda et al. 2016) with k samples, as an NLL estimate in nats per example:
+    −mean_x log (1/k) Σ_i p(x, z_i)/q(z_i|x). k = 1 is the ELBO; it tightens as k grows."""
+    from .train import ELBOLoss
+
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int >= 1 (importance samples), got {k!r}")
+    loss_fn = loss_fn or ELBOLoss()
+    model.eval()
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    per_chunk = max(1, max_rows // k)
+    total = 0.0
+    for i in range(0, len(x), per_chunk):
+        xb = x[i:i + per_chunk]
+        b = len(xb)
+        mu, logvar = model.encode(xb)
+        std = torch.exp(0.5 * logvar)
+        eps = torch.randn((k, *mu.shape), generator=gen, device=x.device, dtype=mu.dtype)
+        z = mu + std * eps                                           # (k, b, d)
+        log_q = (-0.5 * eps.square() - 0.5 * logvar - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_pz = (-0.5 * z.square() - 0.5 * math.log(2 * math.pi)).sum(-1)
+        out = model.decode(z.reshape(k * b, -1))
+        xk = xb.unsqueeze(0).expand(k, *xb.shape).reshape(k * b, *xb.shape[1:])
+        log_px = -loss_fn.nll(model, out, xk).view(k, b)
+        log_w = log_px + log_pz - log_q
+        total += (torch.logsumexp(log_w, 0) - math.log(k)).sum().item()
+    return -total / len(x)
+
+
+def _discretize(z: np.ndarray, n_bins: int) -> np.ndarray:
+    out = np.zeros_like(z, dtype=np.int64)
+    for j in range(z.shape[1]):
+        edges = np.histogram_bin_edges(z[:, j], bins=n_bins)
+        out[:, j] = np.digitize(z[:, j], edges[1:-1])
+    return out
+
+
+def _mutual_info(a: np.ndarray, b: np.ndarray) -> float:
+    """I(a; b) in nats for two integer-coded arrays (plug-in estimate)."""
+    _, ai = np.unique(a, return_inverse=True)
+    _, bi = np.unique(b, return_inverse=True)
+    joint = np.zeros((ai.max() + 1, bi.max() + 1))
+    np.add.at(joint, (ai, bi), 1)
+    joint /= joint.sum()
+    pa, pb = joint.sum(1, keepdims=True), joint.sum(0, keepdims=True)
+    nz = joint > 0
+    return float((joint[nz] * np.log(joint[nz] / (pa @ pb)[nz])).sum())
+
+
+def _entropy(a: np.ndarray) -> float:
+    _, counts = np.unique(a, return_counts=True)
+    p = counts / counts.sum()
+    return float(-(p * np.log(p)).sum())
+
+
+def mig(latents, factors, n_bins: int = 20) -> float:
+    """Mutual Information Gap (Chen et al. 2018): mean over factors k of
+    (I(z_(1); v_k) − I(z_(2); v_k)) / H(v_k), where z_(1), z_(2) are the two latents most informative about v_k.
+
+    latents: (N, d) codes (e.g. posterior means), discretised into ``n_bins`` histogram bins;
+    factors: (N, K) integer ground-truth factors. Factors with a single value are skipped. In [0, 1]."""
+    z = _as_numpy("latents", latents).astype(np.float64)
+    v = _as_numpy("factors", factors)
+    if z.ndim != 2 or v.ndim != 2 or len(z) != len(v):
+        raise ValueError(f"latents (N, d) and factors (N, K) must have matching N, got {z.shape} and {v.shape}")
+    if z.shape[1] < 2:
+        raise ValueError("mig needs at least 2 latent dimensions (the gap compares the top two)")
+    zd = _discretize(z, n_bins)
+    gaps = []
+    for k in range(v.shape[1]):
+        h = _entropy(v[:, k])
+        if h <= 0:
+            continue
+        mi = sorted((_mutual_info(zd[:, j], v[:, k]) for j in range(z.shape[1])), reverse=True)
+        gaps.append((mi[0] - mi[1]) / h)
+    if not gaps:
+        raise ValueError("every factor is constant; MIG is undefined")
+    return float(np.mean(gaps))
+
+
+def _sqrt_psd(m: torch.Tensor) -> torch.Tensor:
+    w, v = torch.linalg.eigh(m)
+    return (v * w.clamp_min(0).sqrt()) @ v.T
+
+
+def frechet_distance(feats_a, feats_b) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (the FID recipe):
+    ||μa − μb||² + Tr(Σa + Σb − 2 (Σa^{1/2} Σb Σa^{1/2})^{1/2}). Features (N, F); float64 inside."""
+    a = torch.as_tensor(_as_numpy("feats_a", feats_a), dtype=torch.float64)
+    b = torch.as_tensor(_as_numpy("feats_b", feats_b), dtype=torch.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
+        raise ValueError(f"feats_a and feats_b must be (N, F) with the same F and N >= 2, got {tuple(a.shape)}, {tuple(b.shape)}")
+    return frechet_from_stats(a.mean(0), torch.cov(a.T).reshape(a.shape[1], -1),
+                              b.mean(0), torch.cov(b.T).reshape(b.shape[1], -1))
+
+
+def frechet_from_stats(mu_a, cov_a, mu_b, cov_b) -> float:
+    """Fréchet (2-Wasserstein²) distance between N(mu_a, cov_a) and N(mu_b, cov_b)."""
+    mu_a, cov_a, mu_b, cov_b = (torch.as_tensor(t, dtype=torch.float64) for t in (mu_a, cov_a, mu_b, cov_b))
+    s = _sqrt_psd(cov_a)
+    cross = torch.linalg.eigvalsh(s @ cov_b @ s).clamp_min(0).sqrt().sum()
+    return float((mu_a - mu_b).square().sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross)
+
+
+def class_coverage(pred_labels, n_classes: int) -> dict:
+    """How generated samples spread over classes (mode collapse shows as low entropy).
+
+    Returns counts, frequencies, entropy (nats), normalised entropy H/log K (1 = uniform) and classes covered."""
+    y = _as_numpy("pred_labels", pred_labels).astype(np.int64).ravel()
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+        raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+    if len(y) == 0:
+        raise ValueError("pred_labels is empty")
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(f"pred_labels must lie in [0, {n_classes - 1}], got [{y.min()}, {y.max()}]")
+    counts = np.bincount(y, minlength=n_classes)
+    freqs = counts / counts.sum()
+    nz = freqs > 0
+    entropy = float(-(freqs[nz] * np.log(freqs[nz])).sum())
+    return {"counts": counts, "freqs": freqs, "entropy": entropy,
+            "normalized_entropy": entropy / math.log(n_classes), "covered": int(nz.sum())}

@@ -1,0 +1,166 @@
+"""VAE models: an MLP VAE (the 784-400-20 of the PyTorch example is ``MLPVAE(hidden=(400,), latent_dim=20)``)
+and a small convolutional VAE.
+
+Both return ``VAEOutput(mu, logvar, z, out)`` where ``out`` is the decoder's raw output shaped like
+the input: Bernoulli logits, or, for Gaussian/Laplace decoders, the pre-sigmoid mean. The image-space
+mean is ``sigmoid(out)`` for every likelihood (``mean_image``). A learned decoder scale (log σ or log b)
+lives in ``model.log_scale`` when asked for (``learned_scale="shared"`` or ``"pixel"``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+class VAEOutput(NamedTuple):
+    mu: torch.Tensor
+    logvar: torch.Tensor
+    z: torch.Tensor
+    out: torch.Tensor
+
+
+def _check_shape(in_shape) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(s) for s in in_shape)
+    except TypeError as err:
+        raise TypeError(f"in_shape must be a tuple like (1, 28, 28), got {in_shape!r}") from err
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"in_shape must be (channels, height, width) with positive sizes, got {in_shape!r}")
+    return shape
+
+
+def _check_latent(latent_dim) -> int:
+    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
+        raise ValueError(f"latent_dim must be an int >= 1, got {latent_dim!r}")
+    return latent_dim
+
+
+class _VAEBase(nn.Module):
+    in_shape: tuple[int, ...]
+    latent_dim: int
+
+    def _init_scale(self, learned_scale):
+        if learned_scale not in (None, "shared", "pixel"):
+            raise ValueError(f"learned_scale must be None, 'shared' or 'pixel', got {learned_scale!r}")
+        self.learned_scale = learned_scale
+        if learned_scale == "shared":
+            self.log_scale = nn.Parameter(torch.zeros(()))
+        elif learned_scale == "pixel":
+            self.log_scale = nn.Parameter(torch.zeros(self.in_shape))
+        else:
+            self.log_scale = None
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, generator=None) -> torch.Tensor:
+        """z = μ + σ·ε with ε ~ N(0, I): the sample is a differentiable function of (μ, log σ²)."""
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    def forward(self, x: torch.Tensor, generator=None) -> VAEOutput:
+        if x.shape[1:] != self.in_shape:
+            raise ValueError(
+                f"x must be shaped (batch, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}"
+            )
+        mu, logvar = self.encode(x)
+        z = self.reparameterize(mu, logvar, generator)
+        return VAEOutput(mu, logvar, z, self.decode(z))
+
+    @staticmethod
+    def mean_image(out: torch.Tensor) -> torch.Tensor:
+        """Image-space mean of the decoder: sigmoid of its output (Bernoulli p, or the Gaussian mean)."""
+        return torch.sigmoid(out)
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Decode the posterior mean μ(x): the usual picture of a reconstruction."""
+        mu, _ = self.encode(x)
+        return self.mean_image(self.decode(mu))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator=None) -> torch.Tensor:
+        """Decode n draws from the prior N(0, I); returns image-space means."""
+        p = next(self.parameters())
+        z = torch.randn(n, self.latent_dim, generator=generator, device=p.device if generator is None else "cpu")
+        return self.mean_image(self.decode(z.to(p.device)))
+
+
+class MLPVAE(_VAEBase):
+    """Fully connected VAE: x → hidden… → (μ, log σ²) → z → …hidden → logits."""
+
+    def __init__(self, in_shape=(1, 28, 28), hidden=(400,), latent_dim: int = 20, learned_scale=None):
+        super().__init__()
+        self.in_shape = _check_shape(in_shape)
+        self.latent_dim = _check_latent(latent_dim)
+        if isinstance(hidden, int):
+            hidden = (hidden,)
+        hidden = tuple(hidden)
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+            raise ValueError(f"hidden must be a tuple of positive ints such as (400,), got {hidden!r}")
+        self.hidden = hidden
+        d_in = math.prod(self.in_shape)
+        enc, width = [], d_in
+        for h in hidden:
+            enc += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.encoder = nn.Sequential(nn.Flatten(), *enc)
+        self.to_stats = nn.Linear(width, 2 * latent_dim)
+        dec, width = [], latent_dim
+        for h in reversed(hidden):
+            dec += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        self.decoder = nn.Sequential(*dec, nn.Linear(width, d_in))
+        self._init_scale(learned_scale)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z).view(-1, *self.in_shape)
+
+
+class ConvVAE(_VAEBase):
+    """Small convolutional VAE for square images whose side is divisible by 4 (28, 32, 64)."""
+
+    def __init__(self, in_shape=(1, 28, 28), latent_dim: int = 10, channels=(32, 64), hidden: int = 256,
+                 learned_scale=None):
+        super().__init__()
+        self.in_shape = _check_shape(in_shape)
+        self.latent_dim = _check_latent(latent_dim)
+        c, h, w = self.in_shape
+        if h % 4 or w % 4:
+            raise ValueError(f"ConvVAE needs height and width divisible by 4, got {in_shape!r}; use MLPVAE instead")
+        c1, c2 = channels
+        self.feat = (c2, h // 4, w // 4)
+        n_feat = math.prod(self.feat)
+        self.encoder = nn.Sequential(
+            nn.Conv2d(c, c1, 4, 2, 1), nn.ReLU(),
+            nn.Conv2d(c1, c2, 4, 2, 1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(n_feat, hidden), nn.ReLU(),
+        )
+        self.to_stats = nn.Linear(hidden, 2 * latent_dim)
+        self.decoder_fc = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_feat), nn.ReLU())
+        self.decoder = nn.Sequential(
+            nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
+            nn.ConvTranspose2d(c1, c, 4, 2, 1),
+        )
+        self._init_scale(learned_scale)
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=-1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.decoder_fc(z).view(-1, *self.feat))
+
+
+def build_model(kind: str = "mlp", **kwargs) -> _VAEBase:
+    """``build_model("mlp", hidden=(400,), latent_dim=20)`` or ``build_model("conv", ...)``."""
+    if kind == "mlp":
+        return MLPVAE(**kwargs)
+    if kind == "conv":
+        return ConvVAE(**kwargs)
+    raise ValueError(f"model kind must be 'mlp' or 'conv', got {kind!r}")

@@ -1,0 +1,142 @@
+"""Pictures the notebooks share: image grids, latent traversals, the rate–distortion plane,
+per-dimension KL bars, and live training curves."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def grid_array(x, nrow: int = 8, pad: int = 1) -> np.ndarray:
+    """Tile images (N, C, H, W) or (N, H, W) into one 2-D (or H×W×3) array, padded with white lines."""
+    x = torch.as_tensor(x).detach().float().cpu()
+    if x.dim() == 3:
+        x = x.unsqueeze(1)
+    if x.dim() != 4 or len(x) == 0:
+        raise ValueError(f"images must be shaped (N, C, H, W) with N >= 1, got {tuple(x.shape)}")
+    n, c, h, w = x.shape
+    ncol = min(nrow, n)
+    rows = math.ceil(n / ncol)
+    canvas = torch.ones(c, rows * (h + pad) + pad, ncol * (w + pad) + pad)
+    for i in range(n):
+        r, q = divmod(i, ncol)
+        canvas[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = x[i]
+    arr = canvas.clamp(0, 1).numpy()
+    return arr[0] if c == 1 else arr.transpose(1, 2, 0)
+
+
+def image_grid(x, nrow: int = 8, ax=None, title: str | None = None):
+    """Show images in a grid on ``ax`` (a new figure when omitted); returns the axes."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(min(nrow, len(x)) * 0.6 + 0.5, math.ceil(len(x) / nrow) * 0.6 + 0.5))
+    ax.imshow(grid_array(x, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+@torch.no_grad()
+def traversal_images(model, z0: torch.Tensor, dims=None, span: float = 3.0, steps: int = 7) -> torch.Tensor:
+    """Decode z0 with one latent dimension at a time swept over [−span, span] (prior σ units).
+
+    Returns (len(dims) * steps, C, H, W) image-space means, one row per dimension."""
+    z0 = z0.reshape(-1)
+    dims = list(range(z0.numel())) if dims is None else list(dims)
+    values = torch.linspace(-span, span, steps, device=z0.device)
+    z = z0.repeat(len(dims) * steps, 1)
+    for r, d in enumerate(dims):
+        z[r * steps:(r + 1) * steps, d] = values
+    return model.mean_image(model.decode(z))
+
+
+def traversal(model, z0, dims=None, span: float = 3.0, steps: int = 7, ax=None, title: str | None = None):
+    """Latent traversal grid: row = latent dimension, column = value from −span to +span."""
+    imgs = traversal_images(model, z0, dims, span, steps)
+    ax = image_grid(imgs, nrow=steps, ax=ax, title=title)
+    return ax
+
+
+def rd_plane(rates, distortions, labels=None, ax=None, highlight=None, elbo_lines: bool = True,
+             title: str = "rate–distortion plane"):
+    """Rate (KL, nats) on x, distortion (NLL, nats) on y, one point per model; dashed lines of equal
+    −ELBO = D + R (slope −1). ``highlight``: index of the point to ring."""
+    rates, distortions = np.asarray(rates, float), np.asarray(distortions, float)
+    if rates.shape != distortions.shape or rates.ndim != 1 or len(rates) == 0:
+        raise ValueError("rates and distortions must be 1-D sequences of the same, non-zero length")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4))
+    ax.plot(rates, distortions, "-o", color="tab:blue", ms=5, zorder=3)
+    if labels is not None:
+        for r, d, lab in zip(rates, distortions, labels, strict=True):
+            ax.annotate(str(lab), (r, d), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if elbo_lines:
+        total = rates + distortions
+        xs = np.array([0, max(rates.max(), 1e-9) * 1.1])
+        for c in np.linspace(total.min(), total.max(), 4) if len(total) > 1 else total:
+            ax.plot(xs, c - xs, "--", color="grey", lw=0.7, zorder=1)
+        best = int(np.argmin(total))
+        ax.plot(rates[best], distortions[best], "*", color="gold", ms=14, mec="k", zorder=4, label="best ELBO")
+        ax.legend(loc="upper right", fontsize=8)
+    if highlight is not None:
+        ax.plot(rates[highlight], distortions[highlight], "o", ms=14, mfc="none", mec="red", mew=2, zorder=5)
+    pad_y = 0.1 * (distortions.max() - distortions.min() + 1e-9)
+    ax.set_ylim(distortions.min() - pad_y, distortions.max() + pad_y)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("rate R = KL (nats)")
+    ax.set_ylabel("distortion D = −log p(x|z) (nats)")
+    ax.set_title(title)
+    return ax
+
+
+def kl_bars(kl, ax=None, floor: float | None = None, title: str = "KL per latent dimension", threshold=None):
+    """Bars of per-dimension KL (nats); ``floor`` draws the free-bits λ line."""
+    kl = torch.as_tensor(kl).detach().cpu().numpy().ravel()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(3, 0.3 * len(kl) + 1), 2.5))
+    ax.bar(np.arange(len(kl)), kl, color="tab:purple")
+    if floor is not None:
+        ax.axhline(floor, color="red", ls="--", lw=1, label=f"λ = {floor:g}")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("latent dimension")
+    ax.set_ylabel("KL (nats)")
+    ax.set_title(title)
+    return ax
+
+
+class LivePlot:
+    """A ``fit`` callback that redraws the per-term training curves after every epoch in a notebook."""
+
+    def __init__(self, terms=("rec", "kl", "loss"), every: int = 1):
+        self.terms, self.every, self.handle = tuple(terms), every, None
+
+    def __call__(self, epoch, history):
+        if epoch % self.every:
+            return
+        from IPython.display import display
+
+        fig = plot_history(history, self.terms)
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        plt.close(fig)
+
+
+def plot_history(history, terms=("rec", "kl", "loss")):
+    """Per-epoch curves of each term, train (solid) and test (dashed), one panel per term."""
+    fig, axes = plt.subplots(1, len(terms), figsize=(3.4 * len(terms), 2.6))
+    axes = np.atleast_1d(axes)
+    for ax, term in zip(axes, terms, strict=True):
+        for part, style in (("train", "-"), ("test", "--")):
+            rows = [r for r in history.get(part, []) if term in r]
+            if rows:
+                ax.plot([r["epoch"] for r in rows], [r[term] for r in rows], style, marker="o", ms=3, label=part)
+        ax.set_title({"rec": "reconstruction NLL", "kl": "KL", "loss": "loss"}.get(term, term))
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
