@@ -1,0 +1,7 @@
+"""Interactive views for the notebooks: thin ipywidgets over pure, tested functions.
+
+One submodule per widget; each line below re-exports one of them. To add a widget, add its
+module and one import line here.
+"""
+
+from .kl import kl_explorer  # noqa: F401  (notebook 01)
