@@ -25,8 +25,8 @@ $(STAMP): requirements.txt | $(PY)
 	@touch $@
 
 venv: $(STAMP) ## create the venv if missing, install requirements.txt, install vaeutils from this folder (editable)
-	@cd / && $(abspath $(PY)) -c 'import os, sys, vaeutils; sys.exit(os.path.realpath(vaeutils.__file__) != os.path.realpath(sys.argv[1]))' \
-	    "$(CURDIR)/vaeutils/__init__.py" 2>/dev/null \
+	@(cd / && $(abspath $(PY)) -c 'import os, sys, vaeutils; sys.exit(os.path.realpath(vaeutils.__file__) != sys.argv[1])' \
+	    "$(realpath vaeutils/__init__.py)" 2>/dev/null) \
 	  || $(PY) -m pip install --disable-pip-version-check --quiet --no-deps --no-build-isolation --editable .
 
 lab: venv ## start JupyterLab on notebooks/

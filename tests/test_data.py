@@ -169,6 +169,9 @@ def test_sprites_are_deterministic_binary_and_in_range():
     c = data.sprites(n=300, n_test=60, seed=4, device="cpu")
     assert torch.equal(a.train_x, b.train_x) and torch.equal(a.test_factors, b.test_factors)
     assert not torch.equal(a.train_x, c.train_x)
+    smaller = data.sprites(n=100, n_test=60, seed=3, device="cpu")
+    assert torch.equal(smaller.train_factors, a.train_factors[:100]) and torch.equal(smaller.test_x, a.test_x)
+    assert len(a.train_factors.unique(dim=0)) > 250  # factors really vary
     assert a.train_x.shape == (300, 1, 32, 32) and a.test_x.shape == (60, 1, 32, 32)
     assert set(a.train_x.unique().tolist()) == {0.0, 1.0}
     assert a.factor_names == ("shape", "scale", "rotation", "x", "y") and a.factor_sizes == (3, 6, 10, 8, 8)

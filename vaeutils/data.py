@@ -384,7 +384,8 @@ def render_sprites(factors: torch.Tensor, size: int = 32) -> torch.Tensor:
 
 
 def sprites(n: int = 20000, seed: int = 0, size: int = 32, n_test: int = 2000, device=None) -> ImageData:
-    """``n`` train and ``n_test`` test sprites with independent, uniformly drawn factors (same seed, same set).
+    """``n`` train and ``n_test`` test sprites with independent, uniformly drawn factors (same seed, same set;
+    a smaller ``n`` gives the first ``n`` sprites of a larger one).
 
     ``train_factors``/``test_factors`` are (N, 5) int64 indices for ``factor_names`` =
     ("shape", "scale", "rotation", "x", "y") with ``factor_sizes`` = (3, 6, 10, 8, 8); the label ``train_y`` is
@@ -394,12 +395,14 @@ def sprites(n: int = 20000, seed: int = 0, size: int = 32, n_test: int = 2000, d
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")
     device = _resolve_device(device)
-    g = torch.Generator().manual_seed(seed)
+    sizes = torch.tensor(SPRITE_FACTOR_SIZES)
 
-    def draw(count):
-        return torch.stack([torch.randint(k, (count,), generator=g) for k in SPRITE_FACTOR_SIZES], dim=1)
+    def draw(count, stream):
+        # Row by row from its own stream: the first k sprites are the same whatever n is (smoke = a prefix of full).
+        u = torch.rand(count, 5, generator=torch.Generator().manual_seed(stream), dtype=torch.float64)
+        return torch.minimum((u * sizes).long(), sizes - 1)
 
-    train_f, test_f = draw(n), draw(n_test)
+    train_f, test_f = draw(n, seed), draw(n_test, 2**32 + seed)
     source = f"procedural sprites (seed {seed}, {size}x{size}): {n:,} train / {n_test:,} test"
     return ImageData(train_x=render_sprites(train_f, size).to(device), train_y=train_f[:, 0].to(device),
                      test_x=render_sprites(test_f, size).to(device), test_y=test_f[:, 0].to(device),

@@ -117,6 +117,7 @@ def build_course(notebooks="notebooks", out="build", timeout: int = 1800) -> lis
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # same file system: rename is atomic
+    staging.chmod(0o755)  # mkdtemp makes it private; the built course is meant to be read and served
     try:
         entries = []
         for path in paths:
