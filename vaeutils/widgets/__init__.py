@@ -4,4 +4,5 @@ One submodule per widget; each line below re-exports one of them. To add a widge
 module and one import line here.
 """
 
+from .beta import beta_explorer, live_beta_trainer  # noqa: F401  (notebook 04)
 from .kl import kl_explorer  # noqa: F401  (notebook 01)

@@ -1,0 +1,293 @@
+"""The β tools of notebook 04, driven headlessly: the sweep, the explorer's slider, the live trainer's
+thread (start, β change, stop, close, kernel interrupt) and the pure functions behind them.
+
+Everything runs on a tiny slice of MNIST with one or two epochs, so the whole file takes seconds.
+"""
+
+import dataclasses
+import io
+import os
+import signal
+import textwrap
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+from PIL import Image
+
+from vaeutils import config, data
+from vaeutils.widgets import beta as B
+from vaeutils.widgets import beta_explorer, live_beta_trainer
+
+TINY_BETAS = (0.5, 4.0)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    d = data.load("mnist", device="cpu")
+    return dataclasses.replace(d, train_x=d.train_x[:256], train_y=d.train_y[:256], test_x=d.test_x[:64],
+                               test_y=d.test_y[:64], source=d.source + " (first 256 / 64, for tests)")
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tiny):
+    return B.train_beta_sweep(tiny, TINY_BETAS, epochs=1, cache=False, progress=False)
+
+
+def wait_until(condition, timeout=30.0):
+    end = time.perf_counter() + timeout
+    while time.perf_counter() < end:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+# --------------------------------------------------------------------------- data and sweep
+
+def test_prepare_data_binarizes_the_test_set_only(tiny):
+    prepared = B.prepare_data(tiny)
+    assert set(prepared.test_x.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(prepared.train_x, tiny.train_x)  # training binarizes each batch afresh
+    assert torch.equal(B.prepare_data(tiny).test_x, prepared.test_x)  # static: same sample every time
+    assert B.prepare_data(prepared) is prepared
+    assert "binarized" in prepared.source
+
+
+def test_prepare_data_rejects_other_objects():
+    with pytest.raises(TypeError, match="ImageData"):
+        B.prepare_data(torch.zeros(3, 1, 28, 28))
+
+
+def test_sweep_returns_one_entry_per_beta(tiny_sweep):
+    assert [e.beta for e in tiny_sweep] == list(TINY_BETAS)
+    beta, model, history = tiny_sweep[0]
+    assert beta == 0.5 and model.latent_dim == B.SWEEP_LATENT_DIM and len(history["train"]) == 1
+
+
+@pytest.mark.parametrize("betas", [(), (1.0,), (2.0, 1.0), (0.0, 1.0), (1.0, 1.0), (1.0, float("nan")), 3.0])
+def test_bad_betas_are_named(tiny, betas):
+    with pytest.raises((ValueError, TypeError), match="β|betas"):
+        B.train_beta_sweep(tiny, betas, epochs=1, cache=False, progress=False)
+
+
+def test_sweep_trains_once_then_loads_from_the_cache(tiny, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path)
+    first = B.train_beta_sweep(tiny, TINY_BETAS, epochs=1)
+    assert "0 loaded from the cache, 2 trained" in capsys.readouterr().out
+    second = B.train_beta_sweep(tiny, TINY_BETAS, epochs=1)
+    assert "2 loaded from the cache, 0 trained" in capsys.readouterr().out
+    assert len(list(tmp_path.glob(f"{B.SWEEP_NAME}-*.pt"))) == 2
+    for a, b in zip(first, second):
+        assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
+
+
+def test_sweep_points_add_up(tiny, tiny_sweep):
+    points = B.sweep_points(tiny_sweep, B.prepare_data(tiny).test_x)
+    for p in points:
+        assert p["neg_elbo"] == pytest.approx(p["rate"] + p["distortion"])
+        assert p["kl_per_dim"].sum() == pytest.approx(p["rate"], rel=1e-4)
+        assert 0 <= p["active"] <= p["latent_dim"] == B.SWEEP_LATENT_DIM
+    with pytest.raises(TypeError, match="triples"):
+        B.sweep_points([1, 2], B.prepare_data(tiny).test_x)
+
+
+# --------------------------------------------------------------------------- the explorer
+
+def test_explorer_slider_swaps_image_numbers_and_highlight(tiny, tiny_sweep):
+    ex = beta_explorer(tiny, sweep=tiny_sweep, progress=False, n_images=4, n_samples=8, n_traverse=3)
+    assert ex.slider.options == (("0.5", 0.5), ("4", 4.0))
+    start_png, start_point, start_html = ex.image.value, ex.highlight, ex.info.value
+    assert ex.current_beta == 4.0  # no β = 1 in this sweep, so it opens at the middle
+    assert start_png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    ex.slider.value = 0.5  # from Python: the update runs before this line returns
+    assert ex.current_beta == 0.5 and ex.current_index == 0
+    assert ex.image.value != start_png and ex.image.value == ex.panels[0]
+    assert ex.highlight == (ex.points[0]["rate"], ex.points[0]["distortion"]) != start_point
+    assert ex.info.value != start_html and "β = 0.5" in ex.info.value
+    assert f'data-rate="{ex.points[0]["rate"]:.4f}"' in ex.info.value
+
+    n = ex.n_updates
+    ex.slider.value = 4.0
+    assert ex.image.value == start_png and ex.highlight == start_point and ex.n_updates == n + 1
+
+
+def test_explorer_updates_are_fast(tiny, tiny_sweep):
+    ex = beta_explorer(tiny, sweep=tiny_sweep, progress=False, n_images=4, n_samples=8, n_traverse=3)
+    times = []
+    for value in TINY_BETAS * 25:
+        t0 = time.perf_counter()
+        ex.slider.value = value
+        times.append(time.perf_counter() - t0)
+    assert sorted(times)[int(0.95 * len(times))] < 0.05  # the 50 ms target, with a wide margin in practice
+
+
+def test_explorer_trains_its_own_sweep(tiny):
+    ex = beta_explorer(tiny, betas=(0.25, 1.0), epochs=1, cache=False, progress=False, n_images=2, n_samples=4)
+    assert ex.betas == (0.25, 1.0) and ex.current_beta == 1.0 and len(ex.panels) == 2
+
+
+def test_render_beta_panel_checks_its_index(tiny, tiny_sweep):
+    points = B.sweep_points(tiny_sweep, B.prepare_data(tiny).test_x)
+    images = B.beta_panel_images(tiny_sweep[0].model, B.prepare_data(tiny).test_x[:3], points[0]["kl_per_dim"],
+                                 n_samples=4, n_traverse=2, steps=5)
+    assert images["traversal"].shape == (2 * 5, 1, 28, 28) and len(images["dims"]) == 2
+    assert B.render_beta_panel(points, 1, images)[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="index"):
+        B.render_beta_panel(points, 2, images)
+
+
+# --------------------------------------------------------------------------- pure pictures of the live trainer
+
+def test_rd_trail_svg_marks_the_last_point():
+    svg = B.rd_trail_svg([1.0, 5.0, 10.0], [120.0, 100.0, 95.0])
+    assert svg.startswith("<svg") and svg.count('class="current"') == 1 and "rate R" in svg
+    assert B.rd_trail_svg([3.0], [90.0]).count("<circle") == 1
+    with pytest.raises(ValueError, match="same length"):
+        B.rd_trail_svg([1.0, 2.0], [3.0])
+    with pytest.raises(ValueError, match="finite"):
+        B.rd_trail_svg([float("nan")], [1.0])
+
+
+def test_recon_strip_png_has_two_rows():
+    png = B.recon_strip_png(torch.zeros(3, 1, 28, 28), torch.ones(3, 1, 28, 28), scale=2)
+    image = Image.open(io.BytesIO(png))
+    assert image.size == ((3 * 29 + 1) * 2, (2 * 29 + 1) * 2)
+    with pytest.raises(ValueError, match="same shape"):
+        B.recon_strip_png(torch.zeros(3, 1, 28, 28), torch.zeros(2, 1, 28, 28))
+
+
+# --------------------------------------------------------------------------- the live trainer
+
+@pytest.fixture
+def trainer(tiny):
+    t = live_beta_trainer(tiny, device="cpu", hidden=(64,), latent_dim=4, n_eval=64, update_every=0.05, threads=1)
+    yield t
+    t.close()
+
+
+def test_live_trainer_start_change_beta_stop(trainer):
+    threads_before = torch.get_num_threads()
+    assert not trainer.running and trainer.updates == 0
+    trainer.start()
+    assert trainer.running and trainer.start_button.disabled and not trainer.stop_button.disabled
+    assert wait_until(lambda: trainer.updates >= 3), "no live updates within 30 s"
+    first_png = trainer.image.value
+
+    trainer.beta_slider.value = 8.0
+    assert trainer.beta == 8.0
+    assert wait_until(lambda: trainer.history and trainer.history[-1]["beta"] == 8.0)
+    assert trainer.image.value != first_png and "β = <b>8</b>" in trainer.info.value
+    assert '<circle class="current"' in trainer.trail.value
+
+    assert trainer.stop(timeout=5.0) is True
+    assert not trainer.thread.is_alive() and not trainer.running
+    frozen = (trainer.updates, trainer.steps)
+    time.sleep(0.3)
+    assert (trainer.updates, trainer.steps) == frozen  # no work after Stop
+    assert "Stopped" in trainer.status.value and not trainer.start_button.disabled
+    assert torch.get_num_threads() == threads_before  # the thread count is given back
+
+
+def test_live_trainer_buttons_drive_it(trainer):
+    trainer.start_button.click()
+    assert wait_until(lambda: trainer.updates >= 1)
+    trainer.stop_button.click()
+    assert wait_until(lambda: not trainer.running, 5.0)
+    steps = trainer.steps
+    trainer.reset_button.click()
+    assert trainer.steps == 0 < steps and trainer.history == []
+
+
+def test_live_trainer_close_stops_the_thread(tiny):
+    t = live_beta_trainer(tiny, device="cpu", hidden=(64,), latent_dim=4, n_eval=64, update_every=0.05, threads=1,
+                          start=True)
+    assert wait_until(lambda: t.updates >= 1)
+    thread = t.thread
+    t.close()
+    assert not thread.is_alive() and t.comm is None
+
+
+def test_starting_a_second_trainer_stops_the_first(tiny, trainer):
+    trainer.start()
+    other = live_beta_trainer(tiny, device="cpu", hidden=(32,), latent_dim=2, n_eval=32, threads=1)
+    try:
+        other.start()
+        assert not trainer.running and other.running
+    finally:
+        other.close()
+
+
+def test_live_trainer_stops_after_max_seconds(tiny):
+    t = live_beta_trainer(tiny, device="cpu", hidden=(32,), latent_dim=2, n_eval=32, threads=1, max_seconds=0.3,
+                          start=True)
+    try:
+        assert wait_until(lambda: not t.running, 10.0)
+        assert "after 0.3 s" in t.status.value
+    finally:
+        t.close()
+
+
+def test_interrupt_while_a_cell_runs_stops_the_trainer(trainer):
+    trainer.start()
+    B._after_cell(SimpleNamespace(error_in_exec=KeyboardInterrupt()))  # what IPython reports after Ctrl-C
+    assert not trainer.running
+
+
+def test_sigint_stops_the_trainer_then_reaches_the_old_handler(trainer):
+    handler = signal.getsignal(signal.SIGINT)
+    assert getattr(handler, "vaelab_live_trainer", False), "constructing a trainer installs the SIGINT hook"
+    trainer.start()
+    with pytest.raises(KeyboardInterrupt):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(2.0)
+    assert wait_until(lambda: not trainer.running, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [({"beta": -1.0}, "beta"), ({"n_eval": 1}, "n_eval"), ({"threads": 0}, "threads"),
+     ({"update_every": 0}, "update_every"), ({"max_seconds": -5}, "max_seconds"), ({"data": "mnist"}, "ImageData")],
+)
+def test_live_trainer_bad_arguments_are_named(tiny, kwargs, match):
+    kwargs = {"data": tiny, **kwargs}
+    with pytest.raises((ValueError, TypeError), match=match):
+        live_beta_trainer(**kwargs)
+
+
+@pytest.mark.slow
+def test_kernel_interrupt_stops_the_trainer_in_a_real_kernel():
+    """The real path: a Jupyter kernel, the trainer started in a cell, the kernel interrupted while idle."""
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(config.ROOT),
+                              env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(config.ROOT)})
+    try:
+        def run(code):
+            reply = kc.execute_interactive(textwrap.dedent(code), timeout=120, output_hook=lambda msg: None)
+            assert reply["content"]["status"] == "ok", reply["content"]
+
+        run("""
+            import dataclasses, time
+            from vaeutils import data
+            from vaeutils.widgets import live_beta_trainer
+            d = data.load("mnist", device="cpu")
+            d = dataclasses.replace(d, train_x=d.train_x[:256], test_x=d.test_x[:64], source="tiny")
+            t = live_beta_trainer(d, device="cpu", hidden=(32,), latent_dim=2, n_eval=32, threads=1, start=True)
+            """)
+        run("time.sleep(1.0); assert t.running and t.updates > 0, (t.running, t.updates)")
+        km.interrupt_kernel()  # the kernel is idle: only the trainer hears it
+        time.sleep(1.5)
+        run("assert not t.running, 'still training after the interrupt'; assert 'Stopped' in t.status.value")
+        run("t.start(); time.sleep(0.5); assert t.running")
+        msg_id = kc.execute("time.sleep(30)")  # busy this time: the interrupt lands in the cell
+        time.sleep(1.0)
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=20)
+        assert reply["parent_header"]["msg_id"] == msg_id and reply["content"]["status"] == "error"
+        run("time.sleep(0.5); assert not t.running, 'still training after interrupting a cell'")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
