@@ -127,6 +127,12 @@ def mig(latents, factors, n_bins: int = 20) -> float:
         raise ValueError(f"latents (N, d) and factors (N, K) must have matching N, got {z.shape} and {v.shape}")
     if z.shape[1] < 2:
         raise ValueError("mig needs at least 2 latent dimensions (the gap compares the top two)")
+    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
+        raise ValueError(f"n_bins must be an int >= 2 (histogram bins per latent), got {n_bins!r}")
+    if not np.isfinite(z).all():
+        raise ValueError("latents contain NaN or inf; encode the data again or drop those rows")
+    if not np.issubdtype(v.dtype, np.integer) and not (np.isfinite(v).all() and (v == np.round(v)).all()):
+        raise ValueError("factors must be integer codes (N, K) of discrete factors, e.g. data.train_factors")
     zd = _discretize(z, n_bins)
     gaps = []
     for k in range(v.shape[1]):
