@@ -110,12 +110,14 @@ def _check_scale(name: str, value, like: torch.Tensor) -> torch.Tensor:
         return torch.tensor(float(value), dtype=like.dtype, device=like.device)
     _check_tensor(name, value)
     try:
-        torch.broadcast_shapes(value.shape, like.shape)
-    except RuntimeError as err:
+        fits = torch.broadcast_shapes(value.shape, like.shape) == like.shape
+    except RuntimeError:
+        fits = False
+    if not fits:  # a scale that enlarges x would silently change what counts as one example
         raise ValueError(
             f"{name} of shape {tuple(value.shape)} does not broadcast to x of shape {tuple(like.shape)}; "
             "pass a scalar, one value per pixel, or one per example shaped (batch, 1, ...)"
-        ) from err
+        )
     return value
 
 
