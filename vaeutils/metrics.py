@@ -158,6 +158,8 @@ def frechet_distance(feats_a, feats_b) -> float:
     b = torch.as_tensor(_as_numpy("feats_b", feats_b), dtype=torch.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
         raise ValueError(f"feats_a and feats_b must be (N, F) with the same F and N >= 2, got {tuple(a.shape)}, {tuple(b.shape)}")
+    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+        raise ValueError("feats_a and feats_b must be finite; drop the rows with NaN/inf features first")
     return frechet_from_stats(a.mean(0), torch.cov(a.T).reshape(a.shape[1], -1),
                               b.mean(0), torch.cov(b.T).reshape(b.shape[1], -1))
 
@@ -174,7 +176,10 @@ def class_coverage(pred_labels, n_classes: int) -> dict:
     """How generated samples spread over classes (mode collapse shows as low entropy).
 
     Returns counts, frequencies, entropy (nats), normalised entropy H/log K (1 = uniform) and classes covered."""
-    y = _as_numpy("pred_labels", pred_labels).astype(np.int64).ravel()
+    raw = _as_numpy("pred_labels", pred_labels)
+    if raw.dtype.kind not in "iub" and not np.all(np.mod(raw, 1) == 0):
+        raise ValueError("pred_labels must be integer class indices (e.g. logits.argmax(1)), got non-integer values")
+    y = raw.astype(np.int64).ravel()
     if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
         raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
     if len(y) == 0:

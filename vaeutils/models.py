@@ -164,3 +164,89 @@ def build_model(kind: str = "mlp", **kwargs) -> _VAEBase:
     if kind == "conv":
         return ConvVAE(**kwargs)
     raise ValueError(f"model kind must be 'mlp' or 'conv', got {kind!r}")
+
+
+# ------------------------------------------ a small GAN and a local feature extractor (notebook 06)
+
+def _check_hidden(hidden) -> tuple[int, ...]:
+    hidden = (hidden,) if isinstance(hidden, int) and not isinstance(hidden, bool) else tuple(hidden)
+    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        raise ValueError(f"hidden must be a non-empty tuple of positive ints such as (256, 512), got {hidden!r}")
+    return hidden
+
+
+class MLPGenerator(nn.Module):
+    """GAN generator: z ~ N(0, I) → hidden… → image in [0, 1] (sigmoid output, like the VAE's mean image)."""
+
+    def __init__(self, out_shape=(1, 28, 28), latent_dim: int = 64, hidden=(256, 512), batchnorm: bool = True):
+        super().__init__()
+        self.out_shape = _check_shape(out_shape)
+        self.latent_dim = _check_latent(latent_dim)
+        layers, width = [], self.latent_dim
+        for h in _check_hidden(hidden):
+            layers += [nn.Linear(width, h), *([nn.BatchNorm1d(h)] if batchnorm else []), nn.LeakyReLU(0.2)]
+            width = h
+        self.net = nn.Sequential(*layers, nn.Linear(width, math.prod(self.out_shape)))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must be shaped (batch, {self.latent_dim}), got {tuple(z.shape)}")
+        return torch.sigmoid(self.net(z)).view(-1, *self.out_shape)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator=None) -> torch.Tensor:
+        """n images from n prior draws (``generator``: a CPU ``torch.Generator`` for repeatable draws)."""
+        p = next(self.parameters())
+        z = torch.randn(n, self.latent_dim, generator=generator, device="cpu" if generator is not None else p.device)
+        return self(z.to(p.device))
+
+
+class MLPDiscriminator(nn.Module):
+    """GAN discriminator: image → hidden… → one logit per image (D(x) = sigmoid(logit))."""
+
+    def __init__(self, in_shape=(1, 28, 28), hidden=(512, 256), dropout: float = 0.3):
+        super().__init__()
+        self.in_shape = _check_shape(in_shape)
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        layers, width = [nn.Flatten()], math.prod(self.in_shape)
+        for h in _check_hidden(hidden):
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), *([nn.Dropout(dropout)] if dropout else [])]
+            width = h
+        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1:] != self.in_shape:
+            raise ValueError(f"x must be shaped (batch, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}")
+        return self.net(x).squeeze(1)
+
+
+class SmallClassifier(nn.Module):
+    """A small CNN classifier whose penultimate layer serves as a local feature extractor
+    (the role Inception-v3 plays for FID): ``features(x)`` → (batch, feature_dim), ``forward(x)`` → logits."""
+
+    def __init__(self, in_shape=(1, 28, 28), n_classes: int = 10, channels=(32, 64), feature_dim: int = 128):
+        super().__init__()
+        self.in_shape = _check_shape(in_shape)
+        c, h, w = self.in_shape
+        if h % 4 or w % 4:
+            raise ValueError(f"SmallClassifier needs height and width divisible by 4, got {in_shape!r}")
+        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
+            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+        if isinstance(feature_dim, bool) or not isinstance(feature_dim, int) or feature_dim < 1:
+            raise ValueError(f"feature_dim must be an int >= 1, got {feature_dim!r}")
+        c1, c2 = channels
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(c2 * (h // 4) * (w // 4), feature_dim), nn.ReLU(),
+        )
+        self.head = nn.Linear(feature_dim, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1:] != self.in_shape:
+            raise ValueError(f"x must be shaped (batch, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}")
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))

@@ -86,7 +86,7 @@ class ELBOLoss:
         elif self.log_scale == "optimal":
             dims = tuple(range(1, x.dim()))
             if self.likelihood == "gaussian":
-                log_scale = 0.5 * torch.log((x - mean).square().mean(dims, keepdim=True).clamp_min(1e-6))
+                log_scale = L.optimal_log_sigma(mean, x, per="image")
             else:
                 log_scale = torch.log((x - mean).abs().mean(dims, keepdim=True).clamp_min(1e-3))
         else:
