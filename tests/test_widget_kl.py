@@ -236,3 +236,14 @@ def test_widget_bad_start_values():
         kl_explorer(sigma=0.0)
     with pytest.raises(TypeError, match="mu"):
         kl_explorer(mu="0")
+    with pytest.raises(ValueError, match="mu"):
+        kl_explorer(mu=10.0)  # outside the slider: refused rather than silently clipped
+    with pytest.raises(ValueError, match="sigma"):
+        kl_explorer(sigma=0.001)
+
+
+def test_switching_input_at_the_ends_of_the_sigma_range_keeps_q():
+    for sigma in (0.01, 5.0):
+        w = kl_explorer(mu=0.0, sigma=sigma)
+        w.logvar_toggle.value = True
+        assert w.state["sigma"] == pytest.approx(sigma, rel=1e-9)

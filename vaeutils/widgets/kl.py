@@ -38,6 +38,10 @@ DPI = 80
 OUTPUT_HEIGHT_PX = int(FIGSIZE[1] * DPI) + 16
 DENSITY_YMAX = 1.2  # taller peaks are clipped and labelled, so the prior stays readable
 
+MU_RANGE = (-4.0, 4.0)
+SIGMA_RANGE = (0.01, 5.0)
+LOGVAR_RANGE = (-9.25, 3.25)  # covers 2 log σ over SIGMA_RANGE, so switching the input keeps q in place
+
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
@@ -243,16 +247,23 @@ class KLExplorer(widgets.VBox):
 
     def __init__(self, mu: float = 0.0, sigma: float = 1.0, continuous_update: bool = True):
         start = kl_explorer_state(mu, sigma=sigma)
+        for name, value, (lo, hi) in (("mu", start["mu"], MU_RANGE), ("sigma", start["sigma"], SIGMA_RANGE)):
+            if not lo <= value <= hi:
+                raise ValueError(f"{name} must lie in the slider's range [{lo:g}, {hi:g}], got {value!r}")
+
         def common():  # every slider needs its own Layout: the input switch hides one of them
             return {"continuous_update": continuous_update, "style": {"description_width": "50px"},
                     "layout": widgets.Layout(width="420px")}
 
-        self.mu_slider = widgets.FloatSlider(value=start["mu"], min=-4.0, max=4.0, step=0.05,
-                                             description="μ", readout_format=".2f", **common())
-        self.sigma_slider = widgets.FloatLogSlider(value=start["sigma"], base=10, min=-2.0, max=math.log10(5.0),
-                                                   step=0.01, description="σ", readout_format=".3g", **common())
-        self.logvar_slider = widgets.FloatSlider(value=start["logvar"], min=-9.0, max=3.0, step=0.05,
-                                                 description="log σ²", readout_format=".2f", **common())
+        self.mu_slider = widgets.FloatSlider(
+            value=start["mu"], min=MU_RANGE[0], max=MU_RANGE[1], step=0.05, description="μ",
+            readout_format=".2f", **common())
+        self.sigma_slider = widgets.FloatLogSlider(
+            value=start["sigma"], base=10, min=math.log10(SIGMA_RANGE[0]), max=math.log10(SIGMA_RANGE[1]),
+            step=0.01, description="σ", readout_format=".3g", **common())
+        self.logvar_slider = widgets.FloatSlider(
+            value=start["logvar"], min=LOGVAR_RANGE[0], max=LOGVAR_RANGE[1], step=0.05, description="log σ²",
+            readout_format=".2f", **common())
         self.logvar_slider.layout.display = "none"
         self.logvar_toggle = widgets.Checkbox(value=False, description="enter log σ² instead of σ", indent=False)
         self.kl_html = widgets.HTML(value=_kl_html(start))
