@@ -62,8 +62,8 @@ def _check_mu_logvar(mu, logvar) -> None:
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Elementwise KL( N(mu, exp(logvar)) || N(0, 1) ) in nats, shaped like ``mu``.
 
-    Written as ½(μ² + expm1(logvar) − logvar): ``expm1`` keeps full precision near
-    σ = 1, where exp(logvar) − 1 − logvar would cancel to noise.
+    Written as ½(μ² + expm1(logvar) − logvar): near σ = 1 the naive exp(logvar) − 1 − logvar
+    cancels most of its digits; ``expm1`` keeps the error at the rounding of logvar itself.
     """
     _check_mu_logvar(mu, logvar)
     return 0.5 * (mu.square() + torch.expm1(logvar) - logvar)
