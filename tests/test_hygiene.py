@@ -50,3 +50,7 @@ def test_check_and_strip_commands(tmp_path, capsys):
 
 def test_describe_takes_the_title_and_first_sentence():
     assert nbtools.describe(dirty_notebook()) == ("Title", "What this is about.")
+    split = new_notebook(cells=[new_markdown_cell("# 07 · Split"), new_markdown_cell("It *is* `here`. Not this."),
+                                new_code_cell("x = 1"), new_markdown_cell("Too late.")])
+    assert nbtools.describe(split) == ("07 · Split", "It *is* here.")
+    assert nbtools.describe(new_notebook(cells=[new_code_cell("x = 1")])) == ("", "")

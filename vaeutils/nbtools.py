@@ -70,10 +70,16 @@ def strip_files(paths) -> list[Path]:
 # --------------------------------------------------------------------------- the course index
 
 def describe(nb) -> tuple[str, str]:
-    """(title, one-line description) from the first markdown cell: its ``# `` heading and first sentence."""
-    first = next((c.source for c in nb.cells if c.cell_type == "markdown"), "")
+    """(title, one-line description): the ``# `` heading and the first sentence of the first paragraph in the
+    markdown before the first code cell."""
+    opening = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            break
+        if cell.cell_type == "markdown":
+            opening.append(cell.source)
     title, paragraph = "", []
-    for line in first.splitlines():
+    for line in "\n\n".join(opening).splitlines():
         text = line.strip()
         if text.startswith("# ") and not title:
             title = text[2:].strip()
