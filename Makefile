@@ -9,7 +9,7 @@ NBMAKE_TIMEOUT ?= 900
 NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lab test course strip clean-cache
+.PHONY: help venv lab app test course strip clean-cache
 
 help: ## list the targets
 	@grep -E '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,8 @@ $(PY):
 
 # Reinstall whenever requirements.txt is newer than the stamp left by the last install.
 $(STAMP): requirements.txt | $(PY)
-	$(PY) -m pip install --disable-pip-version-check -r requirements.txt
+	@echo "installing requirements.txt into $(VENV) (the first time takes a few minutes)"
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off --quiet -r requirements.txt
 	@touch $@
 
 venv: $(STAMP) ## create the venv if missing, install requirements.txt, install vaeutils from this folder (editable)
@@ -31,6 +32,10 @@ venv: $(STAMP) ## create the venv if missing, install requirements.txt, install 
 
 lab: venv ## start JupyterLab on notebooks/
 	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
+
+PORT ?= 8866
+app: venv ## the β explorer dashboard (Voila) at http://127.0.0.1:8866/ (PORT=...); trains the β-sweep first if needed
+	$(PY) -m vaeutils.app --port $(PORT)
 
 test: venv ## ruff, the unit tests, then every notebook through nbmake
 	$(VENV)/bin/ruff check .
