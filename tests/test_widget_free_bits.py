@@ -1,0 +1,124 @@
+"""The free-bits explorer: pure functions on a tiny grid, then the widget driven headlessly.
+
+ipywidgets swallows exceptions raised in a callback, so the state and drawing functions are tested
+directly, and the widget test checks that moving a slider really changed what is shown.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from vaeutils import losses as L
+from vaeutils.models import MLPVAE
+from vaeutils.train import ELBOLoss, fit
+from vaeutils.widgets import free_bits as FB
+
+BETAS = (1.0, 4.0)
+LAMBDAS = (0.0, 0.5)
+
+
+@pytest.fixture(scope="module")
+def grid():
+    torch.manual_seed(0)
+    x = (torch.rand(64, 1, 6, 6) > 0.5).float()
+    models = {}
+    for b in BETAS:
+        for f in LAMBDAS:
+            torch.manual_seed(1)
+            m = MLPVAE(in_shape=(1, 6, 6), hidden=(16,), latent_dim=4)
+            fit(m, x, ELBOLoss(beta=b, free_bits=f), epochs=3, batch_size=32, progress=False)
+            models[(b, f)] = m
+    return FB.grid_from_models(models, x, description="tiny test grid")
+
+
+def test_grid_holds_every_cell(grid):
+    assert grid.betas == BETAS and grid.free_bits == LAMBDAS
+    assert set(grid.entries) == {(b, f) for b in BETAS for f in LAMBDAS}
+    assert grid.latent_dim == 4
+    e = grid.entries[(1.0, 0.0)]
+    assert e["kl"].shape == (4,)
+    assert np.allclose(e["kl"], L.kl_per_dim(e["mu"], e["logvar"]).mean(0).numpy())
+    assert e["rate"] == pytest.approx(float(e["kl"].sum()), rel=1e-5)
+    assert e["reconstructions"].shape == e["originals"].shape
+
+
+def test_state_numbers(grid):
+    s = FB.free_bits_state(grid, 0.5, 4.0)
+    e = grid.entries[(4.0, 0.5)]
+    assert s["beta"] == 4.0 and s["free_bits"] == 0.5
+    assert s["n_below"] == int((e["kl"] < 0.5).sum())
+    assert s["floor_term"] == pytest.approx(float(np.maximum(0.5, e["kl"]).sum()), rel=1e-5)
+    assert s["au_grid"].shape == (2, 2) and s["row"] == 1 and s["col"] == 1
+    assert list(s["kl"][s["order"]]) == sorted(s["kl"], reverse=True)
+    assert FB.free_bits_state(grid, 0, 1)["floor_term"] == pytest.approx(grid.entries[(1.0, 0.0)]["rate"], rel=1e-5)
+
+
+def test_state_rejects_values_outside_the_grid(grid):
+    with pytest.raises(ValueError, match=r"free_bits=0.3 is not in the trained grid"):
+        FB.free_bits_state(grid, 0.3, 1.0)
+    with pytest.raises(ValueError, match="beta"):
+        FB.free_bits_state(grid, 0.5, 2.0)
+    with pytest.raises(TypeError, match="free_bits"):
+        FB.free_bits_state(grid, "0.5", 1.0)
+    with pytest.raises(TypeError, match="grid"):
+        FB.free_bits_state({}, 0.5, 1.0)
+
+
+def test_draw_and_render(grid):
+    fig = FB.draw_free_bits(FB.free_bits_state(grid, 0.5, 1.0))
+    assert isinstance(fig, Figure) and len(fig.axes) == 3
+    assert any(line.get_linestyle() == "--" for line in fig.axes[0].get_lines()), "the λ floor is drawn"
+    png = FB.render_png(fig)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    no_floor = FB.draw_free_bits(FB.free_bits_state(grid, 0.0, 1.0))
+    assert not no_floor.axes[0].get_lines(), "λ = 0 draws no floor"
+    with pytest.raises(TypeError, match="state"):
+        FB.draw_free_bits({"kl": [1.0]})
+    with pytest.raises(TypeError, match="fig"):
+        FB.draw_free_bits(FB.free_bits_state(grid, 0.5, 1.0), fig="figure")
+
+
+def test_widget_moves_with_the_sliders(grid):
+    w = FB.free_bits_explorer(grid)
+    assert set(w.pngs) == set(grid.entries), "every cell is rendered at construction"
+    assert w.state["beta"] == 1.0 and w.state["free_bits"] == 0.0
+    first_png, first_updates = w.last_png, w.n_updates
+    w.lambda_slider.value = 0.5
+    assert w.state["free_bits"] == 0.5 and w.last_png != first_png
+    assert "λ = 0.5" in w.summary.value
+    w.beta_slider.value = 4.0
+    assert w.state["beta"] == 4.0 and w.state is not None
+    assert w.last_png == w.pngs[(4.0, 0.5)]
+    assert w.n_updates == first_updates + 2
+    assert w.output.layout.height.endswith("px")
+    assert not w.lambda_slider.continuous_update
+
+
+def test_widget_arguments(grid):
+    w = FB.free_bits_explorer(grid, free_bits=0.5, beta=4.0)
+    assert w.state["free_bits"] == 0.5 and w.state["beta"] == 4.0
+    with pytest.raises(ValueError, match="not both"):
+        FB.free_bits_explorer(grid, epochs=3)
+    with pytest.raises(TypeError, match="FreeBitsGrid"):
+        FB.FreeBitsExplorer({"a": 1})
+
+
+def test_grid_arguments():
+    with pytest.raises(ValueError, match="free_bits"):
+        FB.train_grid(free_bits=(-0.5,))
+    with pytest.raises(ValueError, match="repeat"):
+        FB.train_grid(free_bits=(0.5, 0.5))
+    with pytest.raises(ValueError, match="betas"):
+        FB.train_grid(betas=(0.0, 1.0))
+    with pytest.raises(ValueError, match="loss_kw"):
+        FB.train_grid(loss_kw={"beta": 2.0})
+    with pytest.raises(TypeError, match="models"):
+        FB.grid_from_models({}, torch.zeros(1, 1, 2, 2))
+    m = MLPVAE(in_shape=(1, 2, 2), hidden=(4,), latent_dim=2)
+    with pytest.raises(ValueError, match="full grid"):
+        FB.grid_from_models({(1.0, 0.0): m, (2.0, 0.5): m}, torch.zeros(3, 1, 2, 2))
