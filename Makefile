@@ -30,8 +30,8 @@ venv: $(STAMP) ## create the venv if missing, install requirements.txt, install 
 	    "$(realpath vaeutils/__init__.py)" 2>/dev/null) \
 	  || $(PY) -m pip install --disable-pip-version-check --quiet --no-deps --no-build-isolation --editable .
 
-lab: venv ## start JupyterLab on notebooks/
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
+lab: venv ## start JupyterLab on notebooks/ (extra options: LAB_ARGS="--port 9999 --no-browser")
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 PORT ?= 8866
 app: venv ## the β explorer dashboard (Voila) at http://127.0.0.1:8866/ (PORT=...); trains the β-sweep first if needed
