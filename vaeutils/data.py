@@ -235,6 +235,7 @@ def _torchvision_split(cls, root: Path, offline: bool | None):
         try:
             cls(str(root), train=True, download=True)
         except (RuntimeError, URLError, OSError) as err:
+            _reachable[urlparse(cls.mirrors[0]).hostname] = False  # don't try again this session
             return None, f"download failed ({type(err).__name__}: {str(err).splitlines()[0]})"
     for p in files.values():  # clear errors before torchvision's own asserts can fire
         _plain_idx_shape(p, fix)
