@@ -137,6 +137,22 @@ def test_offline_argument_skips_the_network(data_dir, no_network_check, monkeypa
     assert len(data.mnist(device="cpu", offline=True).train_x) == 4000
 
 
+def test_failed_download_falls_back_and_is_not_retried(data_dir, monkeypatch, capsys):
+    from torchvision.datasets import MNIST
+
+    monkeypatch.delenv("VAELAB_OFFLINE", raising=False)
+    monkeypatch.setattr(data, "_reachable", {})
+    monkeypatch.setattr(data, "network_available", lambda url, timeout=2.0: True)
+
+    def fail(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz")
+
+    monkeypatch.setattr(MNIST, "download", fail)
+    assert len(data.mnist(device="cpu").train_x) == 4000
+    assert "download failed (RuntimeError: Error downloading" in capsys.readouterr().out
+    assert data._reachable == {"ossci-datasets.s3.amazonaws.com": False}
+
+
 def test_network_check_is_quick_and_remembered(monkeypatch):
     monkeypatch.setattr(data, "_reachable", {})
     start = time.perf_counter()
