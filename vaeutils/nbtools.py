@@ -112,10 +112,9 @@ tr:nth-child(even){{background:#f3f3f3}}</style></head>
 def build_course(notebooks="notebooks", out="build", timeout: int = 1800) -> list[Path]:
     """Execute ``NN_*.ipynb`` in number order (each in its own folder as working directory) and write one
     HTML page per notebook plus ``index.html`` into ``out``. All or nothing: ``out`` changes only on success."""
-    from nbconvert import HTMLExporter
     from nbconvert.preprocessors import ExecutePreprocessor
 
-    from . import config
+    from . import config, site
 
     paths = sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb"))
     if not paths:
@@ -138,7 +137,9 @@ def build_course(notebooks="notebooks", out="build", timeout: int = 1800) -> lis
                 print(f"{path} failed", file=sys.stderr, flush=True)
                 raise
             seconds = time.perf_counter() - start
-            body, _ = HTMLExporter().from_notebook_node(nb, resources={"metadata": {"name": title or path.stem}})
+            site.snapshot_widgets(nb)  # widgets as static pictures: the page needs no kernel and no network
+            body, _ = site.html_exporter(staging).from_notebook_node(
+                nb, resources={"metadata": {"name": title or path.stem}})
             (staging / f"{path.stem}.html").write_text(body, encoding="utf-8")
             entries.append((f"{path.stem}.html", title, text, seconds))
             print(f"  done in {seconds:.1f} s", flush=True)
