@@ -191,6 +191,15 @@ def test_live_trainer_start_change_beta_stop(trainer):
     assert torch.get_num_threads() == threads_before  # the thread count is given back
 
 
+def test_live_trainer_leaves_the_global_rng_alone(trainer):
+    state = torch.random.get_rng_state()
+    trainer.reset()
+    trainer.start()
+    assert wait_until(lambda: trainer.updates >= 2)
+    trainer.stop()
+    assert torch.equal(torch.random.get_rng_state(), state)  # batches, binarization and z use their own generators
+
+
 def test_live_trainer_buttons_drive_it(trainer):
     trainer.start_button.click()
     assert wait_until(lambda: trainer.updates >= 1)

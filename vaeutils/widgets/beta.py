@@ -186,7 +186,7 @@ def sweep_points(sweep, x: torch.Tensor, threshold: float = 0.01) -> list[dict]:
 
 # --------------------------------------------------------------------------- the explorer's pictures
 
-PANEL_FIGSIZE = (11.0, 5.4)
+PANEL_FIGSIZE = (11.5, 5.2)
 PANEL_DPI = 72
 
 
@@ -229,8 +229,8 @@ def render_beta_panel(points: list[dict], index: int, images: dict, kl_ylim: flo
         raise ValueError(f"index must be an int in [0, {len(points) - 1}], got {index!r}")
     p = points[index]
     fig = Figure(figsize=PANEL_FIGSIZE, dpi=PANEL_DPI)
-    grid = fig.add_gridspec(2, 3, width_ratios=[1.15, 1.25, 0.8], left=0.06, right=0.99, bottom=0.1,
-                            top=0.86, wspace=0.25, hspace=0.45)
+    grid = fig.add_gridspec(2, 3, width_ratios=[1.0, 1.3, 1.05], left=0.06, right=0.99, bottom=0.1,
+                            top=0.86, wspace=0.2, hspace=0.45)
     ax_rd = fig.add_subplot(grid[0, 0])
     _plots.rd_plane([q["rate"] for q in points], [q["distortion"] for q in points],
                     labels=[f"{q['beta']:g}" for q in points], ax=ax_rd, highlight=index,
@@ -273,7 +273,7 @@ class BetaExplorer(widgets.VBox):
     ``points`` (from :func:`sweep_points`), ``panels`` (PNG bytes per β), ``current_beta``,
     ``current_index``, ``highlight`` ((rate, distortion) of the ringed point) and ``n_updates``."""
 
-    def __init__(self, sweep, data, *, n_images: int = 8, n_samples: int = 16, n_traverse: int = 5,
+    def __init__(self, sweep, data, *, n_images: int = 6, n_samples: int = 12, n_traverse: int = 5,
                  progress: bool = True):
         entries = _check_sweep(sweep)
         _check_image_data(data)
@@ -321,7 +321,7 @@ class BetaExplorer(widgets.VBox):
 
 
 def beta_explorer(data=None, betas=BETA_SWEEP, *, sweep=None, epochs: int | None = None, cache: bool = True,
-                  progress: bool = True, n_images: int = 8, n_samples: int = 16,
+                  progress: bool = True, n_images: int = 6, n_samples: int = 12,
                   n_traverse: int = 5) -> BetaExplorer:
     """A slider over the β-sweep: each β shows its reconstructions, prior samples, a traversal, the
     KL per dimension and its point ringed on the rate–distortion plane.
@@ -549,9 +549,10 @@ class LiveBetaTrainer(widgets.VBox):
         self._beta = float(change["new"])
 
     def _build_model(self) -> None:
-        _config.seed_everything(self.seed)
-        self.model = build_model("mlp", in_shape=tuple(self.train_x.shape[1:]), hidden=self.hidden,
-                                 latent_dim=self.latent_dim).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # seeded weights, without reseeding the notebook's own RNG
+            torch.manual_seed(self.seed)
+            self.model = build_model("mlp", in_shape=tuple(self.train_x.shape[1:]), hidden=self.hidden,
+                                     latent_dim=self.latent_dim).to(self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.lr)
 
     def reset(self) -> None:
@@ -600,7 +601,8 @@ class LiveBetaTrainer(widgets.VBox):
         t_start = last = time.perf_counter()
         reason = "Stopped"
         try:
-            gen = torch.Generator().manual_seed(self.seed + self.steps)
+            gen = torch.Generator().manual_seed(self.seed + self.steps)  # batch order
+            noise = torch.Generator(device=self.device).manual_seed(self.seed + self.steps + 1)  # binarization, z
             n = len(self.train_x)
             order, pos = torch.randperm(n, generator=gen), 0
             self.model.train()
@@ -615,8 +617,8 @@ class LiveBetaTrainer(widgets.VBox):
                     order, pos = torch.randperm(n, generator=gen), 0
                 idx = order[pos:pos + self.batch_size].to(self.device)
                 pos += self.batch_size
-                xb = torch.bernoulli(self.train_x[idx])
-                terms = ELBOLoss(beta=self._beta)(self.model, xb, self.steps)
+                xb = torch.bernoulli(self.train_x[idx], generator=noise)
+                terms = ELBOLoss(beta=self._beta)(self.model, xb, self.steps, generator=noise)
                 loss = terms["loss"].item()
                 if not math.isfinite(loss):
                     raise NonFiniteLossError(self.steps, "loss", loss)
@@ -647,15 +649,17 @@ class LiveBetaTrainer(widgets.VBox):
         active, _ = _metrics.active_units(self.model, self.eval_x)
         recon = self.model.reconstruct(self.show_x)
         self.model.train()
-        self.history.append({"seconds": seconds, "step": self.steps, "beta": self._beta, "rate": rd["rate"],
-                             "distortion": rd["distortion"], "active": active})
-        trail = self.history[-300:]
+        beta = self._beta
+        entry = {"seconds": seconds, "step": self.steps, "beta": beta, "rate": rd["rate"],
+                 "distortion": rd["distortion"], "active": active}
+        trail = [*self.history[-299:], entry]
         self.image.value = recon_strip_png(self.show_x, recon)
         self.trail.value = rd_trail_svg([h["rate"] for h in trail], [h["distortion"] for h in trail], fit_last=60)
-        self.info.value = (f'<span class="vaelab-live-info">β = <b>{self._beta:.3g}</b> &nbsp; step {self.steps} '
+        self.info.value = (f'<span class="vaelab-live-info">β = <b>{beta:.3g}</b> &nbsp; step {self.steps} '
                            f"&nbsp; rate <b>{rd['rate']:.2f}</b> nats &nbsp; distortion <b>{rd['distortion']:.2f}"
                            f"</b> nats &nbsp; −ELBO {rd['neg_elbo']:.2f} &nbsp; active units {active}/"
                            f"{self.latent_dim}</span>")
+        self.history.append(entry)  # last, so whoever sees the entry also sees the views it describes
         self.updates += 1
 
 
