@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vaeutils import losses as L
-from vaeutils.models import ConvVAE, MLPVAE, build_model
+from vaeutils.models import MLPVAE, ConvVAE, build_model
 from vaeutils.train import ELBOLoss
 
 

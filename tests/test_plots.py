@@ -51,7 +51,10 @@ def test_rd_plane_marks_best_elbo_and_validates():
 def test_kl_bars_and_history_figures():
     ax = plots.kl_bars(np.array([0.0, 1.5, 3.0]), floor=0.5)
     assert len(ax.patches) == 3 and ax.patches[2].get_height() == pytest.approx(3.0)
-    hist = {"train": [{"epoch": 1, "rec": 2.0, "kl": 1.0, "loss": 3.0}], "test": [{"epoch": 1, "rec": 2.5, "kl": 1.0, "loss": 3.5}]}
+    hist = {
+        "train": [{"epoch": 1, "rec": 2.0, "kl": 1.0, "loss": 3.0}],
+        "test": [{"epoch": 1, "rec": 2.5, "kl": 1.0, "loss": 3.5}],
+    }
     fig = plots.plot_history(hist)
     assert len(fig.axes) == 3
     plt.close("all")

@@ -165,7 +165,9 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> to
         raise ValueError(f"free_bits must be a finite number >= 0 (nats per latent dimension), got {free_bits!r}")
     kl = kl_per_dim(mu, logvar)
     if kl.dim() < 2:
-        raise ValueError(f"mu must be shaped (batch, latent_dim), got {tuple(mu.shape)}; add a batch dimension with mu[None]")
+        raise ValueError(
+            f"mu must be shaped (batch, latent_dim), got {tuple(mu.shape)}; add a batch dimension with mu[None]"
+        )
     per_dim = kl.flatten(1).mean(0)
     return torch.clamp(per_dim, min=float(free_bits)).sum()
 

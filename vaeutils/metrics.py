@@ -157,7 +157,10 @@ def frechet_distance(feats_a, feats_b) -> float:
     a = torch.as_tensor(_as_numpy("feats_a", feats_a), dtype=torch.float64)
     b = torch.as_tensor(_as_numpy("feats_b", feats_b), dtype=torch.float64)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or len(a) < 2 or len(b) < 2:
-        raise ValueError(f"feats_a and feats_b must be (N, F) with the same F and N >= 2, got {tuple(a.shape)}, {tuple(b.shape)}")
+        raise ValueError(
+            "feats_a and feats_b must be (N, F) with the same F and N >= 2, "
+            f"got {tuple(a.shape)}, {tuple(b.shape)}"
+        )
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         raise ValueError("feats_a and feats_b must be finite; drop the rows with NaN/inf features first")
     return frechet_from_stats(a.mean(0), torch.cov(a.T).reshape(a.shape[1], -1),
