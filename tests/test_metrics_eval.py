@@ -1,0 +1,125 @@
+"""vaeutils.metrics for notebook 03: the IWAE bound, active units, KL per dimension, rate/distortion."""
+
+import math
+
+import pytest
+import torch
+
+from vaeutils import losses as L
+from vaeutils import metrics
+from vaeutils.models import MLPVAE
+from vaeutils.train import ELBOLoss, evaluate
+
+
+@pytest.fixture
+def model_and_data():
+    torch.manual_seed(0)
+    model = MLPVAE(hidden=(32,), latent_dim=4).eval()
+    x = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(1))
+    return model, x
+
+
+def test_iwae_with_one_sample_is_the_elbo_with_a_sampled_kl(model_and_data):
+    model, x = model_and_data
+    ev = evaluate(model, x, seed=5)
+    iwae1 = metrics.iwae_bound(model, x, 1, seed=5)
+    # same seed, same noise: the reconstruction term is shared; the KL is the one-sample log q(z|x) − log p(z)
+    mu, logvar = model.encode(x)
+    eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(5))
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    z = mu + q.scale * eps
+    p = torch.distributions.Normal(0.0, 1.0)
+    sampled_kl = (q.log_prob(z) - p.log_prob(z)).sum(1).mean().item()
+    assert iwae1 == pytest.approx(ev["rec"] + sampled_kl, rel=1e-5)
+
+
+def test_iwae_with_one_sample_is_unbiased_for_the_elbo(model_and_data):
+    model, x = model_and_data
+    diffs = torch.tensor([metrics.iwae_bound(model, x, 1, seed=s) - evaluate(model, x, seed=s)["loss"]
+                          for s in range(20)])
+    assert abs(diffs.mean()) < 4 * diffs.std() / math.sqrt(len(diffs))
+
+
+def test_iwae_nll_estimate_falls_as_k_grows(model_and_data):
+    model, x = model_and_data
+    nll = [metrics.iwae_bound(model, x, k) for k in (1, 10, 100)]
+    assert nll[0] > nll[1] > nll[2]
+
+
+def tiny_model():
+    """One latent dimension and four pixels: small enough to integrate log p(x) on a grid."""
+    torch.manual_seed(2)
+    model = MLPVAE(in_shape=(1, 2, 2), hidden=(8,), latent_dim=1).eval()
+    with torch.no_grad():
+        model.decoder[-1].weight.mul_(4)  # a decoder that depends strongly on z
+    return model
+
+
+@torch.no_grad()
+def exact_nll(model, x):
+    """−log ∫ p(x|z) N(z; 0, 1) dz by the trapezoid rule on [−10, 10]."""
+    z = torch.linspace(-10, 10, 8001, dtype=torch.float64)
+    log_px_z = -L.bernoulli_nll(model.decode(z[:, None].float()).double().unsqueeze(0).expand(len(x), -1, 1, 2, 2)
+                                .reshape(-1, 1, 2, 2), x.double().repeat_interleave(len(z), 0)).view(len(x), -1)
+    log_joint = log_px_z - 0.5 * z.square() - 0.5 * math.log(2 * math.pi)
+    dz = z[1] - z[0]
+    return -(torch.logsumexp(log_joint, 1) + math.log(dz)).mean().item()
+
+
+def test_iwae_approaches_the_exact_likelihood_from_above():
+    model = tiny_model()
+    x = torch.bernoulli(torch.full((64, 1, 2, 2), 0.5), generator=torch.Generator().manual_seed(3))
+    truth = exact_nll(model, x)
+    nll = {k: metrics.iwae_bound(model, x, k) for k in (1, 10, 1000)}
+    assert nll[1] > nll[10] > nll[1000] > truth - 0.01   # a bound: never below the truth (within MC noise)
+    assert nll[1000] - truth < 0.02 < nll[1] - truth     # and tight with many samples
+
+
+@pytest.mark.parametrize("k", [0, -1, 1.5, True])
+def test_iwae_rejects_bad_k(model_and_data, k):
+    model, x = model_and_data
+    with pytest.raises(ValueError, match="k must be"):
+        metrics.iwae_bound(model, x, k)
+
+
+def with_dead_dimension(model_and_data, dead=2):
+    """Scale up the μ rows so live units vary, and make unit ``dead`` output μ = 0, log σ² = 0 for every x."""
+    model, x = model_and_data
+    d = model.latent_dim
+    with torch.no_grad():
+        model.to_stats.weight[:d].mul_(20)
+        for row in (dead, d + dead):
+            model.to_stats.weight[row].zero_()
+            model.to_stats.bias[row] = 0.0
+    return model, x
+
+
+def test_active_units_counts_all_but_the_dead_dimension(model_and_data):
+    model, x = with_dead_dimension(model_and_data, dead=2)
+    n_active, var = metrics.active_units(model, x)
+    assert var.shape == (4,) and var[2] == 0
+    assert n_active == 3 and bool((var[[0, 1, 3]] > 0.01).all())
+    mu, _ = metrics.encode_all(model, x)
+    torch.testing.assert_close(var, mu.var(0))  # Burda et al.: Cov_x(E_q[z|x]) per unit
+    assert metrics.active_units(model, x, threshold=float(var.max()) + 1)[0] == 0
+    with pytest.raises(ValueError, match="threshold"):
+        metrics.active_units(model, x, threshold=-1)
+
+
+def test_kl_per_dimension_is_zero_for_the_dead_unit_and_bounds_the_activity(model_and_data):
+    model, x = with_dead_dimension(model_and_data, dead=1)
+    kl = metrics.kl_per_dimension(model, x)
+    mu, logvar = metrics.encode_all(model, x)
+    torch.testing.assert_close(kl, L.kl_per_dim(mu, logvar).mean(0))
+    assert kl.shape == (4,) and kl[1] == 0 and bool((kl >= 0).all())
+    # KL_j ≥ ½ E[μ_j²] ≥ ½ Var(μ_j): an active unit pays at least half its activity in nats
+    assert bool((kl >= 0.5 * mu.var(0, unbiased=False) - 1e-6).all())
+
+
+def test_rate_distortion_is_evaluate_split_in_two(model_and_data):
+    model, x = model_and_data
+    rd = metrics.rate_distortion(model, x)
+    ev = evaluate(model, x)
+    assert rd == {"rate": ev["kl"], "distortion": ev["rec"], "neg_elbo": ev["loss"]}
+    gauss = metrics.rate_distortion(model, x, ELBOLoss(likelihood="gaussian"))
+    assert gauss["rate"] == rd["rate"] and gauss["distortion"] != rd["distortion"]

@@ -1,0 +1,226 @@
+"""vaeutils.train: fit (history, seeds, non-finite losses), evaluate, train_vae's cache, the CLI, devices."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from vaeutils import cache, config
+from vaeutils import losses as L
+from vaeutils import train as T
+from vaeutils.models import MLPVAE
+
+
+@pytest.fixture
+def images():
+    g = torch.Generator().manual_seed(0)
+    return torch.rand(300, 1, 28, 28, generator=g), torch.rand(100, 1, 28, 28, generator=g)
+
+
+def small_model(seed=0, latent_dim=4):
+    torch.manual_seed(seed)
+    return MLPVAE(hidden=(32,), latent_dim=latent_dim)
+
+
+def weights(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_history_has_per_epoch_terms_test_rows_and_one_loss_per_step(images):
+    train_x, test_x = images
+    h = T.fit(small_model(), train_x, epochs=2, batch_size=64, test_x=test_x, progress=False)
+    assert [r["epoch"] for r in h["train"]] == [1, 2] == [r["epoch"] for r in h["test"]]
+    assert {"loss", "rec", "kl", "beta", "seconds"} <= set(h["train"][0])
+    assert {"loss", "rec", "kl"} <= set(h["test"][0])
+    assert len(h["steps"]) == 2 * math.ceil(300 / 64)
+    row = h["train"][0]
+    assert row["loss"] == pytest.approx(row["rec"] + row["kl"], rel=1e-5)  # β = 1
+    assert h["train"][1]["loss"] < h["train"][0]["loss"]
+
+
+def test_same_seed_same_weights_and_history_on_cpu(images):
+    train_x, test_x = images
+    runs = []
+    for _ in range(2):
+        m = small_model(seed=3)
+        h = T.fit(m, train_x, epochs=2, batch_size=50, test_x=test_x, seed=7, progress=False)
+        runs.append((weights(m), h))
+    (w1, h1), (w2, h2) = runs
+    assert all(torch.equal(a, b) for a, b in zip(w1, w2))
+    def without_seconds(h):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in h["train"]]
+
+    assert without_seconds(h1) == without_seconds(h2) and h1["test"] == h2["test"] and h1["steps"] == h2["steps"]
+    # a different seed gives a different run
+    m3 = small_model(seed=3)
+    T.fit(m3, train_x, epochs=1, batch_size=50, seed=8, progress=False)
+    assert not all(torch.equal(a, b) for a, b in zip(w1, weights(m3)))
+
+
+class PoisonedLoss:
+    """ELBOLoss, except that ``term`` becomes ``value`` at step ``bad_step``; records the weights it saw."""
+
+    def __init__(self, bad_step, term="rec", value=float("nan")):
+        self.inner, self.bad_step, self.term, self.value = T.ELBOLoss(), bad_step, term, value
+        self.seen = {}
+
+    def __call__(self, model, x, step):
+        self.seen[step] = weights(model)
+        terms = self.inner(model, x, step)
+        if step == self.bad_step:
+            terms[self.term] = terms[self.term] * self.value
+            if self.term != "loss":
+                terms["loss"] = terms["rec"] + terms["kl"]
+        return terms
+
+
+@pytest.mark.parametrize("term, value", [("rec", float("nan")), ("kl", float("inf")), ("loss", float("nan"))])
+def test_non_finite_term_stops_with_step_and_term_and_keeps_last_good_weights(images, term, value):
+    train_x, _ = images
+    m = small_model()
+    loss = PoisonedLoss(bad_step=5, term=term, value=value)
+    with pytest.raises(T.NonFiniteLossError) as info:
+        T.fit(m, train_x, loss, epochs=3, batch_size=32, progress=False)
+    err = info.value
+    assert err.step == 5 and err.term == term and not math.isfinite(err.value)
+    assert "step 5" in str(err) and term in str(err)
+    # the last weights that gave a finite loss (those of step 4), not the ones that gave the bad value
+    assert all(torch.equal(a, b) for a, b in zip(weights(m), loss.seen[4]))
+    assert not all(torch.equal(a, b) for a, b in zip(loss.seen[4], loss.seen[5]))
+    assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def test_fit_accepts_a_plain_function_as_loss_with_test_data(images):
+    train_x, test_x = images
+
+    def mse_ae(model, x, step):
+        out = model(x)
+        rec = (torch.sigmoid(out.out) - x).square().flatten(1).sum(1).mean()
+        return {"loss": rec, "rec": rec}
+
+    h = T.fit(small_model(), train_x, mse_ae, epochs=1, batch_size=100, test_x=test_x, progress=False)
+    assert "rec" in h["train"][0] and "loss" in h["test"][0]  # the test rows are the −ELBO of evaluate()
+
+
+def test_evaluate_is_minus_elbo_and_repeatable(images):
+    _, test_x = images
+    m = small_model()
+    a = T.evaluate(m, test_x, batch_size=30)
+    b = T.evaluate(m, test_x, batch_size=30)
+    assert a == b and a["loss"] == pytest.approx(a["rec"] + a["kl"])
+    g = torch.Generator().manual_seed(0)  # evaluate's fixed-seed generator, drawn batch by batch
+    per_example = []
+    for i in range(0, len(test_x), 30):
+        mu, logvar, _, out = m(test_x[i:i + 30], g)
+        per_example.append(L.bernoulli_nll(out, test_x[i:i + 30]) + L.kl_per_dim(mu, logvar).sum(1))
+    manual = torch.cat(per_example).mean()
+    assert a["loss"] == pytest.approx(manual.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"epochs": 0}, "epochs"), ({"batch_size": 1.5}, "batch_size"), ({"lr": -1.0}, "lr"),
+])
+def test_bad_fit_arguments_are_named(images, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        T.fit(small_model(), images[0], progress=False, **kwargs)
+    with pytest.raises(ValueError, match="train_x"):
+        T.fit(small_model(), images[0][:, 0], progress=False)
+
+
+def test_fit_trains_on_the_data_device(images):
+    m = small_model()
+    T.fit(m, images[0], epochs=1, progress=False)
+    assert next(m.parameters()).device == images[0].device
+    assert not m.training  # left in eval mode
+
+
+def test_device_selection_here_and_errors(monkeypatch, capsys):
+    monkeypatch.delenv("VAELAB_DEVICE", raising=False)
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert config.get_device().type == expected
+    with pytest.raises(ValueError, match="device="):
+        config.set_device("gpu-please")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            config.set_device("cuda")
+        with pytest.raises(ValueError, match="no CUDA"):
+            T.main(["--device", "cuda", "--epochs", "1"])
+
+
+class _Data:
+    def __init__(self, train_x, test_x):
+        self.train_x, self.test_x, self.name, self.source = train_x, test_x, "random", "uniform noise"
+
+
+def test_train_vae_caches_by_config(images, data_dir, capsys):
+    d = _Data(*images)
+    kw = dict(data=d, hidden=(16,), latent_dim=3, epochs=1, batch_size=100, progress=False, name="nb03-test")
+    m1, h1 = T.train_vae(**kw)
+    m2, h2 = T.train_vae(**kw)
+    assert h1 == h2 and "loaded 'nb03-test' from the cache" in capsys.readouterr().out
+    assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
+    _, h3 = T.train_vae(**{**kw, "loss": T.ELBOLoss(beta=2.0)})
+    assert h3 != h1
+    assert cache.clear("nb03-test*") == 2
+
+
+def test_cli_prints_one_json_object_per_epoch(data_dir, offline, capsys):
+    assert T.main(["--dataset", "mnist", "--hidden", "32", "--latent-dim", "4", "--epochs", "2", "--json"]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    rows = [json.loads(line) for line in out]  # stdout holds nothing but the JSON lines
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for r in rows:
+        assert {"epoch", "train_seconds", "test_loss", "eval_seconds"} <= set(r)
+        assert r["train_seconds"] > 0
+        # the PyTorch example's convention: per-image Bernoulli NLL summed over pixels + KL
+        assert r["test_loss"] == pytest.approx(r["test_rec"] + r["test_kl"], abs=2e-3)
+        assert 50 < r["test_loss"] < 600
+    assert rows[1]["test_loss"] < rows[0]["test_loss"]
+
+
+def test_cli_plain_output_and_bad_flags(data_dir, offline, capsys):
+    T.main(["--hidden", "16", "--latent-dim", "2", "--epochs", "1", "--batch-size", "500", "--lr", "2e-3"])
+    assert "epoch 1:" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        T.main(["--dataset", "cifar"])
+
+
+def test_lr_schedules(images):
+    train_x, _ = images
+    m = small_model()
+    before = weights(m)
+    seen = []
+
+    def frozen(step, total):
+        seen.append((step, total))
+        return 0.0
+
+    T.fit(m, train_x, epochs=2, batch_size=100, progress=False, lr_schedule=frozen)
+    assert all(torch.equal(a, b) for a, b in zip(before, weights(m)))  # lr 0: Adam moves nothing
+    assert seen == [(s, 6) for s in range(6)]
+    h = T.fit(small_model(), train_x, epochs=2, batch_size=100, progress=False, lr_schedule="linear")
+    assert h["train"][1]["loss"] < h["train"][0]["loss"]
+    with pytest.raises(ValueError, match="lr_schedule"):
+        T.fit(small_model(), train_x, progress=False, lr_schedule="cosine")
+
+
+def test_linear_schedule_warms_up_then_decays_to_zero():
+    factor = T._lr_factor("linear", steps_per_epoch=40, total_steps=400)
+    values = [factor(s) for s in range(400)]
+    assert values[0] == pytest.approx(0.1) and max(values) == values[9] == pytest.approx(1 - 9 / 400)
+    assert values[-1] == pytest.approx(1 / 400) and all(a >= b for a, b in zip(values[9:], values[10:]))
+    assert T._lr_factor(None, 40, 400) is None and T._lr_factor("constant", 40, 400) is None
+
+
+def test_init_output_bias_predicts_the_mean_image(images):
+    train_x, _ = images
+    m = small_model()
+    T.init_output_bias(m, train_x)
+    with torch.no_grad():
+        m.decoder[-1].weight.zero_()
+    mean_image = torch.sigmoid(m.decode(torch.zeros(1, 4)))[0]
+    torch.testing.assert_close(mean_image, train_x.mean(0).clamp(1e-3, 1 - 1e-3))
+    from vaeutils.models import ConvVAE
+    with pytest.raises(TypeError, match="MLPVAE"):
+        T.init_output_bias(ConvVAE(), train_x)
