@@ -257,3 +257,43 @@ def test_notebook_in_jupyterlab(browser, tmp_path):
             page.screenshot(path=tmp_path / "jupyterlab.png")
         finally:
             page.close()
+
+
+def test_course_page_reads_offline(browser, tmp_path):
+    """A page of the course site as `make course` writes it: a widget shows as its snapshot (sliders,
+    picture) with no kernel and no network; with a local MathJax the maths is typeset too."""
+    import ipywidgets as widgets
+    import nbformat
+    from test_site import widget_tree
+
+    from vaeutils import site
+    from vaeutils.widgets.kl import draw_kl_explorer, kl_explorer_state, render_png
+
+    png = render_png(draw_kl_explorer(kl_explorer_state(1.5, sigma=0.5)))
+    view = widgets.VBox([widgets.FloatSlider(description="μ", value=1.5), widgets.Image(value=png, format="png")])
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("kl_explorer()")
+    cell.outputs = [nbformat.v4.new_output("display_data", data={
+        site.WIDGET_VIEW: {"model_id": view.model_id, "version_major": 2, "version_minor": 0},
+        "text/plain": "KLExplorer(...)"})]
+    nb.cells = [nbformat.v4.new_markdown_cell("# A page\n\nThe KL is $\\frac{1}{2}(\\mu^2 + \\sigma^2 - 1)$."), cell]
+    tree = widget_tree(view)
+    nb.metadata["widgets"] = {site.WIDGET_STATE: widgets.Widget.get_manager_state(drop_defaults=False, widgets=tree)}
+    for w in tree:
+        w.close()
+    site.snapshot_widgets(nb)
+    body, _ = site.html_exporter(tmp_path).from_notebook_node(nb)
+    (tmp_path / "page.html").write_text(body, encoding="utf-8")
+
+    page = browser.new_page(viewport={"width": 1100, "height": 800})
+    try:
+        page.goto((tmp_path / "page.html").as_uri(), wait_until="load", timeout=60_000)
+        snapshot = page.locator(".vaelab-snapshot")
+        assert snapshot.is_visible() and "1.50" in snapshot.inner_text()
+        assert page.eval_on_selector(".vaelab-snapshot img", "i => i.complete ? i.naturalWidth : 0") > 100
+        if site.mathjax_source() is not None:
+            page.wait_for_selector(".MathJax", timeout=30_000)
+            assert "\\frac" not in page.inner_text("body")
+        page.screenshot(path=tmp_path / "course_page.png")
+    finally:
+        page.close()

@@ -18,6 +18,19 @@ def _png() -> bytes:
     return buf.getvalue()
 
 
+def widget_tree(root: widgets.Widget) -> list[widgets.Widget]:
+    """``root``, its children, and their layouts and styles: the models a saved state needs."""
+    found = []
+    stack = [root]
+    while stack:
+        w = stack.pop()
+        if isinstance(w, widgets.Widget) and w not in found:
+            found.append(w)
+            stack.extend(getattr(w, name, None) for name in ("layout", "style"))
+            stack.extend(getattr(w, "children", ()))
+    return found
+
+
 def _executed_notebook(root: widgets.Widget) -> nbformat.NotebookNode:
     """A notebook as nbclient leaves it: one cell displaying ``root``, the widget state saved."""
     nb = nbformat.v4.new_notebook()
@@ -26,7 +39,8 @@ def _executed_notebook(root: widgets.Widget) -> nbformat.NotebookNode:
         site.WIDGET_VIEW: {"model_id": root.model_id, "version_major": 2, "version_minor": 0},
         "text/plain": "VBox(...)"})]
     nb.cells = [cell]
-    nb.metadata["widgets"] = {site.WIDGET_STATE: widgets.Widget.get_manager_state(drop_defaults=False)}
+    state = widgets.Widget.get_manager_state(drop_defaults=False, widgets=widget_tree(root))
+    nb.metadata["widgets"] = {site.WIDGET_STATE: state}
     return nb
 
 
@@ -48,7 +62,8 @@ def explorer():
         out,
     ])
     yield box
-    box.close_all()  # the saved state of one test must not leak into the next
+    for w in widget_tree(box):
+        w.close()
 
 
 def test_snapshot_shows_the_widgets_state(explorer):
