@@ -171,8 +171,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
     binarize: draw a fresh Bernoulli sample of each batch (dynamic binarization).
     lr_schedule: None (constant ``lr``), ``"linear"`` (warm up over the first quarter epoch, then fall linearly
         to zero at the last step: a lower loss after a fixed number of epochs than a constant rate), or
-        ``f(step, total_steps)``
-        returning the factor that multiplies ``lr``.
+        ``f(step, total_steps)`` returning the factor that multiplies ``lr``.
     callbacks: functions ``cb(epoch, history)`` called after every epoch (live plots, printing).
     History: ``{"train": [per-epoch means + seconds], "test": [...], "steps": [loss per step]}``.
     A non-finite term raises NonFiniteLossError naming the step and the term; the weights are the last good ones.
