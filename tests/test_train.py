@@ -184,6 +184,8 @@ def test_cli_plain_output_and_bad_flags(data_dir, offline, capsys):
     assert "epoch 1:" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         T.main(["--dataset", "cifar"])
+    with pytest.raises(ValueError, match="--threads"):
+        T.main(["--threads", "0"])
 
 
 def test_lr_schedules(images):

@@ -325,7 +325,7 @@ def _parse(argv):
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--beta", type=float, default=1.0)
     p.add_argument("--batch-size", type=int, default=CLI_BATCH_SIZE,
-                   help=f"examples per step (default {CLI_BATCH_SIZE}: the fastest route to a given test loss)")
+                   help=f"examples per step (default {CLI_BATCH_SIZE}; see benchmarks/README.md)")
     p.add_argument("--lr", type=float, default=CLI_LR, help=f"Adam (peak) learning rate (default {CLI_LR:g})")
     p.add_argument("--lr-schedule", choices=("constant", "linear"), default=CLI_LR_SCHEDULE,
                    help="linear: warm up for a quarter epoch, then decay to zero at the last epoch (default)")
