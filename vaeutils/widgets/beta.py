@@ -598,7 +598,8 @@ class LiveBetaTrainer(widgets.VBox):
         previous_threads = torch.get_num_threads()
         if self.device.type == "cpu":
             torch.set_num_threads(self.threads)  # leaves the other cores to the kernel and the browser
-        t_start = last = time.perf_counter()
+        t_start = time.perf_counter()
+        next_due = t_start + self.update_every  # a fixed cadence: a slow step does not push every later view back
         reason = "Stopped"
         try:
             gen = torch.Generator().manual_seed(self.seed + self.steps)  # batch order
@@ -627,9 +628,9 @@ class LiveBetaTrainer(widgets.VBox):
                 self.optimizer.step()
                 self.steps += 1
                 now = time.perf_counter()
-                if now - last >= self.update_every:
-                    last = now
+                if now >= next_due:
                     self._publish(now - t_start)
+                    next_due = max(next_due + self.update_every, time.perf_counter() + 0.25 * self.update_every)
                 if self.max_seconds is not None and now - t_start > self.max_seconds:
                     reason = f"Stopped after {self.max_seconds:g} s (press Start to go on)"
                     break
