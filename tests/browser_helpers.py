@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import os
 import secrets
-import shutil
 import signal
 import socket
 import subprocess
@@ -211,10 +210,12 @@ def watched(page, timeout_s: float = 10.0, need_text: bool = False) -> dict:
     """Wait for the change started by :func:`watch_updates`; returns its timings in ms (None: no change)."""
     condition = ("() => { const w = window.__vaelabWatch; return w && w.frame_ms !== null"
                  + (" && w.text_ms !== null" if need_text else "") + "; }")
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     try:
         page.wait_for_function(condition, timeout=timeout_s * 1000)
-    except Exception:  # noqa: BLE001 - the caller asserts on the timings it gets back
-        pass
+    except PlaywrightTimeout:
+        pass  # the caller asserts on the timings it gets back
     return page.evaluate("() => ({...window.__vaelabWatch})")
 
 
@@ -251,7 +252,3 @@ def drag_slider_to(page, slider_selector: str, fraction: float) -> None:
     page.mouse.move(track["x"] + fraction * track["width"], track["y"] + track["height"] / 2, steps=8)
     page.mouse.up()
 
-
-def copy_screenshot(source: Path, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, target)
