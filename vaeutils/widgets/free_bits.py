@@ -182,7 +182,7 @@ def free_bits_state(grid: FreeBitsGrid, free_bits: float, beta: float) -> dict:
 
 def draw_free_bits(state: dict, fig: Figure | None = None) -> Figure:
     """Draw ``state`` (from :func:`free_bits_state`): KL bars (sorted) with the floor λ, the grid of active
-    units with this cell ringed, and originals over reconstructions. Returns the figure."""
+    units with this cell ringed, and inputs over their reconstructions. Returns the figure."""
     if not isinstance(state, dict) or "au_grid" not in state:
         raise TypeError("state must be the dict returned by free_bits_state(grid, free_bits, beta)")
     if fig is None:
@@ -190,16 +190,15 @@ def draw_free_bits(state: dict, fig: Figure | None = None) -> Figure:
     elif not isinstance(fig, Figure):
         raise TypeError(f"fig must be a matplotlib Figure or None, got {type(fig).__name__}")
     fig.clear()
-    ax_kl, ax_au, ax_img = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.5, 0.9, 1.1]})
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.84, wspace=0.3)
+    ax_kl, ax_au, ax_img = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.4, 0.9, 1.2]})
+    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.8, wspace=0.3)
 
     lam = state["free_bits"]
     plots.kl_bars(state["kl"][state["order"]], ax=ax_kl, floor=lam if lam > 0 else None,
-                  title=f"β = {state['beta']:g}, λ = {lam:g}: KL per dimension (sorted)")
-    ax_kl.set_ylim(0, max(1.0, 1.15 * float(state["kl"].max()), 1.3 * lam))
+                  title=f"β = {state['beta']:g}, λ = {lam:g}: KL per dimension (sorted)\n"
+                        f"{state['n_below']} of {state['latent_dim']} below λ; rate {state['rate']:.2f} nats")
+    ax_kl.set_ylim(0, max(1.0, 1.25 * float(state["kl"].max()), 1.25 * lam))
     ax_kl.set_xticks([])
-    ax_kl.text(0.98, 0.95, f"{state['n_below']} of {state['latent_dim']} dims below λ\n"
-               f"rate {state['rate']:.2f} nats", transform=ax_kl.transAxes, ha="right", va="top", fontsize=9)
 
     au = state["au_grid"]
     ax_au.imshow(au, cmap="viridis", vmin=0, vmax=state["latent_dim"], aspect="auto")
@@ -212,13 +211,11 @@ def draw_free_bits(state: dict, fig: Figure | None = None) -> Figure:
     ax_au.set_yticks(range(au.shape[0]), [f"{v:g}" for v in state["betas"]])
     ax_au.set_xlabel("free bits λ (nats)")
     ax_au.set_ylabel("β")
-    ax_au.set_title("active units")
+    ax_au.set_title(f"active units (this model: {state['active_units']})")
 
     images = torch.cat([state["originals"], state["reconstructions"]])
     plots.image_grid(images, nrow=len(state["originals"]) // 2 or 1, ax=ax_img,
-                     title=f"test −ELBO {state['neg_elbo']:.1f} nats")
-    fig.text(0.02, 0.96, f"AU = {state['active_units']} of {state['latent_dim']}; "
-             f"Σ max(λ, KL_j) = {state['floor_term']:.2f} nats", fontsize=10, va="top")
+                     title=f"inputs over reconstructions\ntest −ELBO {state['neg_elbo']:.1f} nats")
     return fig
 
 
@@ -234,7 +231,8 @@ def render_png(fig: Figure) -> bytes:
 def _summary_html(state: dict) -> str:
     return (f"<b>β = {state['beta']:g}, λ = {state['free_bits']:g}</b>: active units {state['active_units']} of "
             f"{state['latent_dim']}, rate {state['rate']:.2f} nats, distortion {state['distortion']:.2f} nats, "
-            f"test −ELBO {state['neg_elbo']:.2f} nats")
+            f"test −ELBO {state['neg_elbo']:.2f} nats; "
+            f"Σ<sub>j</sub> max(λ, KL<sub>j</sub>) = {state['floor_term']:.2f} nats")
 
 
 class FreeBitsExplorer(widgets.VBox):
