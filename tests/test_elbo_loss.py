@@ -66,6 +66,7 @@ def test_gaussian_scales(batch):
         ({"free_bits": -0.1}, "free_bits"),
         ({"log_scale": "big"}, "log_scale"),
         ({"capacity": 5.0}, "capacity"),
+        ({"capacity": L.CapacitySchedule(5.0, 10), "free_bits": 0.5}, "free_bits"),
     ],
 )
 def test_bad_settings_are_named(kwargs, match):

@@ -234,9 +234,13 @@ class Cyclical:
         if isinstance(self.period, bool) or not isinstance(self.period, int) or self.period < 1:
             raise ValueError(f"period must be an int >= 1 (steps per cycle), got {self.period!r}")
         _check_positive("beta_max", self.beta_max, allow_zero=True)
-        if not (isinstance(self.ramp_fraction, (int, float)) and 0 < self.ramp_fraction <= 1):
+        if isinstance(self.ramp_fraction, bool) or not (
+            isinstance(self.ramp_fraction, (int, float)) and 0 < self.ramp_fraction <= 1
+        ):
             raise ValueError(f"ramp_fraction must be in (0, 1], got {self.ramp_fraction!r}")
-        if self.n_cycles is not None and (not isinstance(self.n_cycles, int) or self.n_cycles < 1):
+        if self.n_cycles is not None and (
+            isinstance(self.n_cycles, bool) or not isinstance(self.n_cycles, int) or self.n_cycles < 1
+        ):
             raise ValueError(f"n_cycles must be None or an int >= 1, got {self.n_cycles!r}")
 
     def __call__(self, step: int) -> float:

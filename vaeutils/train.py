@@ -71,6 +71,8 @@ class ELBOLoss:
             raise ValueError(f"log_scale must be a number, 'learned' or 'optimal', got {self.log_scale!r}")
         if self.capacity is not None and not isinstance(self.capacity, L.CapacitySchedule):
             raise TypeError("capacity must be None or a losses.CapacitySchedule(c_max, steps, gamma)")
+        if self.capacity is not None and self.free_bits > 0:
+            raise ValueError("capacity replaces β·KL, so free_bits would be ignored; set free_bits=0 or capacity=None")
 
     def beta_at(self, step: int) -> float:
         return float(self.beta(step)) if callable(self.beta) else float(self.beta)
