@@ -4,6 +4,8 @@ KL (notebook 01): ``kl_per_dim``, ``kl_terms``.
 Reconstruction NLLs (notebook 02): ``bernoulli_nll``, ``gaussian_nll``, ``laplace_nll``.
 Free bits and schedules (notebook 05): ``free_bits_kl``, ``Constant``, ``LinearWarmup``,
 ``Cyclical``, ``CapacitySchedule``.
+Balancing and other generative losses (notebook 06): ``optimal_log_sigma``, ``GECO``,
+``geco_multiplier_update``, ``gan_discriminator_loss``, ``gan_generator_loss``, ``energy_contrastive_loss``.
 Every value is in nats. Bad input raises ``ValueError``/``TypeError`` naming the argument.
 """
 
