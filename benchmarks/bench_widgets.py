@@ -20,8 +20,10 @@ Timings are wall-clock; the load average is printed first, because other jobs on
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
+import queue
 import statistics
 import sys
 import textwrap
@@ -63,8 +65,8 @@ for _ in range({moves}):
     explorer.slider.value = betas[index]
     times.append((time.perf_counter() - t0) * 1e3)
     assert explorer.current_beta == betas[index]
-print(json.dumps({{"times": times, "build_s": build_s, "n_betas": len(betas),
-                   "png_kb": [len(p) / 1024 for p in explorer.panels]}}))
+result = json.dumps({{"times": times, "build_s": build_s, "n_betas": len(betas),
+                     "png_kb": [len(p) / 1024 for p in explorer.panels]}})
 """
 
 SETUP_LIVE = """
@@ -79,9 +81,9 @@ CHANGE_BETA = "trainer.beta_slider.value = {beta}"
 REPORT_LIVE = """
 stopped = trainer.stop(timeout=5.0)
 h = trainer.history
-print(json.dumps({"updates": trainer.updates, "steps": trainer.steps, "stopped": stopped,
-                  "alive": trainer.thread.is_alive(), "device": str(trainer.device), "threads": trainer.threads,
-                  "first_s": h[0]["seconds"] if h else None, "last_s": h[-1]["seconds"] if h else None}))
+result = json.dumps({"updates": trainer.updates, "steps": trainer.steps, "stopped": stopped,
+                     "alive": trainer.thread.is_alive(), "device": str(trainer.device), "threads": trainer.threads,
+                     "first_s": h[0]["seconds"] if h else None, "last_s": h[-1]["seconds"] if h else None})
 """
 
 
@@ -101,31 +103,43 @@ def main() -> int:
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} on {os.cpu_count()} cores")
     km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
-        def run(code: str, timeout: float = 3600) -> str:
-            out = []
+        def drain_iopub() -> None:
+            # Nobody reads the outputs; take what has arrived (get_msgs() would wait for one more message).
+            while True:
+                try:
+                    kc.get_iopub_msg(timeout=0)
+                except queue.Empty:
+                    return
 
-            def hook(msg):
-                if msg["msg_type"] == "stream" and msg["content"]["name"] == "stdout":
-                    out.append(msg["content"]["text"])
-                elif msg["msg_type"] == "error":
-                    out.append("\n".join(msg["content"]["traceback"]))
-
-            reply = kc.execute_interactive(textwrap.dedent(code), timeout=timeout, output_hook=hook)
-            if reply["content"]["status"] != "ok":
-                raise RuntimeError("kernel cell failed:\n" + "".join(out))
-            return "".join(out)
+        def run(code: str, timeout: float = 900, result: bool = False):
+            """Execute ``code``; wait for its reply on the shell channel (not for printed output, whose
+            arrival order on iopub is not guaranteed). ``result``: return the kernel's ``result`` string."""
+            expressions = {"result": "result"} if result else {}
+            msg_id = kc.execute(textwrap.dedent(code), user_expressions=expressions)
+            while True:
+                reply = kc.get_shell_msg(timeout=timeout)
+                drain_iopub()
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+            content = reply["content"]
+            if content["status"] != "ok":
+                raise RuntimeError("kernel cell failed:\n" + "\n".join(content.get("traceback", [str(content)])))
+            if result:
+                return json.loads(ast.literal_eval(content["user_expressions"]["result"]["data"]["text/plain"]))
+            return None
 
         def round_trips(n: int = 40, pause: float = 0.05) -> list[float]:
             times = []
             for _ in range(n):
                 t0 = time.perf_counter()
-                kc.execute_interactive("1 + 1", timeout=60, output_hook=lambda msg: None)
+                run("1 + 1", timeout=60)
                 times.append((time.perf_counter() - t0) * 1e3)
                 time.sleep(pause)
             return times
 
+        print("building the explorer in the kernel (a cold cache trains the sweep first)...", flush=True)
         run(SETUP_EXPLORER.format(tiny=args.tiny))
-        result = json.loads(run(MOVE_SLIDER.format(moves=args.moves)).strip().splitlines()[-1])
+        result = run(MOVE_SLIDER.format(moves=args.moves), result=True)
         times = result["times"]
         p50, p95, worst = _percentiles(times)
         print(f"\nbeta_explorer: {result['n_betas']} β values, built in {result['build_s']:.1f} s, "
@@ -143,7 +157,7 @@ def main() -> int:
             beta = 8.0 if beta == 1.0 else 1.0
             run(CHANGE_BETA.format(beta=beta))
             changes += 1
-        live = json.loads(run(REPORT_LIVE).strip().splitlines()[-1])
+        live = run(REPORT_LIVE, result=True)
         span = (live["last_s"] or 0) - (live["first_s"] or 0)
         rate = (live["updates"] - 1) / span if span > 0 else 0.0
         print(f"\nlive_beta_trainer on {live['device']} ({live['threads']} training thread(s)), "
