@@ -119,7 +119,8 @@ def mig(latents, factors, n_bins: int = 20) -> float:
     """Mutual Information Gap (Chen et al. 2018): mean over factors k of
     (I(z_(1); v_k) − I(z_(2); v_k)) / H(v_k), where z_(1), z_(2) are the two latents most informative about v_k.
 
-    latents: (N, d) codes (e.g. posterior means), discretised into ``n_bins`` histogram bins;
+    latents: (N, d) codes, discretised into ``n_bins`` histogram bins. Use samples z ~ q(z|x), as Chen et al.
+    define it: posterior means make switched-off latents look informative;
     factors: (N, K) integer ground-truth factors. Factors with a single value are skipped. In [0, 1]."""
     z = _as_numpy("latents", latents).astype(np.float64)
     v = _as_numpy("factors", factors)

@@ -3,11 +3,31 @@ per-dimension KL bars, and live training curves."""
 
 from __future__ import annotations
 
+import io
 import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+
+
+def widget_figure(fig, figsize, dpi: int) -> Figure:
+    """The figure a widget draws on: ``fig`` itself, or a new one (not managed by pyplot) when it is None."""
+    if fig is None:
+        return Figure(figsize=figsize, dpi=dpi)
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure or None, got {type(fig).__name__}")
+    return fig
+
+
+def figure_png(fig) -> bytes:
+    """A figure drawn in full as PNG bytes: what the widgets display."""
+    if not isinstance(fig, Figure):
+        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi)
+    return buf.getvalue()
 
 
 def grid_array(x, nrow: int = 8, pad: int = 1) -> np.ndarray:

@@ -18,7 +18,6 @@ image that is already there.
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -185,10 +184,7 @@ def draw_free_bits(state: dict, fig: Figure | None = None) -> Figure:
     units with this cell ringed, and inputs over their reconstructions. Returns the figure."""
     if not isinstance(state, dict) or "au_grid" not in state:
         raise TypeError("state must be the dict returned by free_bits_state(grid, free_bits, beta)")
-    if fig is None:
-        fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    elif not isinstance(fig, Figure):
-        raise TypeError(f"fig must be a matplotlib Figure or None, got {type(fig).__name__}")
+    fig = plots.widget_figure(fig, FIGSIZE, DPI)
     fig.clear()
     ax_kl, ax_au, ax_img = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.4, 0.9, 1.2]})
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.16, top=0.8, wspace=0.3)
@@ -219,13 +215,7 @@ def draw_free_bits(state: dict, fig: Figure | None = None) -> Figure:
     return fig
 
 
-def render_png(fig: Figure) -> bytes:
-    """The figure as PNG bytes."""
-    if not isinstance(fig, Figure):
-        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
-    return buf.getvalue()
+render_png = plots.figure_png  # the figure as PNG bytes (what the widget displays)
 
 
 def _summary_html(state: dict) -> str:

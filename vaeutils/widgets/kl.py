@@ -28,6 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
+from .. import plots
 from ..losses import kl_per_dim, kl_terms
 
 TERM_NAMES = ("one", "logvar", "neg_var", "neg_mu_sq")
@@ -157,10 +158,7 @@ def draw_kl_explorer(state: dict, fig: Figure | None = None) -> Figure:
     Returns the figure (display it, save it, or turn it into PNG bytes with :func:`render_png`)."""
     if not isinstance(state, dict) or "contributions" not in state:
         raise TypeError("state must be the dict returned by kl_explorer_state(mu, sigma=...)")
-    if fig is None:
-        fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    elif not isinstance(fig, Figure):
-        raise TypeError(f"fig must be a matplotlib Figure or None, got {type(fig).__name__}")
+    fig = plots.widget_figure(fig, FIGSIZE, DPI)
     art = _ARTISTS.get(fig)
     if art is None:
         art = _ARTISTS[fig] = _build(fig)
@@ -213,9 +211,7 @@ def render_png(fig: Figure) -> bytes:
         raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
     art = _ARTISTS.get(fig)
     if art is None:
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=fig.dpi)
-        return buf.getvalue()
+        return plots.figure_png(fig)
     canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     key = (art["ax_b"].get_ylim(), canvas.get_width_height())
     background = art["backgrounds"].get(key)

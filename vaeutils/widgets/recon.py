@@ -18,7 +18,6 @@ call directly (ipywidgets swallows exceptions raised inside a callback):
 
 from __future__ import annotations
 
-import io
 import math
 import weakref
 from numbers import Real
@@ -29,6 +28,7 @@ import torch
 from IPython.display import Image, display
 from matplotlib.figure import Figure
 
+from .. import plots
 from ..losses import bernoulli_nll, gaussian_nll, laplace_nll
 
 LOSS_NAMES = ("bernoulli", "gaussian", "laplace")
@@ -179,10 +179,7 @@ def draw_recon_explorer(state: dict, fig: Figure | None = None) -> Figure:
     The first call lays the figure out; later calls on the same figure only update the artists."""
     if not isinstance(state, dict) or "curves" not in state or "beta_sse" not in state:
         raise TypeError("state must be the dict returned by recon_explorer_state(target, prediction, sigma)")
-    if fig is None:
-        fig = Figure(figsize=FIGSIZE, dpi=DPI)
-    elif not isinstance(fig, Figure):
-        raise TypeError(f"fig must be a matplotlib Figure or None, got {type(fig).__name__}")
+    fig = plots.widget_figure(fig, FIGSIZE, DPI)
     art = _ARTISTS.get(fig)
     if art is None:
         art = _ARTISTS[fig] = _build(fig)
@@ -208,13 +205,7 @@ def draw_recon_explorer(state: dict, fig: Figure | None = None) -> Figure:
     return fig
 
 
-def render_png(fig: Figure) -> bytes:
-    """The figure as PNG bytes (what the widget displays)."""
-    if not isinstance(fig, Figure):
-        raise TypeError(f"fig must be a matplotlib Figure, got {type(fig).__name__}")
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi)
-    return buf.getvalue()
+render_png = plots.figure_png  # the figure as PNG bytes (what the widget displays)
 
 
 def recon_html(state: dict) -> str:
