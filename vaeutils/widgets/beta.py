@@ -289,7 +289,7 @@ class BetaExplorer(widgets.VBox):
 
         panels = []
         for i, (entry, point) in enumerate(tqdm(list(zip(entries, self.points)), desc="drawing panels",
-                                                unit="β", disable=not progress, leave=False)):
+                                                unit="β", disable=not progress, leave=True)):
             imgs = beta_panel_images(entry.model, x_show, point["kl_per_dim"], n_samples=n_samples,
                                      n_traverse=min(n_traverse, point["latent_dim"]))
             panels.append(render_beta_panel(self.points, i, imgs, kl_ylim))
