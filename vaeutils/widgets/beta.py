@@ -35,7 +35,6 @@ from typing import NamedTuple
 import ipywidgets as widgets
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
@@ -212,13 +211,6 @@ def beta_panel_images(model, x_show: torch.Tensor, kl_per_dim, *, n_samples: int
     }
 
 
-def _figure_png(fig: Figure) -> bytes:
-    canvas = FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    canvas.print_png(buf)
-    return buf.getvalue()
-
-
 def render_beta_panel(points: list[dict], index: int, images: dict, kl_ylim: float | None = None) -> bytes:
     """PNG bytes of the explorer's picture for ``points[index]``: the rate–distortion plane of the
     whole sweep with this β ringed, its KL per latent dimension, test images above their
@@ -251,7 +243,7 @@ def render_beta_panel(points: list[dict], index: int, images: dict, kl_ylim: flo
                       title=f"traversal ±{images['span']:g}σ\nrows: dims {', '.join(map(str, images['dims']))}")
     fig.suptitle(f"β = {p['beta']:g}:  rate {p['rate']:.1f} nats,  distortion {p['distortion']:.1f} nats,  "
                  f"−ELBO {p['neg_elbo']:.1f} nats", fontsize=13)
-    return _figure_png(fig)
+    return _plots.figure_png(fig)
 
 
 def _explorer_html(points: list[dict], index: int) -> str:
