@@ -23,19 +23,24 @@ def pair():
 
 def test_optimal_sigma_squared_is_the_mse(pair):
     mean, x = pair
-    per_image = L.optimal_log_sigma(mean, x, per="image")
+    per_image = L.optimal_log_sigma(mean, x)
     assert per_image.shape == (6, 1, 1, 1)
     mse = (x - mean).square().flatten(1).mean(1)
     assert torch.allclose(torch.exp(2 * per_image).flatten(), mse, rtol=1e-6)
-    per_batch = L.optimal_log_sigma(mean, x, per="batch")
-    assert per_batch.shape == (1, 1, 1, 1)
-    assert torch.allclose(torch.exp(2 * per_batch).flatten(), (x - mean).square().mean().reshape(1), rtol=1e-6)
 
 
-@pytest.mark.parametrize("per", ["image", "batch"])
-def test_optimal_sigma_minimises_the_gaussian_nll(pair, per):
+def test_optimal_laplace_scale_is_the_mean_absolute_error(pair):
     mean, x = pair
-    best = L.optimal_log_sigma(mean, x, per=per)
+    best = L.optimal_log_laplace_scale(mean, x)
+    assert torch.allclose(torch.exp(best).flatten(), (x - mean).abs().flatten(1).mean(1), rtol=1e-6)
+    nll_best = L.laplace_nll(mean, x, best).sum()
+    for shift in (-0.05, 0.05):  # the closed form is the minimum of the Laplace NLL over b
+        assert nll_best < L.laplace_nll(mean, x, best + shift).sum()
+
+
+def test_optimal_sigma_minimises_the_gaussian_nll(pair):
+    mean, x = pair
+    best = L.optimal_log_sigma(mean, x)
     nll_best = L.gaussian_nll(mean, x, best).sum()
     for log_sigma in torch.linspace(-5, 1, 121):
         assert nll_best <= L.gaussian_nll(mean, x, float(log_sigma)).sum() + 1e-4
@@ -57,7 +62,7 @@ def test_elbo_loss_optimal_branch_uses_optimal_log_sigma():
     loss = ELBOLoss(likelihood="gaussian", log_scale="optimal")
     out = model(x, torch.Generator().manual_seed(0)).out
     mean = torch.sigmoid(out)
-    expected = L.gaussian_nll(mean, x, L.optimal_log_sigma(mean, x, per="image"))
+    expected = L.gaussian_nll(mean, x, L.optimal_log_sigma(mean, x))
     assert torch.allclose(loss.nll(model, out, x), expected)
 
 
@@ -69,7 +74,6 @@ def test_a_perfect_reconstruction_is_floored_not_infinite():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"per": "pixel"}, ValueError, "per"),
     ({"mean": torch.rand(3, 4)}, ValueError, "same shape"),
     ({"x": [1.0, 2.0]}, TypeError, "x must be a torch.Tensor"),
     ({"mean": torch.ones(3, 1, 2, 2, dtype=torch.long)}, TypeError, "floating-point"),

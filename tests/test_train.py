@@ -156,12 +156,14 @@ class _Data:
 def test_train_vae_caches_by_config(images, data_dir, capsys):
     d = _Data(*images)
     kw = dict(data=d, hidden=(16,), latent_dim=3, epochs=1, batch_size=100, progress=False, name="nb03-test")
-    m1, h1 = T.train_vae(**kw)
-    m2, h2 = T.train_vae(**kw)
-    assert h1 == h2 and "loaded 'nb03-test' from the cache" in capsys.readouterr().out
+    m1, h1, loaded1 = T.train_vae(**kw)
+    m2, h2, loaded2 = T.train_vae(**kw)
+    assert (loaded1, loaded2) == (False, True) and h1 == h2
     assert all(torch.equal(a, b) for a, b in zip(m1.parameters(), m2.parameters()))
-    _, h3 = T.train_vae(**{**kw, "loss": T.ELBOLoss(beta=2.0)})
-    assert h3 != h1
+    _, h3, loaded3 = T.train_vae(**{**kw, "loss": T.ELBOLoss(beta=2.0)})
+    assert h3 != h1 and not loaded3
+    T.train_vae(**{**kw, "progress": True})
+    assert "loaded 'nb03-test' from the cache" in capsys.readouterr().out
     assert cache.clear("nb03-test*") == 2
 
 

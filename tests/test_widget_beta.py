@@ -17,8 +17,10 @@ import torch
 from PIL import Image
 
 from vaeutils import config, data
+from vaeutils import sweep as S
 from vaeutils.widgets import beta as B
 from vaeutils.widgets import beta_explorer, live_beta_trainer
+from vaeutils.widgets import live as LV
 
 TINY_BETAS = (0.5, 4.0)
 
@@ -32,7 +34,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def tiny_sweep(tiny):
-    return B.train_beta_sweep(tiny, TINY_BETAS, epochs=1, cache=False, progress=False)
+    return S.train_beta_sweep(tiny, TINY_BETAS, epochs=1, cache=False, progress=False)
 
 
 def wait_until(condition, timeout=30.0):
@@ -47,50 +49,50 @@ def wait_until(condition, timeout=30.0):
 # --------------------------------------------------------------------------- data and sweep
 
 def test_prepare_data_binarizes_the_test_set_only(tiny):
-    prepared = B.prepare_data(tiny)
+    prepared = S.prepare_data(tiny)
     assert set(prepared.test_x.unique().tolist()) <= {0.0, 1.0}
     assert torch.equal(prepared.train_x, tiny.train_x)  # training binarizes each batch afresh
-    assert torch.equal(B.prepare_data(tiny).test_x, prepared.test_x)  # static: same sample every time
-    assert B.prepare_data(prepared) is prepared
+    assert torch.equal(S.prepare_data(tiny).test_x, prepared.test_x)  # static: same sample every time
+    assert S.prepare_data(prepared) is prepared
     assert "binarized" in prepared.source
 
 
 def test_prepare_data_rejects_other_objects():
     with pytest.raises(TypeError, match="ImageData"):
-        B.prepare_data(torch.zeros(3, 1, 28, 28))
+        S.prepare_data(torch.zeros(3, 1, 28, 28))
 
 
 def test_sweep_returns_one_entry_per_beta(tiny_sweep):
     assert [e.beta for e in tiny_sweep] == list(TINY_BETAS)
     beta, model, history = tiny_sweep[0]
-    assert beta == 0.5 and model.latent_dim == B.SWEEP_LATENT_DIM and len(history["train"]) == 1
+    assert beta == 0.5 and model.latent_dim == S.SWEEP_LATENT_DIM and len(history["train"]) == 1
 
 
 @pytest.mark.parametrize("betas", [(), (1.0,), (2.0, 1.0), (0.0, 1.0), (1.0, 1.0), (1.0, float("nan")), 3.0])
 def test_bad_betas_are_named(tiny, betas):
     with pytest.raises((ValueError, TypeError), match="β|betas"):
-        B.train_beta_sweep(tiny, betas, epochs=1, cache=False, progress=False)
+        S.train_beta_sweep(tiny, betas, epochs=1, cache=False, progress=False)
 
 
 def test_sweep_trains_once_then_loads_from_the_cache(tiny, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path)
-    first = B.train_beta_sweep(tiny, TINY_BETAS, epochs=1)
+    first = S.train_beta_sweep(tiny, TINY_BETAS, epochs=1)
     assert "0 loaded from the cache, 2 trained" in capsys.readouterr().out
-    second = B.train_beta_sweep(tiny, TINY_BETAS, epochs=1)
+    second = S.train_beta_sweep(tiny, TINY_BETAS, epochs=1)
     assert "2 loaded from the cache, 0 trained" in capsys.readouterr().out
-    assert len(list(tmp_path.glob(f"{B.SWEEP_NAME}-*.pt"))) == 2
+    assert len(list(tmp_path.glob(f"{S.SWEEP_NAME}-*.pt"))) == 2
     for a, b in zip(first, second):
         assert all(torch.equal(p, q) for p, q in zip(a.model.state_dict().values(), b.model.state_dict().values()))
 
 
 def test_sweep_points_add_up(tiny, tiny_sweep):
-    points = B.sweep_points(tiny_sweep, B.prepare_data(tiny).test_x)
+    points = S.sweep_points(tiny_sweep, S.prepare_data(tiny).test_x)
     for p in points:
         assert p["neg_elbo"] == pytest.approx(p["rate"] + p["distortion"])
         assert p["kl_per_dim"].sum() == pytest.approx(p["rate"], rel=1e-4)
-        assert 0 <= p["active"] <= p["latent_dim"] == B.SWEEP_LATENT_DIM
+        assert 0 <= p["active"] <= p["latent_dim"] == S.SWEEP_LATENT_DIM
     with pytest.raises(TypeError, match="triples"):
-        B.sweep_points([1, 2], B.prepare_data(tiny).test_x)
+        S.sweep_points([1, 2], S.prepare_data(tiny).test_x)
 
 
 # --------------------------------------------------------------------------- the explorer
@@ -130,8 +132,8 @@ def test_explorer_trains_its_own_sweep(tiny):
 
 
 def test_render_beta_panel_checks_its_index(tiny, tiny_sweep):
-    points = B.sweep_points(tiny_sweep, B.prepare_data(tiny).test_x)
-    images = B.beta_panel_images(tiny_sweep[0].model, B.prepare_data(tiny).test_x[:3], points[0]["kl_per_dim"],
+    points = S.sweep_points(tiny_sweep, S.prepare_data(tiny).test_x)
+    images = B.beta_panel_images(tiny_sweep[0].model, S.prepare_data(tiny).test_x[:3], points[0]["kl_per_dim"],
                                  n_samples=4, n_traverse=2, steps=5)
     assert images["traversal"].shape == (2 * 5, 1, 28, 28) and len(images["dims"]) == 2
     assert B.render_beta_panel(points, 1, images)[:4] == b"\x89PNG"
@@ -142,21 +144,21 @@ def test_render_beta_panel_checks_its_index(tiny, tiny_sweep):
 # --------------------------------------------------------------------------- pure pictures of the live trainer
 
 def test_rd_trail_svg_marks_the_last_point():
-    svg = B.rd_trail_svg([1.0, 5.0, 10.0], [120.0, 100.0, 95.0])
+    svg = LV.rd_trail_svg([1.0, 5.0, 10.0], [120.0, 100.0, 95.0])
     assert svg.startswith("<svg") and svg.count('class="current"') == 1 and "rate R" in svg
-    assert B.rd_trail_svg([3.0], [90.0]).count("<circle") == 1
+    assert LV.rd_trail_svg([3.0], [90.0]).count("<circle") == 1
     with pytest.raises(ValueError, match="same length"):
-        B.rd_trail_svg([1.0, 2.0], [3.0])
+        LV.rd_trail_svg([1.0, 2.0], [3.0])
     with pytest.raises(ValueError, match="finite"):
-        B.rd_trail_svg([float("nan")], [1.0])
+        LV.rd_trail_svg([float("nan")], [1.0])
 
 
 def test_recon_strip_png_has_two_rows():
-    png = B.recon_strip_png(torch.zeros(3, 1, 28, 28), torch.ones(3, 1, 28, 28), scale=2)
+    png = LV.recon_strip_png(torch.zeros(3, 1, 28, 28), torch.ones(3, 1, 28, 28), scale=2)
     image = Image.open(io.BytesIO(png))
     assert image.size == ((3 * 29 + 1) * 2, (2 * 29 + 1) * 2)
     with pytest.raises(ValueError, match="same shape"):
-        B.recon_strip_png(torch.zeros(3, 1, 28, 28), torch.zeros(2, 1, 28, 28))
+        LV.recon_strip_png(torch.zeros(3, 1, 28, 28), torch.zeros(2, 1, 28, 28))
 
 
 # --------------------------------------------------------------------------- the live trainer
@@ -241,7 +243,7 @@ def test_live_trainer_stops_after_max_seconds(tiny):
 
 def test_interrupt_while_a_cell_runs_stops_the_trainer(trainer):
     trainer.start()
-    B._after_cell(SimpleNamespace(error_in_exec=KeyboardInterrupt()))  # what IPython reports after Ctrl-C
+    LV._after_cell(SimpleNamespace(error_in_exec=KeyboardInterrupt()))  # what IPython reports after Ctrl-C
     assert not trainer.running
 
 

@@ -14,6 +14,7 @@ import torch
 from matplotlib.figure import Figure
 
 from vaeutils import losses as L
+from vaeutils import sweep as S
 from vaeutils.models import MLPVAE
 from vaeutils.train import ELBOLoss, fit
 from vaeutils.widgets import free_bits as FB
@@ -41,9 +42,9 @@ def test_grid_holds_every_cell(grid):
     assert set(grid.entries) == {(b, f) for b in BETAS for f in LAMBDAS}
     assert grid.latent_dim == 4
     e = grid.entries[(1.0, 0.0)]
-    assert e["kl"].shape == (4,)
-    assert np.allclose(e["kl"], L.kl_per_dim(e["mu"], e["logvar"]).mean(0).numpy())
-    assert e["rate"] == pytest.approx(float(e["kl"].sum()), rel=1e-5)
+    assert e["kl_per_dim"].shape == (4,)
+    assert np.allclose(e["kl_per_dim"], L.kl_per_dim(e["mu"], e["logvar"]).mean(0).numpy())
+    assert e["rate"] == pytest.approx(float(e["kl_per_dim"].sum()), rel=1e-5)
     assert e["reconstructions"].shape == e["originals"].shape
 
 
@@ -51,8 +52,8 @@ def test_state_numbers(grid):
     s = FB.free_bits_state(grid, 0.5, 4.0)
     e = grid.entries[(4.0, 0.5)]
     assert s["beta"] == 4.0 and s["free_bits"] == 0.5
-    assert s["n_below"] == int((e["kl"] < 0.5).sum())
-    assert s["floor_term"] == pytest.approx(float(np.maximum(0.5, e["kl"]).sum()), rel=1e-5)
+    assert s["n_below"] == int((e["kl_per_dim"] < 0.5).sum())
+    assert s["floor_term"] == pytest.approx(float(np.maximum(0.5, e["kl_per_dim"]).sum()), rel=1e-5)
     assert s["au_grid"].shape == (2, 2) and s["row"] == 1 and s["col"] == 1
     assert list(s["kl"][s["order"]]) == sorted(s["kl"], reverse=True)
     assert FB.free_bits_state(grid, 0, 1)["floor_term"] == pytest.approx(grid.entries[(1.0, 0.0)]["rate"], rel=1e-5)
@@ -110,13 +111,13 @@ def test_widget_arguments(grid):
 
 def test_grid_arguments():
     with pytest.raises(ValueError, match="free_bits"):
-        FB.train_grid(free_bits=(-0.5,))
+        S.train_free_bits_grid((-0.5,), (1.0,))
     with pytest.raises(ValueError, match="repeat"):
-        FB.train_grid(free_bits=(0.5, 0.5))
+        S.train_free_bits_grid((0.5, 0.5), (1.0,))
     with pytest.raises(ValueError, match="betas"):
-        FB.train_grid(betas=(0.0, 1.0))
+        S.train_free_bits_grid((0.5,), (0.0, 1.0))
     with pytest.raises(ValueError, match="loss_kw"):
-        FB.train_grid(loss_kw={"beta": 2.0})
+        S.train_free_bits_grid((0.5,), (1.0,), loss_kw={"beta": 2.0})
     with pytest.raises(TypeError, match="models"):
         FB.grid_from_models({}, torch.zeros(1, 1, 2, 2))
     m = MLPVAE(in_shape=(1, 2, 2), hidden=(4,), latent_dim=2)

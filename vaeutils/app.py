@@ -4,7 +4,7 @@
     python -m vaeutils.app --port 8870     # another port
     python -m vaeutils.app --prepare-only  # train (or load) the β-sweep and exit
 
-Before serving, the β-sweep of notebook 04 is loaded from the cache, or trained with a progress bar in
+Before serving, the β-sweep of unit 05 is loaded from the cache, or trained with a progress bar in
 the terminal when the cache lacks it, so the page opens on cached models in seconds. Everything runs
 on this machine (CPU, or the GPU when there is one); nothing is fetched from the network.
 The browser tests start Voila with :func:`voila_argv` too, so they test exactly what ``make app`` serves.
@@ -71,7 +71,7 @@ def port_in_use(port: int, host: str = DEFAULT_HOST) -> bool:
 
 def prepare(progress: bool = True) -> None:
     """Load the β-sweep the app shows, training it first (with a progress bar) if the cache lacks it."""
-    from .widgets.beta import train_beta_sweep
+    from .sweep import train_beta_sweep
 
     train_beta_sweep(progress=progress)
 

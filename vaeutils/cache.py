@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import torch
 from torch import nn
 
 from . import config as _config
+from .files import atomic_save
 
 FORMAT = 1
 
@@ -50,17 +49,8 @@ def path_for(name: str, config: dict) -> Path:
 
 
 def save(path: Path, payload: dict) -> None:
-    """Atomic write: a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Atomic write (``files.atomic_save``): a reader never sees half a checkpoint."""
+    atomic_save(path, payload)
 
 
 def _try_load(path: Path, config: dict):

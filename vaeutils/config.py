@@ -13,19 +13,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import checks
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("VAELAB_DATA", ROOT / "data")).resolve()
 CACHE_DIR = DATA_DIR / "cache"
 
-_TRUE = {"1", "true", "yes", "on"}
-
-
 def is_smoke() -> bool:
     """True when CI (``CI=true``) or the user (``SMOKE=1``) asks for the shrunken run."""
-    return (
-        os.environ.get("SMOKE", "").strip().lower() in _TRUE
-        or os.environ.get("CI", "").strip().lower() in _TRUE
-    )
+    return checks.env_flag("SMOKE") or checks.env_flag("CI")
 
 
 def pick(full, smoke):
@@ -82,8 +78,7 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
     On CPU the same seed gives the same numbers run to run.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = checks.integer("seed", seed, low=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import math
-import os
 import tempfile
 import threading
 import urllib.request
@@ -35,8 +34,10 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from . import cache as _cache
+from . import checks
 from . import config as _config
+from .files import atomic_save
+from .shapes import SPRITE_FACTOR_NAMES, SPRITE_FACTOR_SIZES, SPRITE_SHAPES, render_sprites  # noqa: F401
 
 DATASETS = ("mnist", "fashion-mnist", "sprites")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -46,9 +47,6 @@ IDX_FILES = {
     "test_x": "t10k-images-idx3-ubyte",
     "test_y": "t10k-labels-idx1-ubyte",
 }
-SPRITE_FACTOR_NAMES = ("shape", "scale", "rotation", "x", "y")
-SPRITE_FACTOR_SIZES = (3, 6, 10, 8, 8)
-SPRITE_SHAPES = ("square", "ellipse", "heart")
 
 _MNIST_5K_FORMAT = 1
 _MNIST_5K_TRAIN_PER_CLASS = 400  # of the 500 per digit: 4,000 train / 1,000 test
@@ -83,7 +81,7 @@ class ImageData:
 # --------------------------------------------------------------------------- small shared pieces
 
 def _env_offline() -> bool:
-    return os.environ.get("VAELAB_OFFLINE", "").strip().lower() in _config._TRUE
+    return checks.env_flag("VAELAB_OFFLINE")
 
 
 def _resolve_device(device) -> torch.device:
@@ -280,7 +278,7 @@ def _mnist_5k_split(data_dir: Path):
     t = {"train_x": pixels[train_idx], "train_y": labels[train_idx], "test_x": pixels[test_idx],
          "test_y": labels[test_idx]}
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in t.items()}
-    _cache.save(cached, {"format": _MNIST_5K_FORMAT, **t})
+    atomic_save(cached, {"format": _MNIST_5K_FORMAT, **t})
     return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
 
 
@@ -334,55 +332,7 @@ def fashion_mnist(device=None, offline: bool | None = None, data_dir=None, syste
     return _image_data("fashion-mnist", source, FashionMNIST.classes, *split, device)
 
 
-# --------------------------------------------------------------------------- sprites (dSprites-like, procedural)
-
-_SPRITE_RADIUS = 0.42  # circumradius of the largest sprite, in image half-widths
-_SPRITE_SCALES = torch.linspace(0.5, 1.0, SPRITE_FACTOR_SIZES[1])
-_SPRITE_POSITIONS = torch.linspace(-0.5, 0.5, SPRITE_FACTOR_SIZES[3])  # keeps every sprite inside the frame
-# Each shape turns through its own symmetry period, so no two rotation steps give the same picture.
-_SPRITE_PERIODS = (math.pi / 2, math.pi, 2 * math.pi)
-_HEART_RADIUS, _HEART_CENTRE = 1.3363, 0.1185  # circumradius and bounding-box centre of the heart curve
-
-
-def _inside(shape: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Which points (u, v) of the sprite's own frame (circumradius 1) the shape covers."""
-    if shape == 0:  # square
-        return torch.maximum(u.abs(), v.abs()) <= 1 / math.sqrt(2)
-    if shape == 1:  # ellipse, 2:1, so that its rotation shows
-        return u**2 + (2 * v) ** 2 <= 1
-    x, y = u * _HEART_RADIUS, v * _HEART_RADIUS + _HEART_CENTRE  # heart: (x² + y² - 1)³ <= x² y³
-    return (x**2 + y**2 - 1) ** 3 - x**2 * y**3 <= 0
-
-
-def render_sprites(factors: torch.Tensor, size: int = 32) -> torch.Tensor:
-    """Binary float images (N, 1, size, size) drawn from factor indices (N, 5) in ``SPRITE_FACTOR_NAMES`` order.
-
-    A white shape on black: square, ellipse (2:1) or heart; scale, rotation and x/y position on fixed grids.
-    """
-    factors = torch.as_tensor(factors)
-    if factors.dim() != 2 or factors.shape[1] != 5 or factors.is_floating_point():
-        raise ValueError(f"factors must be an integer tensor shaped (N, 5), got {tuple(factors.shape)} {factors.dtype}")
-    sizes = torch.tensor(SPRITE_FACTOR_SIZES)
-    if len(factors) and ((factors < 0).any() or (factors >= sizes).any()):
-        raise ValueError(f"factors out of range: column i must lie in [0, {SPRITE_FACTOR_SIZES}[i])")
-    if not isinstance(size, int) or size < 8:
-        raise ValueError(f"size must be an int >= 8 pixels, got {size!r}")
-    f = factors.long().cpu()
-    coords = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1  # pixel centres in [-1, 1]
-    out = torch.empty(len(f), 1, size, size)
-    for shape in range(len(SPRITE_SHAPES)):
-        for rows in (f[:, 0] == shape).nonzero().squeeze(1).split(4096):  # chunks bound the intermediate grids
-            c = f[rows]
-            radius = (_SPRITE_SCALES[c[:, 1]] * _SPRITE_RADIUS).view(-1, 1, 1)
-            angle = (c[:, 2].float() / SPRITE_FACTOR_SIZES[2] * _SPRITE_PERIODS[shape]).view(-1, 1, 1)
-            dx = coords.view(1, 1, -1) - _SPRITE_POSITIONS[c[:, 3]].view(-1, 1, 1)
-            dy = -coords.view(1, -1, 1) - _SPRITE_POSITIONS[c[:, 4]].view(-1, 1, 1)  # y up, rows down
-            cos, sin = torch.cos(angle), torch.sin(angle)
-            u = (cos * dx + sin * dy) / radius  # the pixel in the sprite's own frame (rotated by -angle)
-            v = (-sin * dx + cos * dy) / radius
-            out[rows, 0] = _inside(shape, u, v).float()
-    return out
-
+# --------------------------------------------------------------------------- sprites (drawn by vaeutils.shapes)
 
 def sprites(n: int = 20000, seed: int = 0, size: int = 32, n_test: int = 2000, device=None) -> ImageData:
     """``n`` train and ``n_test`` test sprites with independent, uniformly drawn factors (same seed, same set;
@@ -392,9 +342,7 @@ def sprites(n: int = 20000, seed: int = 0, size: int = 32, n_test: int = 2000, d
     ("shape", "scale", "rotation", "x", "y") with ``factor_sizes`` = (3, 6, 10, 8, 8); the label ``train_y`` is
     the shape (``classes`` = square, ellipse, heart). Rotation steps cover each shape's symmetry period.
     """
-    for arg, value, low in (("n", n, 1), ("n_test", n_test, 1), ("seed", seed, 0)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{arg} must be an int >= {low}, got {value!r}")
+    n, n_test, seed = checks.integer("n", n, 1), checks.integer("n_test", n_test, 1), checks.integer("seed", seed, 0)
     device = _resolve_device(device)
     sizes = torch.tensor(SPRITE_FACTOR_SIZES)
 
@@ -423,7 +371,7 @@ def load(name: str = "mnist", device=None, **kw) -> ImageData:
     return makers[key](device=device, **kw)
 
 
-# --------------------------------------------------------------------------- binarization (notebook 00)
+# --------------------------------------------------------------------------- binarization (unit 00)
 
 def _check_probabilities(x) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
@@ -446,7 +394,6 @@ def static_binarize(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     """Static binarization: one Bernoulli sample fixed by ``seed`` (drawn on the CPU, so the same on any device);
     calling it again gives exactly the same binary images."""
     x = _check_probabilities(x)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    seed = checks.integer("seed", seed, low=0)
     g = torch.Generator().manual_seed(seed)
     return torch.bernoulli(x.detach().cpu(), generator=g).to(x.device)

@@ -1,41 +1,38 @@
-"""The terms of the VAE loss, each written once and tested against torch.distributions.
+"""The terms of the VAE loss, each written once and tested against torch.distributions, and ``ELBOLoss``.
 
-KL (notebook 01): ``kl_per_dim``, ``kl_terms``.
-Reconstruction NLLs (notebook 02): ``bernoulli_nll``, ``gaussian_nll``, ``laplace_nll``.
-Free bits and schedules (notebook 05): ``free_bits_kl``, ``Constant``, ``LinearWarmup``,
-``Cyclical``, ``CapacitySchedule``.
-Balancing and other generative losses (notebook 06): ``optimal_log_sigma``, ``GECO``,
-``geco_multiplier_update``, ``gan_discriminator_loss``, ``gan_generator_loss``, ``energy_contrastive_loss``.
+KL (unit 01): ``kl_per_dim``, ``kl_terms``. Reconstruction NLLs (unit 02): ``bernoulli_nll``, ``gaussian_nll``,
+``laplace_nll``. Free bits (unit 07): ``free_bits_kl``. The calibrated decoder (unit 08): ``optimal_log_sigma``,
+``optimal_log_laplace_scale``. ``ELBOLoss`` puts them together (unit 03), with β, free bits, a schedule or a
+capacity. The schedules (``vaeutils.schedules``) and the other objectives (``vaeutils.objectives``: GECO, GAN,
+energy) are re-exported here, so ``losses.LinearWarmup`` and ``losses.GECO`` work too.
 Every value is in nats. Bad input raises ``ValueError``/``TypeError`` naming the argument.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from . import checks
+from .objectives import (  # noqa: F401  (re-exported: one import for every loss of the course)
+    GAN_GENERATOR_LOSSES,
+    GECO,
+    GECO_MODES,
+    energy_contrastive_loss,
+    gan_discriminator_loss,
+    gan_generator_loss,
+    geco_multiplier_update,
+)
+from .schedules import CapacitySchedule, Constant, Cyclical, LinearWarmup, capacity_penalty  # noqa: F401
 
 REDUCTIONS = ("none", "sum", "mean")
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _LOG_2 = math.log(2.0)
-
-
-def _check_tensor(name: str, value) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}; wrap it with torch.as_tensor(...)")
-    if not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}; call .float() on it")
-    return value
-
-
-def _check_same_shape(a_name: str, a: torch.Tensor, b_name: str, b: torch.Tensor) -> None:
-    if a.shape != b.shape:
-        raise ValueError(
-            f"{a_name} and {b_name} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}; "
-            f"reshape one of them (e.g. {b_name}.view_as({a_name}))"
-        )
 
 
 def _reduce(per_element: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -49,16 +46,15 @@ def _reduce(per_element: torch.Tensor, reduction: str) -> torch.Tensor:
 
 
 def _check_reduction(reduction) -> None:
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    checks.choice("reduction", reduction, REDUCTIONS)
 
 
-# --------------------------------------------------------------------------- KL (notebook 01)
+# --------------------------------------------------------------------------- KL (unit 01)
 
 def _check_mu_logvar(mu, logvar) -> None:
-    _check_tensor("mu", mu)
-    _check_tensor("logvar", logvar)
-    _check_same_shape("mu", mu, "logvar", logvar)
+    checks.tensor("mu", mu)
+    checks.tensor("logvar", logvar)
+    checks.same_shape("mu", mu, "logvar", logvar)
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -86,7 +82,7 @@ def kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-# --------------------------------------------------------------- reconstruction (notebook 02)
+# --------------------------------------------------------------- reconstruction (unit 02)
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none") -> torch.Tensor:
     """−log Bernoulli(x | sigmoid(logits)), summed over every non-batch dimension.
@@ -94,9 +90,9 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none"
     ``reduction``: ``"none"`` one value per example, ``"sum"`` the batch total, ``"mean"`` the
     batch mean of per-example sums. Works from logits, so it stays finite for |logits| ≫ 100.
     """
-    _check_tensor("logits", logits)
-    _check_tensor("x", x)
-    _check_same_shape("logits", logits, "x", x)
+    checks.tensor("logits", logits)
+    checks.tensor("x", x)
+    checks.same_shape("logits", logits, "x", x)
     _check_reduction(reduction)
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise ValueError(
@@ -110,7 +106,7 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none"
 def _check_scale(name: str, value, like: torch.Tensor) -> torch.Tensor:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return torch.tensor(float(value), dtype=like.dtype, device=like.device)
-    _check_tensor(name, value)
+    checks.tensor(name, value)
     try:
         fits = torch.broadcast_shapes(value.shape, like.shape) == like.shape
     except RuntimeError:
@@ -129,9 +125,9 @@ def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma=0.0, reduction: 
     ``log_sigma``: a number or a tensor broadcastable to ``x`` (per pixel, per image, learned).
     Equals ``-Normal(mean, exp(log_sigma)).log_prob(x)`` summed per example.
     """
-    _check_tensor("mean", mean)
-    _check_tensor("x", x)
-    _check_same_shape("mean", mean, "x", x)
+    checks.tensor("mean", mean)
+    checks.tensor("x", x)
+    checks.same_shape("mean", mean, "x", x)
     _check_reduction(reduction)
     log_sigma = _check_scale("log_sigma", log_sigma, x)
     per_element = 0.5 * ((x - mean) * torch.exp(-log_sigma)).square() + log_sigma + _HALF_LOG_2PI
@@ -143,16 +139,16 @@ def laplace_nll(loc: torch.Tensor, x: torch.Tensor, log_scale=0.0, reduction: st
 
     Same conventions as :func:`gaussian_nll`; with a fixed scale it is L1 loss plus a constant.
     """
-    _check_tensor("loc", loc)
-    _check_tensor("x", x)
-    _check_same_shape("loc", loc, "x", x)
+    checks.tensor("loc", loc)
+    checks.tensor("x", x)
+    checks.same_shape("loc", loc, "x", x)
     _check_reduction(reduction)
     log_scale = _check_scale("log_scale", log_scale, x)
     per_element = (x - loc).abs() * torch.exp(-log_scale) + log_scale + _LOG_2
     return _reduce(per_element, reduction)
 
 
-# ---------------------------------------------------------- free bits, schedules (notebook 05)
+# ------------------------------------------------------------------- free bits (unit 07)
 
 def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> torch.Tensor:
     """Free bits (Kingma et al. 2016): Σ_j max(λ, mean over the batch of KL_j).
@@ -161,10 +157,7 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> to
     is exactly zero; above it, the gradient is that of the plain batch-mean KL. ``free_bits=0``
     gives the plain batch-mean KL summed over dimensions. Returns a scalar (nats per example).
     """
-    if isinstance(free_bits, bool) or not isinstance(free_bits, (int, float)):
-        raise TypeError(f"free_bits must be a number (nats per latent dimension), got {type(free_bits).__name__}")
-    if not math.isfinite(free_bits) or free_bits < 0:
-        raise ValueError(f"free_bits must be a finite number >= 0 (nats per latent dimension), got {free_bits!r}")
+    free_bits = checks.positive("free_bits", free_bits, allow_zero=True, hint="nats per latent dimension")
     kl = kl_per_dim(mu, logvar)
     if kl.dim() < 2:
         raise ValueError(
@@ -174,254 +167,137 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> to
     return torch.clamp(per_dim, min=float(free_bits)).sum()
 
 
-def _check_positive(name: str, value, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
 
+# ------------------------------------------- the calibrated decoder's scale (unit 08)
 
-def _check_step(step) -> None:
-    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-        raise ValueError(f"step must be a non-negative int (the optimiser step), got {step!r}")
-
-
-@dataclass(frozen=True)
-class Constant:
-    """β(t) = beta for every step."""
-
-    beta: float = 1.0
-
-    def __post_init__(self):
-        _check_positive("beta", self.beta, allow_zero=True)
-
-    def __call__(self, step: int) -> float:
-        _check_step(step)
-        return float(self.beta)
-
-
-@dataclass(frozen=True)
-class LinearWarmup:
-    """KL warm-up (Bowman et al. 2016; Sønderby et al. 2016): β rises linearly from
-    ``beta_start`` to ``beta_max`` over ``warmup_steps`` steps, then stays there."""
-
-    warmup_steps: int
-    beta_max: float = 1.0
-    beta_start: float = 0.0
-
-    def __post_init__(self):
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) or self.warmup_steps < 1:
-            raise ValueError(f"warmup_steps must be an int >= 1, got {self.warmup_steps!r}")
-        _check_positive("beta_max", self.beta_max, allow_zero=True)
-        _check_positive("beta_start", self.beta_start, allow_zero=True)
-
-    def __call__(self, step: int) -> float:
-        _check_step(step)
-        frac = min(step / self.warmup_steps, 1.0)
-        return float(self.beta_start + frac * (self.beta_max - self.beta_start))
-
-
-@dataclass(frozen=True)
-class Cyclical:
-    """Cyclical annealing (Fu et al. 2019): each of the cycles of ``period`` steps spends its
-    first ``ramp_fraction`` rising linearly from 0 to ``beta_max``, the rest at ``beta_max``.
-    After ``n_cycles`` cycles (if given) β stays at ``beta_max``."""
-
-    period: int
-    beta_max: float = 1.0
-    ramp_fraction: float = 0.5
-    n_cycles: int | None = None
-
-    def __post_init__(self):
-        if isinstance(self.period, bool) or not isinstance(self.period, int) or self.period < 1:
-            raise ValueError(f"period must be an int >= 1 (steps per cycle), got {self.period!r}")
-        _check_positive("beta_max", self.beta_max, allow_zero=True)
-        if isinstance(self.ramp_fraction, bool) or not (
-            isinstance(self.ramp_fraction, (int, float)) and 0 < self.ramp_fraction <= 1
-        ):
-            raise ValueError(f"ramp_fraction must be in (0, 1], got {self.ramp_fraction!r}")
-        if self.n_cycles is not None and (
-            isinstance(self.n_cycles, bool) or not isinstance(self.n_cycles, int) or self.n_cycles < 1
-        ):
-            raise ValueError(f"n_cycles must be None or an int >= 1, got {self.n_cycles!r}")
-
-    def __call__(self, step: int) -> float:
-        _check_step(step)
-        if self.n_cycles is not None and step >= self.n_cycles * self.period:
-            return float(self.beta_max)
-        pos = (step % self.period) / self.period
-        return float(self.beta_max * min(pos / self.ramp_fraction, 1.0))
-
-
-@dataclass(frozen=True)
-class CapacitySchedule:
-    """Burgess et al. 2018: the target capacity C(t) rises linearly from 0 to ``c_max`` nats
-    over ``steps`` steps; the loss uses γ·|KL − C(t)| (see :func:`capacity_penalty`)."""
-
-    c_max: float
-    steps: int
-    gamma: float = 100.0
-
-    def __post_init__(self):
-        _check_positive("c_max", self.c_max, allow_zero=True)
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"steps must be an int >= 1, got {self.steps!r}")
-        _check_positive("gamma", self.gamma)
-
-    def __call__(self, step: int) -> float:
-        _check_step(step)
-        return float(self.c_max * min(step / self.steps, 1.0))
-
-
-def capacity_penalty(kl: torch.Tensor, capacity: float, gamma: float) -> torch.Tensor:
-    """γ·|KL − C|: the capacity objective's replacement for β·KL (``kl`` in nats per example)."""
-    _check_tensor("kl", kl)
-    _check_positive("capacity", capacity, allow_zero=True)
-    _check_positive("gamma", gamma)
-    return gamma * (kl - capacity).abs()
-
-
-# ------------------------------------- balancing the terms, other generative losses (notebook 06)
-
-OPTIMAL_SIGMA_PER = ("image", "batch")
 _MIN_MSE = 1e-6  # floor on σ*² = MSE: a perfect reconstruction would send log σ* to −∞
 
 
-def optimal_log_sigma(mean: torch.Tensor, x: torch.Tensor, per: str = "image") -> torch.Tensor:
-    """log σ* of the calibrated Gaussian decoder (σ-VAE, Rybkin et al. 2021): σ*² = MSE.
+def optimal_log_sigma(mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log σ* of the calibrated Gaussian decoder (σ-VAE, Rybkin et al. 2021): σ*² = MSE of each image.
 
     Setting d/dσ of Σ_i [(x_i − mean_i)²/(2σ²) + log σ] to zero gives σ*² = mean squared error,
-    so the σ that minimises :func:`gaussian_nll` needs no training. ``per="image"`` returns one
-    value per example, shaped ``(batch, 1, …)``; ``per="batch"`` one value for the whole batch,
-    shaped ``(1, 1, …)``. Both broadcast against ``x``. The MSE is floored at 1e-6.
+    so the σ that minimises :func:`gaussian_nll` needs no training. Returns one value per example,
+    shaped ``(batch, 1, …)`` so it broadcasts against ``x``. The MSE is floored at 1e-6.
     """
-    _check_tensor("mean", mean)
-    _check_tensor("x", x)
-    _check_same_shape("mean", mean, "x", x)
-    if per not in OPTIMAL_SIGMA_PER:
-        raise ValueError(f"per must be one of {OPTIMAL_SIGMA_PER}, got {per!r}")
+    checks.tensor("mean", mean)
+    checks.tensor("x", x)
+    checks.same_shape("mean", mean, "x", x)
     if x.dim() < 2:
         raise ValueError(f"x must have a batch dimension, got shape {tuple(x.shape)}; add one with x[None]")
-    sq = (x - mean).square()
-    if per == "image":
-        mse = sq.mean(tuple(range(1, x.dim())), keepdim=True)
-    else:
-        mse = sq.mean().reshape((1,) * x.dim())
+    mse = (x - mean).square().mean(tuple(range(1, x.dim())), keepdim=True)
     return 0.5 * torch.log(mse.clamp_min(_MIN_MSE))
 
 
-GECO_MODES = ("multiplicative", "additive")
+def optimal_log_laplace_scale(loc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """log b* of a Laplace decoder: b* = mean |x − loc| of each image (the same calculus as σ*, for the L1 term),
+    floored at 1e-3 (the Gaussian's σ floor). Shaped ``(batch, 1, …)``."""
+    checks.tensor("loc", loc)
+    checks.tensor("x", x)
+    checks.same_shape("loc", loc, "x", x)
+    if x.dim() < 2:
+        raise ValueError(f"x must have a batch dimension, got shape {tuple(x.shape)}; add one with x[None]")
+    mae = (x - loc).abs().mean(tuple(range(1, x.dim())), keepdim=True)
+    return torch.log(mae.clamp_min(math.sqrt(_MIN_MSE)))
 
 
-def geco_multiplier_update(lam: float, constraint: float, lr: float, mode: str = "multiplicative",
-                           lambda_min: float = 1e-3, lambda_max: float = 1e3) -> float:
-    """One update of GECO's Lagrange multiplier λ for the constraint C ≤ 0 (Rezende & Viola 2018).
+# ------------------------------------------------------------------- the loss of a VAE (unit 03)
 
-    ``multiplicative``: λ ← λ·exp(lr·C) (the paper's rule, keeps λ > 0);
-    ``additive``: λ ← λ + lr·C (plain dual ascent). The result is clamped to [lambda_min, lambda_max].
-    C > 0 (constraint violated) makes λ grow, C < 0 makes it shrink.
+LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
+
+
+def describe(value):
+    """A JSON-like description of a loss setting, stable across processes (for the cache key).
+
+    Numbers, strings, None, tuples and frozen dataclasses (the schedules, ``ELBOLoss``) describe themselves;
+    a lambda or another object without a stable description is refused, since its key would change on every run.
     """
-    if mode not in GECO_MODES:
-        raise ValueError(f"mode must be one of {GECO_MODES}, got {mode!r}")
-    _check_positive("lam", lam)
-    _check_positive("lr", lr)
-    _check_positive("lambda_min", lambda_min)
-    _check_positive("lambda_max", lambda_max)
-    if lambda_min > lambda_max:
-        raise ValueError(f"lambda_min ({lambda_min}) must not exceed lambda_max ({lambda_max})")
-    if isinstance(constraint, bool) or not isinstance(constraint, (int, float)) or not math.isfinite(constraint):
-        raise ValueError(f"constraint must be a finite number (nats), got {constraint!r}")
-    if mode == "multiplicative":
-        new = lam * math.exp(min(lr * constraint, 50.0))  # cap the exponent; the clamp below decides anyway
-    else:
-        new = lam + lr * constraint
-    return float(min(max(new, lambda_min), lambda_max))
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"a loss setting is {value!r}: a non-finite number cannot be stored in the cache key")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [describe(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"type": type(value).__name__, **fields}
+    raise TypeError(f"{value!r} cannot describe itself for the cache key (its description would change every run); "
+                    "use a schedule from vaeutils.losses (Constant, LinearWarmup, Cyclical) or a frozen dataclass, "
+                    "or train with cache=False")
 
 
-class GECO:
-    """GECO (Rezende & Viola 2018): keep the reconstruction NLL near a target κ and let the
-    Lagrange multiplier λ of the constraint C = rec − κ ≤ 0 set the balance.
+@dataclass(frozen=True)
+class ELBOLoss:
+    """Negative (β-weighted) ELBO per example: rec + β·KL, averaged over the batch.
 
-    The paper minimises KL + λ·C. Dividing by λ gives rec + KL/λ − κ: the same parameters move
-    the same way, and β(t) = 1/λ(t) reads as the β of a β-VAE that changes during training.
-    Each :meth:`step` uses the current λ in the loss, then updates λ from the moving average of C
-    (momentum ``alpha``) with :func:`geco_multiplier_update`. ``history`` keeps λ, β and C per step.
-
-    ``kappa``: target reconstruction NLL (nats per example, the same units as ``rec``).
+    likelihood: ``"bernoulli"`` (decoder logits), ``"gaussian"`` or ``"laplace"`` (mean = sigmoid(out)).
+    beta: a number or a schedule ``step -> β`` (``LinearWarmup``, ``Cyclical``…).
+    free_bits: λ in nats per latent dimension (:func:`free_bits_kl`); 0 turns it off.
+    log_scale: Gaussian/Laplace only: a number (fixed log σ or log b), ``"learned"`` (the model's
+        ``log_scale`` parameter) or ``"optimal"`` (closed-form per-image σ*, as in σ-VAE).
+    capacity: a ``CapacitySchedule``; replaces β·KL by γ·|KL − C(t)| (Burgess et al. 2018).
     """
 
-    def __init__(self, kappa: float, lr: float = 1e-3, alpha: float = 0.99, lambda_init: float = 1.0,
-                 mode: str = "multiplicative", lambda_min: float = 1e-3, lambda_max: float = 1e3):
-        if isinstance(kappa, bool) or not isinstance(kappa, (int, float)) or not math.isfinite(kappa):
-            raise ValueError(f"kappa must be a finite number (target reconstruction NLL in nats), got {kappa!r}")
-        if not (isinstance(alpha, (int, float)) and 0 <= alpha < 1):
-            raise ValueError(f"alpha must be in [0, 1) (moving-average momentum), got {alpha!r}")
-        geco_multiplier_update(lambda_init, 0.0, lr, mode, lambda_min, lambda_max)  # validates the rest
-        self.kappa, self.lr, self.alpha, self.mode = float(kappa), float(lr), float(alpha), mode
-        self.lambda_min, self.lambda_max = float(lambda_min), float(lambda_max)
-        self.lam = float(min(max(lambda_init, lambda_min), lambda_max))
-        self.constraint_ma: float | None = None
-        self.history: dict[str, list[float]] = {"lambda": [], "beta": [], "constraint": [], "constraint_ma": []}
+    likelihood: str = "bernoulli"
+    beta: object = 1.0
+    free_bits: float = 0.0
+    log_scale: object = 0.0
+    capacity: object = None
 
-    @property
-    def beta(self) -> float:
-        """β = 1/λ: the weight on KL when the loss is written as rec + β·KL."""
-        return 1.0 / self.lam
+    def __post_init__(self):
+        checks.choice("likelihood", self.likelihood, LIKELIHOODS)
+        if not callable(self.beta):
+            checks.positive("beta", self.beta, allow_zero=True)
+        checks.positive("free_bits", self.free_bits, allow_zero=True)
+        if isinstance(self.log_scale, str):
+            checks.choice("log_scale", self.log_scale, ("learned", "optimal"))
+        else:
+            # |log σ| ≤ 20: σ from 2e-9 to 5e8 covers every image scale; beyond it the NLL overflows float32
+            checks.number("log_scale", self.log_scale, -20.0, 20.0, hint="a number, 'learned' or 'optimal'")
+        if self.capacity is not None and not isinstance(self.capacity, CapacitySchedule):
+            raise TypeError("capacity must be None or a losses.CapacitySchedule(c_max, steps, gamma)")
+        if self.capacity is not None and self.free_bits > 0:
+            raise ValueError("capacity replaces β·KL, so free_bits would be ignored; set free_bits=0 or capacity=None")
 
-    def step(self, rec: torch.Tensor, kl: torch.Tensor, update: bool = True) -> dict:
-        """Loss rec + β·KL with the current β, then (if ``update``) one multiplier update.
+    def describe(self) -> dict:
+        """The settings as plain data, for the cache key (see :func:`describe`)."""
+        return describe(self)
 
-        ``rec`` and ``kl``: batch means per example (scalars). Returns a dict for ``train.fit``:
-        loss, rec, kl, beta, lambda, constraint."""
-        _check_tensor("rec", rec)
-        _check_tensor("kl", kl)
-        beta = self.beta
-        loss = rec + beta * kl
-        c = float(rec.detach()) - self.kappa
-        if update:
-            previous = c if self.constraint_ma is None else self.constraint_ma  # the average starts at C
-            self.constraint_ma = self.alpha * previous + (1 - self.alpha) * c
-            self.history["lambda"].append(self.lam)
-            self.history["beta"].append(beta)
-            self.history["constraint"].append(c)
-            self.history["constraint_ma"].append(self.constraint_ma)
-            self.lam = geco_multiplier_update(self.lam, self.constraint_ma, self.lr, self.mode,
-                                              self.lambda_min, self.lambda_max)
-        return {"loss": loss, "rec": rec, "kl": kl, "beta": beta, "lambda": 1.0 / beta, "constraint": c}
+    def beta_at(self, step: int) -> float:
+        return float(self.beta(step)) if callable(self.beta) else float(self.beta)
 
+    def nll(self, model: nn.Module, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruction NLL per example, in nats."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_nll(out, x)
+        mean = torch.sigmoid(out)
+        if self.log_scale == "learned":
+            if getattr(model, "log_scale", None) is None:
+                raise ValueError("log_scale='learned' needs a model built with learned_scale='shared' or 'pixel'")
+            log_scale = model.log_scale
+        elif self.log_scale == "optimal":
+            optimal = optimal_log_sigma if self.likelihood == "gaussian" else optimal_log_laplace_scale
+            log_scale = optimal(mean, x)
+        else:
+            log_scale = float(self.log_scale)
+        if self.likelihood == "gaussian":
+            return gaussian_nll(mean, x, log_scale)
+        return laplace_nll(mean, x, log_scale)
 
-def gan_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
-    """−E log D(x) − E log(1 − D(G(z))) from discriminator logits (D = sigmoid(logit)), batch means.
+    def terms(self, model: nn.Module, x: torch.Tensor, step: int = 0, generator=None) -> dict:
+        """One forward pass: ``loss`` (minimised), ``rec`` and ``kl`` (batch means, nats) and ``beta``."""
+        mu, logvar, _, out = model(x, generator)
+        rec = self.nll(model, out, x).mean()
+        kl = kl_per_dim(mu, logvar).sum(1).mean()
+        beta = self.beta_at(step)
+        if self.capacity is not None:
+            reg = capacity_penalty(kl, self.capacity(step), self.capacity.gamma)
+        elif self.free_bits > 0:
+            reg = beta * free_bits_kl(mu, logvar, float(self.free_bits))
+        else:
+            reg = beta * kl
+        return {"loss": rec + reg, "rec": rec, "kl": kl, "beta": beta}
 
-    Written with softplus: −log sigmoid(l) = softplus(−l), −log(1 − sigmoid(l)) = softplus(l),
-    finite for any logit (the seed's ``torch.log(D(x))`` after a Sigmoid gives −inf once D rounds to 0)."""
-    _check_tensor("real_logits", real_logits)
-    _check_tensor("fake_logits", fake_logits)
-    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
-
-
-GAN_GENERATOR_LOSSES = ("non_saturating", "minimax")
-
-
-def gan_generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") -> torch.Tensor:
-    """Generator loss from the discriminator's logits on generated samples (Goodfellow et al. 2014).
-
-    ``"minimax"``: E log(1 − D(G(z))), the game's own term; its gradient per logit is −D, which
-    vanishes when D rejects the samples. ``"non_saturating"``: −E log D(G(z)); gradient −(1 − D),
-    strong exactly then."""
-    _check_tensor("fake_logits", fake_logits)
-    if kind not in GAN_GENERATOR_LOSSES:
-        raise ValueError(f"kind must be one of {GAN_GENERATOR_LOSSES}, got {kind!r}")
-    if kind == "non_saturating":
-        return F.softplus(-fake_logits).mean()
-    return -F.softplus(fake_logits).mean()
-
-
-def energy_contrastive_loss(energy_data: torch.Tensor, energy_model: torch.Tensor) -> torch.Tensor:
-    """E_data[E(x)] − E_model[E(x)]: lower the energy of data, raise it on the model's own samples.
-
-    With p(x) ∝ exp(−E(x)), its gradient equals that of the NLL E_data[E] + log Z when
-    ``energy_model`` is evaluated on exact model samples (LeCun et al. 2006). Note the minus sign."""
-    _check_tensor("energy_data", energy_data)
-    _check_tensor("energy_model", energy_model)
-    return energy_data.mean() - energy_model.mean()
+    __call__ = terms

@@ -1,7 +1,8 @@
 """Ways to judge a VAE beyond its training loss, all in nats unless stated.
 
-rate/distortion (notebook 04), IWAE bound and active units (notebook 03), MIG (notebook 04),
-Fréchet distance and class coverage (notebook 06).
+``summary`` measures one model in one pass (rate, distortion, −ELBO, KL per dimension, active units): every unit
+and widget that reports those numbers calls it. Also the IWAE bound (unit 04), MIG (unit 06), and the Fréchet
+distance and class coverage used to judge samples (unit 09).
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ import math
 import numpy as np
 import torch
 
+from . import checks
 from . import losses as L
+from .losses import ELBOLoss
+from .train import evaluate
 
 
 def _as_numpy(name, value) -> np.ndarray:
@@ -22,10 +26,56 @@ def _as_numpy(name, value) -> np.ndarray:
     return value
 
 
+def _check_threshold(threshold) -> float:
+    return checks.positive("threshold", threshold, allow_zero=True, hint="nats of variance")
+
+
+@torch.no_grad()
+def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1000, seed: int = 0,
+            n_images: int = 0) -> dict:
+    """Every per-model number the course reports, from one pass over ``x`` (each image encoded once).
+
+    loss: the ``losses.ELBOLoss`` whose likelihood measures the distortion (β, free bits and capacity play no
+    part: the numbers are those of the plain ELBO). One z per image from a generator seeded with ``seed``, so
+    ``rate``/``distortion``/``neg_elbo`` equal ``train.evaluate``'s ``kl``/``rec``/``loss`` exactly.
+    Returns: ``rate`` (mean KL, nats), ``distortion`` (mean NLL, nats), ``neg_elbo`` (their sum), ``kl_per_dim``
+    (numpy, nats per latent dimension), ``active`` (units with Var_x μ_u > ``threshold``, Burda et al. 2016),
+    ``mu_var`` (numpy, those variances), ``latent_dim``, ``mu`` and ``logvar`` (CPU tensors), and with
+    ``n_images`` > 0 ``originals``/``reconstructions`` (the first images and their decoded posterior means).
+    """
+    checks.images("x", x)
+    threshold = _check_threshold(threshold)
+    batch_size = checks.integer("batch_size", batch_size, low=1)
+    n_images = checks.integer("n_images", n_images, low=0)
+    loss = loss or ELBOLoss()
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(device=x.device).manual_seed(seed)
+    mus, logvars, rec_sum = [], [], 0.0
+    for i in range(0, len(x), batch_size):
+        xb = x[i:i + batch_size]
+        mu, logvar, _, out = model(xb, gen)
+        rec_sum += loss.nll(model, out, xb).sum().item()
+        mus.append(mu)
+        logvars.append(logvar)
+    model.train(was_training)
+    mu, logvar = torch.cat(mus), torch.cat(logvars)
+    if not (torch.isfinite(mu).all() and torch.isfinite(logvar).all()):
+        raise ValueError("the encoder gave NaN or inf codes for x; check x for NaN pixels (x.isnan().any())")
+    kl = L.kl_per_dim(mu, logvar).mean(0)
+    var = mu.var(0) if len(mu) > 1 else torch.zeros_like(kl)
+    rate, distortion = float(kl.sum()), rec_sum / len(x)
+    out = {"rate": rate, "distortion": distortion, "neg_elbo": rate + distortion,
+           "kl_per_dim": kl.cpu().numpy(), "active": int((var > threshold).sum()), "mu_var": var.cpu().numpy(),
+           "latent_dim": int(mu.shape[1]), "mu": mu.cpu(), "logvar": logvar.cpu()}
+    if n_images:
+        out["originals"] = x[:n_images].detach().cpu()
+        out["reconstructions"] = model.mean_image(model.decode(mu[:n_images])).cpu()
+    return out
+
+
 def rate_distortion(model, x, loss_fn=None, batch_size: int = 1000, seed: int = 0) -> dict:
     """Rate = mean KL(q(z|x) || p(z)) and distortion = mean reconstruction NLL, nats per example."""
-    from .train import evaluate
-
     out = evaluate(model, x, loss_fn, batch_size=batch_size, seed=seed)
     return {"rate": out["kl"], "distortion": out["rec"], "neg_elbo": out["loss"]}
 
@@ -33,6 +83,8 @@ def rate_distortion(model, x, loss_fn=None, batch_size: int = 1000, seed: int = 
 @torch.no_grad()
 def encode_all(model, x, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
     """(μ, log σ²) for every row of x, batched."""
+    checks.images("x", x)
+    batch_size = checks.integer("batch_size", batch_size, low=1)
     model.eval()
     mus, logvars = [], []
     for i in range(0, len(x), batch_size):
@@ -52,9 +104,10 @@ def active_units(model, x, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
     """Burda et al. (2016): unit u is active when Cov_x(E_q[u|x]) = Var_x(μ_u(x)) > threshold.
 
     Returns (number active, per-unit variances)."""
-    if not (isinstance(threshold, (int, float)) and threshold >= 0):
-        raise ValueError(f"threshold must be a number >= 0, got {threshold!r}")
+    threshold = _check_threshold(threshold)
     mu, _ = encode_all(model, x)
+    if not torch.isfinite(mu).all():
+        raise ValueError("the encoder gave NaN or inf codes for x; check x for NaN pixels (x.isnan().any())")
     var = mu.var(0, unbiased=True) if len(mu) > 1 else torch.zeros(mu.shape[1], device=mu.device)
     return int((var > threshold).sum().item()), var
 
@@ -63,10 +116,7 @@ def active_units(model, x, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
 def iwae_bound(model, x, k: int, loss_fn=None, max_rows: int = 20000, seed: int = 0) -> float:
     """Importance-weighted bound (Burda et al. 2016) with k samples, as an NLL estimate in nats per example:
     −mean_x log (1/k) Σ_i p(x, z_i)/q(z_i|x). k = 1 is the ELBO; it tightens as k grows."""
-    from .train import ELBOLoss
-
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an int >= 1 (importance samples), got {k!r}")
+    k = checks.integer("k", k, low=1, hint="importance samples")
     loss_fn = loss_fn or ELBOLoss()
     model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
@@ -128,8 +178,7 @@ def mig(latents, factors, n_bins: int = 20) -> float:
         raise ValueError(f"latents (N, d) and factors (N, K) must have matching N, got {z.shape} and {v.shape}")
     if z.shape[1] < 2:
         raise ValueError("mig needs at least 2 latent dimensions (the gap compares the top two)")
-    if isinstance(n_bins, bool) or not isinstance(n_bins, int) or n_bins < 2:
-        raise ValueError(f"n_bins must be an int >= 2 (histogram bins per latent), got {n_bins!r}")
+    n_bins = checks.integer("n_bins", n_bins, low=2, hint="histogram bins per latent")
     if not np.isfinite(z).all():
         raise ValueError("latents contain NaN or inf; encode the data again or drop those rows")
     if not np.issubdtype(v.dtype, np.integer) and not (np.isfinite(v).all() and (v == np.round(v)).all()):
@@ -184,8 +233,7 @@ def class_coverage(pred_labels, n_classes: int) -> dict:
     if raw.dtype.kind not in "iub" and not np.all(np.mod(raw, 1) == 0):
         raise ValueError("pred_labels must be integer class indices (e.g. logits.argmax(1)), got non-integer values")
     y = raw.astype(np.int64).ravel()
-    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-        raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
+    n_classes = checks.integer("n_classes", n_classes, low=2)
     if len(y) == 0:
         raise ValueError("pred_labels is empty")
     if y.min() < 0 or y.max() >= n_classes:

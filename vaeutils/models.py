@@ -15,6 +15,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from . import checks
+
 
 class VAEOutput(NamedTuple):
     mu: torch.Tensor
@@ -34,9 +36,14 @@ def _check_shape(in_shape) -> tuple[int, ...]:
 
 
 def _check_latent(latent_dim) -> int:
-    if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
-        raise ValueError(f"latent_dim must be an int >= 1, got {latent_dim!r}")
-    return latent_dim
+    return checks.integer("latent_dim", latent_dim, low=1)
+
+
+def _check_hidden(hidden) -> tuple[int, ...]:
+    sizes = (hidden,) if isinstance(hidden, int) and not isinstance(hidden, bool) else tuple(hidden)
+    if not sizes:
+        raise ValueError("hidden must be a non-empty tuple of positive ints such as (400,), got ()")
+    return tuple(checks.integer("hidden", h, low=1, hint="each layer's size") for h in sizes)
 
 
 class _VAEBase(nn.Module):
@@ -94,12 +101,7 @@ class MLPVAE(_VAEBase):
         super().__init__()
         self.in_shape = _check_shape(in_shape)
         self.latent_dim = _check_latent(latent_dim)
-        if isinstance(hidden, int):
-            hidden = (hidden,)
-        hidden = tuple(hidden)
-        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(f"hidden must be a tuple of positive ints such as (400,), got {hidden!r}")
-        self.hidden = hidden
+        self.hidden = hidden = _check_hidden(hidden)
         d_in = math.prod(self.in_shape)
         enc, width = [], d_in
         for h in hidden:
@@ -166,13 +168,8 @@ def build_model(kind: str = "mlp", **kwargs) -> _VAEBase:
     raise ValueError(f"model kind must be 'mlp' or 'conv', got {kind!r}")
 
 
-# ------------------------------------------ a small GAN and a local feature extractor (notebook 06)
+# ------------------------------------------ a small GAN and a local feature extractor (unit 09)
 
-def _check_hidden(hidden) -> tuple[int, ...]:
-    hidden = (hidden,) if isinstance(hidden, int) and not isinstance(hidden, bool) else tuple(hidden)
-    if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-        raise ValueError(f"hidden must be a non-empty tuple of positive ints such as (256, 512), got {hidden!r}")
-    return hidden
 
 
 class MLPGenerator(nn.Module):
@@ -231,10 +228,8 @@ class SmallClassifier(nn.Module):
         c, h, w = self.in_shape
         if h % 4 or w % 4:
             raise ValueError(f"SmallClassifier needs height and width divisible by 4, got {in_shape!r}")
-        if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
-            raise ValueError(f"n_classes must be an int >= 2, got {n_classes!r}")
-        if isinstance(feature_dim, bool) or not isinstance(feature_dim, int) or feature_dim < 1:
-            raise ValueError(f"feature_dim must be an int >= 1, got {feature_dim!r}")
+        checks.integer("n_classes", n_classes, low=2)
+        checks.integer("feature_dim", feature_dim, low=1)
         c1, c2 = channels
         self.body = nn.Sequential(
             nn.Conv2d(c, c1, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),

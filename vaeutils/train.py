@@ -1,8 +1,8 @@
-"""Training: the pluggable VAE loss, ``fit()``, evaluation, cached ``train_vae()`` and a CLI.
+"""Training: ``fit()`` with one shared ``train_step``, ``evaluate()``, cached ``train_vae()`` and a CLI.
 
 Data stay in memory as tensors on the device; batches are shuffled index slices (no per-item
 DataLoader), which is most of why this trainer is several times faster than the usual example.
-Taught in notebook 03; β, free bits, schedules and capacity (notebooks 04–05) plug into ``ELBOLoss``.
+Taught in unit 03; β, free bits, schedules and capacity plug into ``losses.ELBOLoss``.
 
 CLI (used by the benchmarks): ``python -m vaeutils.train --dataset fashion-mnist --hidden 400
 --latent-dim 20 --epochs 10 --beta 1 --json`` prints one JSON object per epoch.
@@ -16,17 +16,17 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from . import cache as _cache
+from . import checks
 from . import config as _config
-from . import losses as L
+from . import data as _data
+from .losses import ELBOLoss, kl_per_dim
 from .models import build_model
-
-LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
 
 
 class NonFiniteLossError(RuntimeError):
@@ -40,84 +40,34 @@ class NonFiniteLossError(RuntimeError):
         )
 
 
-@dataclass(frozen=True)
-class ELBOLoss:
-    """Negative (β-weighted) ELBO per example: rec + β·KL, averaged over the batch.
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: torch.Tensor, step: int,
+               generator: torch.Generator | None = None, on_finite=None) -> dict[str, float]:
+    """One optimiser step on the batch ``xb``: forward, a check that every term is finite, backward, update.
 
-    likelihood: ``"bernoulli"`` (decoder logits), ``"gaussian"`` or ``"laplace"`` (mean = sigmoid(out)).
-    beta: a number or a schedule ``step -> β`` (``losses.LinearWarmup``, ``losses.Cyclical``…).
-    free_bits: λ in nats per latent dimension (``losses.free_bits_kl``); 0 turns it off.
-    log_scale: Gaussian/Laplace only: a number (fixed log σ or log b), ``"learned"`` (the model's
-        ``log_scale`` parameter) or ``"optimal"`` (closed-form per-image σ*, as in σ-VAE).
-    capacity: a ``losses.CapacitySchedule``; replaces β·KL by γ·|KL − C(t)| (Burgess et al. 2018).
+    ``loss_fn(model, xb, step)`` returns a dict with ``loss`` (minimised) and other terms; a generator, if given,
+    is passed on for the reparameterisation noise. Returns every term as a float (one host sync for all).
+    A non-finite term raises :class:`NonFiniteLossError` before the weights change; ``on_finite()``, if given, runs
+    once the terms are known to be finite, before the update (``fit`` keeps a copy of the good weights there).
+    Used by :func:`fit` and by the live β trainer, so both train the same way.
     """
-
-    likelihood: str = "bernoulli"
-    beta: object = 1.0
-    free_bits: float = 0.0
-    log_scale: object = 0.0
-    capacity: object = None
-
-    def __post_init__(self):
-        if self.likelihood not in LIKELIHOODS:
-            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
-        if not callable(self.beta):
-            L._check_positive("beta", self.beta, allow_zero=True)
-        L._check_positive("free_bits", self.free_bits, allow_zero=True)
-        if isinstance(self.log_scale, str):
-            if self.log_scale not in ("learned", "optimal"):
-                raise ValueError(f"log_scale must be a number, 'learned' or 'optimal', got {self.log_scale!r}")
-        elif isinstance(self.log_scale, bool) or not isinstance(self.log_scale, (int, float)):
-            raise ValueError(f"log_scale must be a number, 'learned' or 'optimal', got {self.log_scale!r}")
-        if self.capacity is not None and not isinstance(self.capacity, L.CapacitySchedule):
-            raise TypeError("capacity must be None or a losses.CapacitySchedule(c_max, steps, gamma)")
-        if self.capacity is not None and self.free_bits > 0:
-            raise ValueError("capacity replaces β·KL, so free_bits would be ignored; set free_bits=0 or capacity=None")
-
-    def beta_at(self, step: int) -> float:
-        return float(self.beta(step)) if callable(self.beta) else float(self.beta)
-
-    def nll(self, model: nn.Module, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Reconstruction NLL per example, in nats."""
-        if self.likelihood == "bernoulli":
-            return L.bernoulli_nll(out, x)
-        mean = torch.sigmoid(out)
-        if self.log_scale == "learned":
-            if getattr(model, "log_scale", None) is None:
-                raise ValueError("log_scale='learned' needs a model built with learned_scale='shared' or 'pixel'")
-            log_scale = model.log_scale
-        elif self.log_scale == "optimal":
-            dims = tuple(range(1, x.dim()))
-            if self.likelihood == "gaussian":
-                log_scale = L.optimal_log_sigma(mean, x, per="image")
-            else:
-                log_scale = torch.log((x - mean).abs().mean(dims, keepdim=True).clamp_min(1e-3))
-        else:
-            log_scale = float(self.log_scale)
-        if self.likelihood == "gaussian":
-            return L.gaussian_nll(mean, x, log_scale)
-        return L.laplace_nll(mean, x, log_scale)
-
-    def __call__(self, model: nn.Module, x: torch.Tensor, step: int = 0, generator=None) -> dict:
-        mu, logvar, _, out = model(x, generator)
-        rec = self.nll(model, out, x).mean()
-        kl = L.kl_per_dim(mu, logvar).sum(1).mean()
-        beta = self.beta_at(step)
-        if self.capacity is not None:
-            reg = L.capacity_penalty(kl, self.capacity(step), self.capacity.gamma)
-        elif self.free_bits > 0:
-            reg = beta * L.free_bits_kl(mu, logvar, float(self.free_bits))
-        else:
-            reg = beta * kl
-        return {"loss": rec + reg, "rec": rec, "kl": kl, "beta": beta}
-
-
-def _check_data(name: str, x) -> torch.Tensor:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point() or x.dim() != 4:
-        raise ValueError(f"{name} must be a float tensor shaped (N, C, H, W); load it with vaeutils.data.load()")
-    if len(x) == 0:
-        raise ValueError(f"{name} is empty")
-    return x
+    terms = loss_fn(model, xb, step) if generator is None else loss_fn(model, xb, step, generator=generator)
+    if not isinstance(terms, dict) or not isinstance(terms.get("loss"), torch.Tensor):
+        raise TypeError("loss_fn must return a dict with a tensor under 'loss' (and other terms to log), "
+                        f"got {type(terms).__name__}{' without a loss tensor' if isinstance(terms, dict) else ''}")
+    names = [k for k, v in terms.items() if isinstance(v, torch.Tensor)]
+    values = torch.stack([terms[k].detach().float().reshape(()) for k in names]).tolist()
+    bad = [(k, v) for k, v in zip(names, values, strict=True) if not math.isfinite(v)]
+    if bad:
+        term, value = min(bad, key=lambda kv: kv[0] == "loss")  # the culprit, not the total it spoils
+        raise NonFiniteLossError(step, term, value)
+    if on_finite is not None:
+        on_finite()
+    optimizer.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    optimizer.step()
+    out = dict(zip(names, values, strict=True))
+    out.update({k: float(v) for k, v in terms.items() if not isinstance(v, torch.Tensor)})
+    return out
 
 
 @torch.no_grad()
@@ -126,7 +76,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, loss_fn: ELBOLoss | None = None,
     """Per-example means on ``x``: ``rec`` (NLL), ``kl`` and ``loss`` = rec + kl = −ELBO (β = 1), in nats.
 
     One z sample per example from a fixed-seed generator, so the number repeats exactly."""
-    _check_data("x", x)
+    checks.images("x", x)
+    batch_size = checks.integer("batch_size", batch_size, low=1)
     loss_fn = loss_fn or ELBOLoss()
     was_training = model.training
     model.eval()
@@ -136,13 +87,13 @@ def evaluate(model: nn.Module, x: torch.Tensor, loss_fn: ELBOLoss | None = None,
         xb = x[i:i + batch_size]
         mu, logvar, _, out = model(xb, gen)
         rec_sum += loss_fn.nll(model, out, xb).sum().item()
-        kl_sum += L.kl_per_dim(mu, logvar).sum().item()
+        kl_sum += kl_per_dim(mu, logvar).sum().item()
     model.train(was_training)
     n = len(x)
     return {"rec": rec_sum / n, "kl": kl_sum / n, "loss": (rec_sum + kl_sum) / n}
 
 
-def _adam(params, lr: float) -> torch.optim.Adam:
+def make_optimizer(params, lr: float) -> torch.optim.Adam:
     """Adam with the fused kernel where the device has one (one pass over the weights per step, about three
     times less optimiser time than the for-each version on a CPU), the for-each version elsewhere."""
     try:
@@ -177,25 +128,33 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
     callbacks: functions ``cb(epoch, history)`` called after every epoch (live plots, printing).
     History: ``{"train": [per-epoch means + seconds], "test": [...], "steps": [loss per step]}``.
     A non-finite term raises NonFiniteLossError naming the step and the term; the weights are the last good ones.
+    The global random state is the same after ``fit`` as before: training draws from its own seeded stream.
     """
-    _check_data("train_x", train_x)
+    checks.images("train_x", train_x)
     if test_x is not None:
-        _check_data("test_x", test_x)
-    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {v!r}")
-    L._check_positive("lr", lr)
+        checks.images("test_x", test_x)
+    epochs = checks.integer("epochs", epochs, low=1)
+    batch_size = checks.integer("batch_size", batch_size, low=1)
+    lr = checks.positive("lr", lr)
+    if not callable(loss_fn) and loss_fn is not None:
+        raise TypeError(f"loss_fn must be a loss such as losses.ELBOLoss(...) or a function (model, x, step) -> dict, "
+                        f"got {loss_fn!r}")
+    if isinstance(callbacks, (str, bytes)) or not all(callable(cb) for cb in _iterable("callbacks", callbacks)):
+        raise TypeError(f"callbacks must be a list of functions cb(epoch, history), got {callbacks!r}")
     loss_fn = loss_fn or ELBOLoss()
     n = len(train_x)
     steps_per_epoch = math.ceil(n / batch_size)
     lr_factor = _lr_factor(lr_schedule, steps_per_epoch, epochs * steps_per_epoch)
     device = train_x.device
     model.to(device).train()
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = _adam(params, lr)
+    opt = make_optimizer(params, lr)
     last_good = [p.detach().clone() for p in params]
+
+    def keep_good():  # the weights that just gave a finite loss, restored if a later step does not
+        with torch.no_grad():
+            torch._foreach_copy_(last_good, params)
+
     # the test rows are the −ELBO under the loss's own likelihood; a plain function gets the Bernoulli one
     eval_loss = loss_fn if hasattr(loss_fn, "nll") else None
     history = {"train": [], "test": [], "steps": []}
@@ -204,52 +163,44 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
         from tqdm.auto import tqdm
         bar = tqdm(total=epochs * steps_per_epoch, desc="training", unit="step", mininterval=0.5, leave=True)
     step = 0
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
     try:
-        for epoch in range(1, epochs + 1):
-            t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=gen).to(device)
-            sums: dict[str, float] = {}
-            for i in range(0, n, batch_size):
-                xb = train_x[perm[i:i + batch_size]]
-                if binarize:
-                    xb = torch.bernoulli(xb)
-                terms = loss_fn(model, xb, step)
-                names = [k for k, v in terms.items() if isinstance(v, torch.Tensor)]
-                values = torch.stack([terms[k].detach().float().reshape(()) for k in names]).tolist()
-                bad = [(k, v) for k, v in zip(names, values, strict=True) if not math.isfinite(v)]
-                if bad:
-                    term, value = min(bad, key=lambda kv: kv[0] == "loss")  # the culprit, not the total it spoils
-                    with torch.no_grad():
-                        torch._foreach_copy_(params, last_good)
-                    raise NonFiniteLossError(step, term, value)
-                with torch.no_grad():
-                    torch._foreach_copy_(last_good, params)
-                if lr_factor is not None:
-                    opt.param_groups[0]["lr"] = lr * lr_factor(step)
-                opt.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                opt.step()
-                m = len(xb)
-                for k, v in zip(names, values, strict=True):
-                    sums[k] = sums.get(k, 0.0) + v * m
-                for k, v in terms.items():
-                    if not isinstance(v, torch.Tensor):
-                        sums[k] = sums.get(k, 0.0) + float(v) * m
-                history["steps"].append(values[names.index("loss")])
-                step += 1
+        with torch.random.fork_rng(devices=rng_devices):
+            torch.manual_seed(seed)
+            gen = torch.Generator().manual_seed(seed)
+            for epoch in range(1, epochs + 1):
+                t0 = time.perf_counter()
+                perm = torch.randperm(n, generator=gen).to(device)
+                sums: dict[str, float] = {}
+                for i in range(0, n, batch_size):
+                    xb = train_x[perm[i:i + batch_size]]
+                    if binarize:
+                        xb = torch.bernoulli(xb)
+                    if lr_factor is not None:
+                        opt.param_groups[0]["lr"] = lr * lr_factor(step)
+                    try:
+                        values = train_step(model, opt, loss_fn, xb, step, on_finite=keep_good)
+                    except NonFiniteLossError:
+                        with torch.no_grad():
+                            torch._foreach_copy_(params, last_good)
+                        raise
+                    for k, v in values.items():
+                        sums[k] = sums.get(k, 0.0) + v * len(xb)
+                    history["steps"].append(values["loss"])
+                    step += 1
+                    if bar is not None:
+                        bar.update(1)
+                row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}, "seconds": time.perf_counter() - t0}
+                history["train"].append(row)
+                if test_x is not None:
+                    history["test"].append({"epoch": epoch, **evaluate(model, test_x, eval_loss, seed=seed)})
                 if bar is not None:
-                    bar.update(1)
-            row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}, "seconds": time.perf_counter() - t0}
-            history["train"].append(row)
-            if test_x is not None:
-                history["test"].append({"epoch": epoch, **evaluate(model, test_x, eval_loss, seed=seed)})
-            if bar is not None:
-                shown = {"loss": f"{row['loss']:.2f}"}
-                if history["test"]:
-                    shown["test"] = f"{history['test'][-1]['loss']:.2f}"
-                bar.set_postfix(shown)
-            for cb in callbacks:
-                cb(epoch, history)
+                    shown = {"loss": f"{row['loss']:.2f}"}
+                    if history["test"]:
+                        shown["test"] = f"{history['test'][-1]['loss']:.2f}"
+                    bar.set_postfix(shown)
+                for cb in callbacks:
+                    cb(epoch, history)
     finally:
         if bar is not None:
             bar.close()
@@ -257,32 +208,69 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
     return history
 
 
-def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=(400,), latent_dim: int = 20,
-              loss: ELBOLoss | None = None, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
-              seed: int = 0, data=None, cache: bool = True, progress: bool = True, binarize: bool = False,
-              name: str = "vae", callbacks=(), **model_kw):
-    """Load the checkpoint if it exists, else train: returns ``(model, history)``.
+def _iterable(name: str, value):
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a list or tuple, got {value!r}") from None
 
-    The cache key covers data (name, source, size), model, loss (β, schedule, free bits…), seed,
-    epochs, batch size, lr and binarization, so any change retrains. ``data``: an ImageData from
+
+class TrainResult(NamedTuple):
+    """What :func:`train_vae` returns: the model (in eval mode), its training history, and whether it was
+    ``loaded`` from the cache (True) or trained now (False)."""
+
+    model: nn.Module
+    history: dict
+    loaded: bool
+
+
+def _model_args(model: str, in_shape, hidden, latent_dim: int, model_kw: dict) -> dict:
+    args = {"in_shape": in_shape, "latent_dim": latent_dim, **model_kw}
+    if model == "mlp":
+        hidden = (400,) if hidden is None else hidden
+        args["hidden"] = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+    elif model == "conv":
+        if hidden is not None:
+            sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+            if len(sizes) != 1:
+                raise ValueError(f"hidden={hidden!r}: the conv model has one fully connected layer; "
+                                 "pass one size, e.g. hidden=256")
+            args["hidden"] = sizes[0]
+    else:
+        raise ValueError(f"model must be 'mlp' or 'conv', got {model!r}")
+    return args
+
+
+def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent_dim: int = 20,
+              loss=None, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
+              seed: int = 0, data=None, cache: bool = True, progress: bool = True, binarize: bool = False,
+              name: str = "vae", callbacks=(), lr_schedule=None, **model_kw) -> TrainResult:
+    """Load the checkpoint if it exists, else train: returns ``TrainResult(model, history, loaded)``.
+
+    hidden: the hidden sizes (MLP: a tuple, default (400,); conv: one size, default 256).
+    loss: ``losses.ELBOLoss(...)`` (default) or any loss that is callable as ``loss(model, x, step)`` and has a
+        ``describe()`` method returning plain data for the cache key.
+    The cache key covers data (name, source, size), model, loss (β, schedule, free bits…), seed, epochs,
+    batch size, lr and its schedule, and binarization, so any change retrains. ``data``: an ImageData from
     ``vaeutils.data.load`` (loaded from ``dataset`` when omitted).
     """
-    from . import data as _data
-
     loss = loss or ELBOLoss()
-    if not isinstance(loss, ELBOLoss):
-        raise TypeError("loss must be a vaeutils.train.ELBOLoss(...)")
+    if not callable(loss) or not callable(getattr(loss, "describe", None)):
+        raise TypeError("loss must be a losses.ELBOLoss(...) or a callable loss with a describe() method "
+                        f"(plain data for the cache key), got {loss!r}")
     if data is None:
         data = _data.load(dataset)
-    in_shape = tuple(data.train_x.shape[1:])
-    model_args = {"in_shape": in_shape, "latent_dim": latent_dim, **model_kw}
-    if model == "mlp":
-        model_args["hidden"] = tuple(hidden) if not isinstance(hidden, int) else (hidden,)
+    model_args = _model_args(model, tuple(data.train_x.shape[1:]), hidden, latent_dim, model_kw)
     settings = {
         "data": {"name": data.name, "source": data.source, "n_train": len(data.train_x), "n_test": len(data.test_x)},
-        "model": model, "model_args": model_args, "loss": loss, "epochs": epochs, "batch_size": batch_size,
-        "lr": lr, "seed": seed, "binarize": binarize,
+        "model": model, "model_args": model_args, "loss": loss.describe() if cache else None, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "seed": seed, "binarize": binarize,
     }
+    if lr_schedule is not None:
+        if not isinstance(lr_schedule, str):
+            raise TypeError("lr_schedule in train_vae must be None, 'constant' or 'linear' (a function has no "
+                            "stable cache key; call fit() directly for a custom one)")
+        settings["lr_schedule"] = lr_schedule
 
     def build():
         _config.seed_everything(seed)
@@ -290,13 +278,13 @@ def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=(400,), late
 
     def run(m):
         return fit(m, data.train_x, loss, epochs=epochs, batch_size=batch_size, lr=lr, test_x=data.test_x,
-                   seed=seed, progress=progress, callbacks=callbacks, binarize=binarize)
+                   seed=seed, progress=progress, callbacks=callbacks, binarize=binarize, lr_schedule=lr_schedule)
 
     net, history, hit = _cache.load_or_train(name, settings, build, run, enabled=cache)
-    if hit:
+    if hit and progress:
         print(f"loaded '{name}' from the cache ({_cache.path_for(name, settings).name}); "
               f"test -ELBO {history['test'][-1]['loss']:.2f} nats")
-    return net.to(data.train_x.device).eval(), history
+    return TrainResult(net.to(data.train_x.device).eval(), history, hit)
 
 
 # Speed defaults of the command line, chosen with benchmarks/bench_train.py (see benchmarks/README.md). On

@@ -4,7 +4,8 @@ One submodule per widget; each line below re-exports one of them. To add a widge
 module and one import line here.
 """
 
-from .beta import beta_explorer, live_beta_trainer  # noqa: F401  (notebook 04)
-from .free_bits import free_bits_explorer  # noqa: F401  (notebook 05)
-from .kl import kl_explorer  # noqa: F401  (notebook 01)
-from .recon import recon_explorer  # noqa: F401  (notebook 02)
+from .beta import beta_explorer  # noqa: F401  (unit 05, the app)
+from .free_bits import free_bits_explorer  # noqa: F401  (unit 07)
+from .kl import kl_explorer  # noqa: F401  (unit 01)
+from .live import live_beta_trainer  # noqa: F401  (unit 05, the app)
+from .recon import recon_explorer  # noqa: F401  (unit 02)

@@ -1,4 +1,4 @@
-"""The free-bits explorer of notebook 05: sliders for the floor λ (nats per latent dimension) and
+"""The free-bits explorer of unit 07: sliders for the floor λ (nats per latent dimension) and
 for β pick one model from a grid trained once and cached; the view shows that model's KL per
 latent dimension with the floor λ drawn in, its active units, rate and distortion, where it sits
 in the grid, and a few reconstructions.
@@ -6,8 +6,8 @@ in the grid, and a few reconstructions.
 The logic lives in pure functions that tests call directly, because ipywidgets swallows
 exceptions raised inside a widget callback:
 
-* :func:`train_grid` — trains (or loads from the cache) one model per (β, λ) and summarises it;
-* :func:`grid_from_models` — the same summary for models you already have;
+* :func:`grid_from_models` — ``metrics.summary`` of each model of a grid (trained with
+  ``sweep.train_free_bits_grid``);
 * :func:`free_bits_state` — the numbers for one (β, λ);
 * :func:`draw_free_bits` — puts a state on a matplotlib figure.
 
@@ -30,8 +30,12 @@ from IPython.display import Image, display
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from .. import data as _data
 from .. import losses as L
 from .. import metrics, plots
+from ..checks import distinct_values as _as_values
+from ..losses import ELBOLoss
+from ..sweep import train_free_bits_grid
 
 DEFAULT_FREE_BITS = (0.0, 0.25, 0.5, 1.0)
 DEFAULT_BETAS = (0.5, 1.0, 2.0)
@@ -44,7 +48,7 @@ OUTPUT_HEIGHT_PX = int(FIGSIZE[1] * DPI) + 16
 @dataclass
 class FreeBitsGrid:
     """Summaries of one trained model per (β, λ): ``entries[(beta, free_bits)]`` is a dict with the test
-    set's ``mu`` and ``logvar`` (CPU tensors), ``kl`` (per-dimension mean KL, numpy), ``active_units``,
+    set's ``mu`` and ``logvar`` (CPU tensors), ``kl_per_dim`` (per-dimension mean KL, numpy), ``active``,
     ``rate``, ``distortion``, ``neg_elbo`` (nats per example), ``originals`` and ``reconstructions``
     (a few test images and their decoded posterior means). ``description`` says what was trained."""
 
@@ -56,36 +60,6 @@ class FreeBitsGrid:
     @property
     def latent_dim(self) -> int:
         return int(next(iter(self.entries.values()))["mu"].shape[1])
-
-
-def _as_values(name: str, values) -> tuple[float, ...]:
-    try:
-        out = tuple(float(v) for v in values)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a sequence of numbers, e.g. {name}=(0.0, 0.5, 1.0)") from err
-    if not out or any(not math.isfinite(v) or v < 0 for v in out):
-        raise ValueError(f"{name} must be a non-empty sequence of finite numbers >= 0, got {values!r}")
-    if len(set(out)) != len(out):
-        raise ValueError(f"{name} must not repeat a value, got {values!r}")
-    return tuple(sorted(out))
-
-
-@torch.no_grad()
-def summarize(model, x: torch.Tensor, loss_fn=None, n_images: int = N_RECONSTRUCTIONS) -> dict:
-    """The numbers the explorer shows for one model on data ``x`` (usually the test set).
-
-    ``loss_fn``: the ``train.ELBOLoss`` whose likelihood measures the distortion (β and free bits
-    play no part in the −ELBO reported here)."""
-    mu, logvar = metrics.encode_all(model, x)
-    au, _ = metrics.active_units(model, x)
-    rd = metrics.rate_distortion(model, x, loss_fn)
-    originals = x[:n_images]
-    return {
-        "mu": mu.detach().cpu(), "logvar": logvar.detach().cpu(),
-        "kl": L.kl_per_dim(mu, logvar).mean(0).cpu().numpy(),
-        "active_units": au, "rate": rd["rate"], "distortion": rd["distortion"], "neg_elbo": rd["neg_elbo"],
-        "originals": originals.detach().cpu(), "reconstructions": model.reconstruct(originals).cpu(),
-    }
 
 
 def grid_from_models(models: Mapping, x: torch.Tensor, loss_fn=None, description: str = "") -> FreeBitsGrid:
@@ -102,46 +76,9 @@ def grid_from_models(models: Mapping, x: torch.Tensor, loss_fn=None, description
     missing = [(b, f) for b in betas for f in free_bits if (b, f) not in keys]
     if missing:
         raise ValueError(f"models must cover the full grid of betas {betas} x free_bits {free_bits}; missing {missing}")
-    entries = {(float(b), float(f)): summarize(m, x, loss_fn) for (b, f), m in models.items()}
+    entries = {(float(b), float(f)): metrics.summary(m, x, loss_fn, n_images=N_RECONSTRUCTIONS)
+               for (b, f), m in models.items()}
     return FreeBitsGrid(betas=betas, free_bits=free_bits, entries=entries, description=description)
-
-
-def train_grid(free_bits=DEFAULT_FREE_BITS, betas=DEFAULT_BETAS, *, data=None, loss_kw=None, epochs: int = 30,
-               name: str = "nb05-mnist", progress: bool = True, description: str = "", **train_kw) -> FreeBitsGrid:
-    """Train one model per (β, λ) with ``train.train_vae`` (each loaded from the cache when it is there)
-    and summarise it on the test set.
-
-    loss_kw: extra ``ELBOLoss`` settings shared by the grid (e.g. ``likelihood="gaussian", log_scale=0.0``);
-    ``train_kw`` go to ``train_vae`` (``latent_dim``, ``hidden``, ``batch_size``, ``seed``…). The same
-    ``name``, data and settings as a model trained elsewhere in a notebook share its checkpoint."""
-    from .. import data as _data
-    from ..train import ELBOLoss, train_vae
-
-    free_bits = _as_values("free_bits", free_bits)
-    betas = _as_values("betas", betas)
-    if any(b == 0 for b in betas):
-        raise ValueError("betas must be > 0: with β = 0 the KL (and so the free-bits floor) plays no part")
-    loss_kw = dict(loss_kw or {})
-    for k in ("beta", "free_bits", "capacity"):
-        if k in loss_kw:
-            raise ValueError(f"loss_kw must not set {k!r}: the grid sets β and λ itself")
-    data = data if data is not None else _data.load("mnist")
-    cells = [(b, f) for b in betas for f in free_bits]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(cells), desc="free-bits grid", unit="model")
-    models = {}
-    try:
-        for b, f in cells:
-            models[(b, f)], _ = train_vae(data=data, loss=ELBOLoss(beta=b, free_bits=f, **loss_kw), epochs=epochs,
-                                          name=name, progress=False, **train_kw)
-            if bar is not None:
-                bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
-    return grid_from_models(models, data.test_x, ELBOLoss(**loss_kw), description=description)
 
 
 def _pick(name: str, value, allowed: tuple[float, ...]) -> float:
@@ -162,16 +99,16 @@ def free_bits_state(grid: FreeBitsGrid, free_bits: float, beta: float) -> dict:
     ``active_units``, ``rate``, ``distortion``, ``neg_elbo``, ``au_grid`` (active units of every cell,
     rows β, columns λ), the cell's ``row``/``col``, and the images."""
     if not isinstance(grid, FreeBitsGrid):
-        raise TypeError("grid must be a FreeBitsGrid from train_grid(...) or grid_from_models(...)")
+        raise TypeError("grid must be a FreeBitsGrid from grid_from_models(...)")
     lam = _pick("free_bits", free_bits, grid.free_bits)
     b = _pick("beta", beta, grid.betas)
     e = grid.entries[(b, lam)]
-    kl = np.asarray(e["kl"], dtype=float)
-    au_grid = np.array([[grid.entries[(bb, ff)]["active_units"] for ff in grid.free_bits] for bb in grid.betas])
+    kl = np.asarray(e["kl_per_dim"], dtype=float)
+    au_grid = np.array([[grid.entries[(bb, ff)]["active"] for ff in grid.free_bits] for bb in grid.betas])
     return {
         "beta": b, "free_bits": lam, "kl": kl, "order": np.argsort(-kl, kind="stable"),
         "n_below": int((kl < lam).sum()), "floor_term": float(L.free_bits_kl(e["mu"], e["logvar"], lam)),
-        "active_units": e["active_units"], "latent_dim": len(kl), "rate": e["rate"],
+        "active_units": e["active"], "latent_dim": len(kl), "rate": e["rate"],
         "distortion": e["distortion"], "neg_elbo": e["neg_elbo"], "au_grid": au_grid,
         "betas": grid.betas, "free_bits_values": grid.free_bits,
         "row": grid.betas.index(b), "col": grid.free_bits.index(lam),
@@ -232,7 +169,7 @@ class FreeBitsExplorer(widgets.VBox):
 
     def __init__(self, grid: FreeBitsGrid, free_bits: float | None = None, beta: float | None = None):
         if not isinstance(grid, FreeBitsGrid):
-            raise TypeError("grid must be a FreeBitsGrid from train_grid(...) or grid_from_models(...)")
+            raise TypeError("grid must be a FreeBitsGrid from grid_from_models(...)")
         self.grid = grid
         lam0 = _pick("free_bits", grid.free_bits[0] if free_bits is None else free_bits, grid.free_bits)
         beta0 = _pick("beta", (1.0 if 1.0 in grid.betas else grid.betas[0]) if beta is None else beta, grid.betas)
@@ -273,10 +210,14 @@ def free_bits_explorer(grid: FreeBitsGrid | None = None, free_bits: float | None
     """Sliders for the free-bits floor λ and for β over a grid of trained models; each position shows that
     model's KL per dimension with λ drawn in, the active units of the whole grid, and reconstructions.
 
-    ``grid``: from :func:`train_grid` or :func:`grid_from_models`; when omitted, :func:`train_grid` is
-    called with ``train_kw`` (the default grid on MNIST, trained once and then loaded from the cache)."""
+    ``grid``: from :func:`grid_from_models`; when omitted, ``sweep.train_free_bits_grid`` trains the default grid
+    (:data:`DEFAULT_FREE_BITS` × :data:`DEFAULT_BETAS` on MNIST, once, then loaded from the cache) with
+    ``train_kw``, and it is measured on the test set."""
     if grid is None:
-        grid = train_grid(**train_kw)
+        data = train_kw.pop("data", None) or _data.load("mnist")
+        loss = ELBOLoss(**train_kw.get("loss_kw", {}))
+        models = train_free_bits_grid(DEFAULT_FREE_BITS, DEFAULT_BETAS, data=data, **train_kw)
+        grid = grid_from_models(models, data.test_x, loss, description="the default free-bits grid on MNIST")
     elif train_kw:
         raise ValueError(f"pass either a grid or training settings, not both (got {sorted(train_kw)})")
     return FreeBitsExplorer(grid, free_bits=free_bits, beta=beta)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import io
 import math
 import weakref
-from numbers import Real
 
 import ipywidgets as widgets
 import numpy as np
@@ -28,7 +27,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
-from .. import plots
+from .. import checks, plots
 from ..losses import kl_per_dim, kl_terms
 
 TERM_NAMES = ("one", "logvar", "neg_var", "neg_mu_sq")
@@ -46,15 +45,6 @@ LOGVAR_RANGE = (-9.25, 3.25)  # covers 2 log σ over SIGMA_RANGE, so switching t
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 
 
-def _check_number(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}; pass e.g. {name}=1.0")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return value
-
-
 def kl_explorer_state(mu, sigma=None, logvar=None) -> dict:
     """Everything the explorer shows for q = N(mu, sigma²) against the prior N(0, 1).
 
@@ -64,16 +54,16 @@ def kl_explorer_state(mu, sigma=None, logvar=None) -> dict:
     (−½ × each term; they add up to ``kl``), and the arrays ``z``, ``q``, ``prior`` (densities
     on a grid that resolves q however narrow it is).
     """
-    mu = _check_number("mu", mu)
+    mu = checks.number("mu", mu)
     if (sigma is None) == (logvar is None):
         raise ValueError("give exactly one of sigma (standard deviation > 0) or logvar (log σ²)")
     if sigma is not None:
-        sigma = _check_number("sigma", sigma)
+        sigma = checks.number("sigma", sigma)
         if sigma <= 0:
             raise ValueError(f"sigma must be > 0 (a standard deviation), got {sigma!r}; or pass logvar instead")
         logvar = 2.0 * math.log(sigma)
     else:
-        logvar = _check_number("logvar", logvar)
+        logvar = checks.number("logvar", logvar)
         sigma = math.exp(0.5 * logvar)
     mu_t = torch.tensor(mu, dtype=torch.float64)
     logvar_t = torch.tensor(logvar, dtype=torch.float64)

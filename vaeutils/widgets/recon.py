@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 import weakref
-from numbers import Real
 
 import ipywidgets as widgets
 import numpy as np
@@ -28,7 +27,7 @@ import torch
 from IPython.display import Image, display
 from matplotlib.figure import Figure
 
-from .. import plots
+from .. import checks, plots
 from ..losses import bernoulli_nll, gaussian_nll, laplace_nll
 
 LOSS_NAMES = ("bernoulli", "gaussian", "laplace")
@@ -41,31 +40,20 @@ OUTPUT_HEIGHT_PX = int(FIGSIZE[1] * DPI) + 16
 N_GRID = 397
 
 # Reference points on the implied-β panel: β_SSE = 1 is "SSE + KL"; 78.4 = 784/10 is the loss of
-# source article 000 (MSE averaged over 784 pixels, KL averaged over 10 latent dimensions).
+# mean-reduced MSE over 784 pixels with the KL averaged over 10 latent dimensions (see the sources page, S0).
 REFERENCE_BETAS = {"SSE + KL": 1.0, "mean/mean, D=784, d=10": 784 / 10}
-
-
-def _check_number(name: str, value, low: float, high: float, open_interval: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}; pass e.g. {name}=0.5")
-    value = float(value)
-    bad = not math.isfinite(value) or (value <= low or value >= high if open_interval else value < low or value > high)
-    if bad:
-        brackets = f"({low:g}, {high:g})" if open_interval else f"[{low:g}, {high:g}]"
-        raise ValueError(f"{name} must lie in {brackets}, got {value!r}")
-    return value
 
 
 def implied_beta(sigma) -> float:
     """β_SSE = 2σ²: the Gaussian negative ELBO SSE/(2σ²) + KL + const equals (SSE + 2σ²·KL)/(2σ²) + const,
     so ``SSE + β·KL`` with β = 2σ² has the same minimisers (and, under Adam, the same training)."""
-    sigma = _check_number("sigma", sigma, 0.0, math.inf, open_interval=True)
+    sigma = checks.number("sigma", sigma, 0.0, low_open=True)
     return 2.0 * sigma**2
 
 
 def sigma_for_beta(beta) -> float:
     """The inverse of :func:`implied_beta`: the Gaussian σ = √(β/2) that ``SSE + β·KL`` silently assumes."""
-    beta = _check_number("beta", beta, 0.0, math.inf, open_interval=True)
+    beta = checks.number("beta", beta, 0.0, low_open=True)
     return math.sqrt(beta / 2.0)
 
 
@@ -101,9 +89,9 @@ def recon_explorer_state(target, prediction, sigma) -> dict:
     ``grad`` (dℓ/dp), and for the Bernoulli also ``grad_logit`` (dℓ/dlogit = p − x); and the arrays
     ``grid`` (predictions), ``curves`` {name: excess loss on the grid}, ``grad_curves`` {name: dℓ/dp}.
     """
-    target = _check_number("target", target, 0.0, 1.0)
-    prediction = _check_number("prediction", prediction, 0.0, 1.0, open_interval=True)
-    sigma = _check_number("sigma", sigma, 0.0, math.inf, open_interval=True)
+    target = checks.number("target", target, 0.0, 1.0)
+    prediction = checks.number("prediction", prediction, 0.0, 1.0, low_open=True, high_open=True)
+    sigma = checks.number("sigma", sigma, 0.0, low_open=True)
     # A grid inside the slider's range plus the two points that matter, so the markers sit on the curves
     # and the minimum at p = x is on the grid (clamped into (0, 1), where the Bernoulli minimum is approached).
     best = min(max(target, PRED_RANGE[0]), PRED_RANGE[1])

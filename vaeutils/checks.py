@@ -1,0 +1,143 @@
+"""Argument checks with the course's error messages, shared by every module of vaeutils.
+
+Each check returns the cleaned value (a plain ``int``/``float``) or raises a ``ValueError``/``TypeError``
+that names the argument and says what to pass instead. NumPy scalars (``np.int64(3)``,
+``np.float32(0.5)``) count as numbers; ``True``/``False`` never do.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+class ArgumentError(ValueError, TypeError):
+    """A value of the wrong kind (``epochs=2.5``, ``beta="1"``): both a ValueError and a TypeError, so callers
+    catching either see it."""
+
+
+def env_flag(name: str) -> bool:
+    """True when the environment variable ``name`` is set to 1/true/yes/on (any case)."""
+    return os.environ.get(name, "").strip().lower() in TRUE_WORDS
+
+
+def integer(name: str, value, low: int | None = None, high: int | None = None, hint: str = "") -> int:
+    """An int (NumPy ints too, not bools) with ``low <= value <= high`` where those are given; ``hint`` (what the
+    argument means, what to pass) ends the message."""
+    hint = f" ({hint})" if hint else ""
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ArgumentError(f"{name} must be an int{_bounds(low, high)}{hint}, got {value!r}")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be an int{_bounds(low, high)}{hint}, got {value!r}")
+    return value
+
+
+def optional_integer(name: str, value, low: int | None = None, what_none: str = "automatic") -> int | None:
+    """``None`` or :func:`integer`; the message says what ``None`` means."""
+    if value is None:
+        return None
+    try:
+        return integer(name, value, low)
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{err} (or None: {what_none})") from None
+
+
+def number(name: str, value, low: float | None = None, high: float | None = None, *,
+           low_open: bool = False, high_open: bool = False, hint: str = "") -> float:
+    """A finite real number (NumPy floats too, not bools) inside the given bounds; returns a float.
+
+    ``low_open``/``high_open`` exclude the bound itself (``number("lr", lr, 0, low_open=True)``: lr > 0).
+    """
+    hint = f" ({hint})" if hint else ""
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ArgumentError(f"{name} must be a number{_bounds(low, high, low_open, high_open)}{hint}, got {value!r}")
+    value = float(value)
+    bad = not math.isfinite(value)
+    if low is not None:
+        bad = bad or value < low or (low_open and value == low)
+    if high is not None:
+        bad = bad or value > high or (high_open and value == high)
+    if bad:
+        raise ValueError(f"{name} must be a finite number{_bounds(low, high, low_open, high_open)}{hint}, "
+                         f"got {value!r}")
+    return value
+
+
+def positive(name: str, value, allow_zero: bool = False, hint: str = "") -> float:
+    """A finite number > 0 (``>= 0`` with ``allow_zero``)."""
+    return number(name, value, 0.0, low_open=not allow_zero, hint=hint)
+
+
+def choice(name: str, value, options) -> str:
+    """One of ``options`` (a tuple of strings)."""
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}")
+    return value
+
+
+def boolean(name: str, value) -> bool:
+    """A real ``True``/``False`` (NumPy bools too): ``threshold=True`` style mix-ups are refused elsewhere."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def distinct_values(name: str, values) -> tuple[float, ...]:
+    """A non-empty collection of distinct finite numbers >= 0 (a grid axis such as λ or β), sorted."""
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a sequence of numbers, e.g. {name}=(0.0, 0.5, 1.0)") from err
+    if not out or any(not math.isfinite(v) or v < 0 for v in out):
+        raise ValueError(f"{name} must be a non-empty sequence of finite numbers >= 0, got {values!r}")
+    if len(set(out)) != len(out):
+        raise ValueError(f"{name} must not repeat a value, got {values!r}")
+    return tuple(sorted(out))
+
+
+def tensor(name: str, value, *, floating: bool = True, dim: int | None = None, nonempty: bool = False):
+    """A ``torch.Tensor`` (floating point unless ``floating=False``), with ``dim`` dimensions if given."""
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}; wrap it with torch.as_tensor(...)")
+    if floating and not value.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}; call .float() on it")
+    if dim is not None and value.dim() != dim:
+        raise ValueError(f"{name} must have {dim} dimensions, got shape {tuple(value.shape)}")
+    if nonempty and value.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(value.shape)}); pass at least one example")
+    return value
+
+
+def same_shape(a_name: str, a: torch.Tensor, b_name: str, b: torch.Tensor) -> None:
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{a_name} and {b_name} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}; "
+            f"reshape one of them (e.g. {b_name}.view_as({a_name}))"
+        )
+
+
+def images(name: str, value) -> torch.Tensor:
+    """A non-empty float image batch shaped (N, C, H, W), as ``vaeutils.data.load()`` returns."""
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 4:
+        got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+        raise ValueError(f"{name} must be a float tensor shaped (N, C, H, W), got {got}; "
+                         "load it with vaeutils.data.load()")
+    if len(value) == 0:
+        raise ValueError(f"{name} is empty: pass at least one image")
+    return value
+
+
+def _bounds(low, high, low_open: bool = False, high_open: bool = False) -> str:
+    parts = []
+    if low is not None:
+        parts.append(f"{'>' if low_open else '>='} {low:g}")
+    if high is not None:
+        parts.append(f"{'<' if high_open else '<='} {high:g}")
+    return (" " + " and ".join(parts)) if parts else ""

@@ -1,0 +1,183 @@
+"""Many models at once: one ``train_many`` loop, the β-sweep and the free-bits grid built on it.
+
+* :func:`train_many` trains (or loads from the cache) one model per setting with one progress bar and prints one
+  summary line: how many were loaded, how many trained, how long it took.
+* :func:`train_beta_sweep` trains one MLP VAE per β in :data:`BETA_SWEEP` on binarized MNIST (units 05, 07, 08
+  and the app share it through the cache); :func:`sweep_points` measures each with ``metrics.summary``.
+* :func:`train_free_bits_grid` trains one model per (β, λ) for the free-bits explorer (unit 07).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from numbers import Real
+from typing import NamedTuple
+
+import torch
+
+from . import checks
+from . import config as _config
+from . import data as _data
+from . import metrics as _metrics
+from .checks import distinct_values as _as_values
+from .losses import ELBOLoss
+from .train import TrainResult, train_vae
+
+BETA_SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+"""The β values of the sweep shared by notebook 04 and :func:`beta_explorer`."""
+
+SWEEP_NAME = "beta-sweep"
+SWEEP_HIDDEN = (400,)
+SWEEP_LATENT_DIM = 20
+SWEEP_BINARIZE_SEED = 0
+
+
+def sweep_epochs() -> int:
+    """Epochs per model of the default sweep: 40 in full mode, 2 in smoke mode."""
+    return _config.pick(full=40, smoke=2)
+
+
+class SweepEntry(NamedTuple):
+    """One trained model of a β-sweep (unpacks as ``beta, model, history``)."""
+
+    beta: float
+    model: torch.nn.Module
+    history: dict
+
+
+# --------------------------------------------------------------------------- many models, one loop
+
+def train_many(settings, *, data, name: str, progress: bool = True, desc: str = "models") -> list[TrainResult]:
+    """``train_vae(data=data, name=name, **s)`` for every dict ``s`` in ``settings``, in order.
+
+    One progress bar over the models (the per-model bars are off) and one summary line at the end. Each model
+    is loaded from the cache when its checkpoint is there, so the same setting in two units trains once.
+    """
+    settings = list(settings)
+    if not settings or not all(isinstance(s, dict) for s in settings):
+        raise TypeError("settings must be a non-empty list of dicts of train_vae arguments, e.g. [{'loss': ...}]")
+    from tqdm.auto import tqdm
+
+    results, t0 = [], time.perf_counter()
+    bar = tqdm(settings, desc=desc, unit="model", disable=not progress, leave=True)
+    try:
+        for s in bar:
+            results.append(train_vae(data=data, name=name, progress=False, **s))
+    finally:
+        bar.close()
+    if progress:
+        loaded = sum(r.loaded for r in results)
+        print(f"{desc}: {len(results)} models ({loaded} loaded from the cache, {len(results) - loaded} trained) "
+              f"in {time.perf_counter() - t0:.1f} s")
+    return results
+
+
+# --------------------------------------------------------------------------- the β-sweep
+
+def _check_image_data(data) -> None:
+    if not isinstance(data, _data.ImageData):
+        raise TypeError(f"data must be an ImageData from vaeutils.data.load(...), got {type(data).__name__}")
+
+
+def _is_binary(x: torch.Tensor) -> bool:
+    return bool(((x == 0) | (x == 1)).all())
+
+
+def prepare_data(data=None):
+    """The data a β-sweep is trained and measured on: ``data`` (default ``vaeutils.data.load("mnist")``)
+    with its test images statically binarized (``data.static_binarize``, seed 0).
+
+    Training draws a fresh binary sample of every batch (dynamic binarization), so the Bernoulli
+    reconstruction term is the negative log-likelihood of binary images and rate + distortion is a
+    true −ELBO in nats. A test set that is already binary is returned unchanged.
+    """
+    if data is None:
+        data = _data.load("mnist")
+    _check_image_data(data)
+    if _is_binary(data.test_x):
+        return data
+    return dataclasses.replace(
+        data,
+        test_x=_data.static_binarize(data.test_x, seed=SWEEP_BINARIZE_SEED),
+        source=f"{data.source}; test images statically binarized (seed {SWEEP_BINARIZE_SEED})",
+    )
+
+
+def _check_betas(betas) -> tuple[float, ...]:
+    try:
+        values = tuple(betas)
+    except TypeError:
+        raise TypeError(f"betas must be a sequence of numbers such as {BETA_SWEEP}, got {betas!r}") from None
+    if len(values) < 2:
+        raise ValueError(f"betas needs at least two values to compare, got {values!r}")
+    for b in values:
+        if isinstance(b, bool) or not isinstance(b, Real) or not math.isfinite(b) or b <= 0:
+            raise ValueError(f"every β must be a finite number > 0, got {b!r} in betas={values!r}")
+    values = tuple(float(b) for b in values)
+    if list(values) != sorted(set(values)):
+        raise ValueError(f"betas must be strictly increasing, got {values!r}; sort them and drop repeats")
+    return values
+
+
+def train_beta_sweep(data=None, betas=BETA_SWEEP, *, epochs: int | None = None, hidden=SWEEP_HIDDEN,
+                     latent_dim: int = SWEEP_LATENT_DIM, seed: int = 0, progress: bool = True,
+                     cache: bool = True) -> list[SweepEntry]:
+    """One MLP VAE per β, trained with :func:`train_many` (cached under ``"beta-sweep"``).
+
+    data: an ImageData (default MNIST); its test set is binarized by :func:`prepare_data`.
+    epochs: per model (default :func:`sweep_epochs`). The first call trains, later calls load from the cache.
+    Returns a list of :class:`SweepEntry` ``(beta, model, history)`` in the order of ``betas``.
+    """
+    betas = _check_betas(betas)
+    epochs = sweep_epochs() if epochs is None else checks.integer("epochs", epochs, low=1)
+    data = prepare_data(data)
+    settings = [dict(model="mlp", hidden=hidden, latent_dim=latent_dim, loss=ELBOLoss(beta=b), epochs=epochs,
+                     seed=seed, cache=cache, binarize=True) for b in betas]
+    results = train_many(settings, data=data, name=SWEEP_NAME, progress=progress, desc="β-sweep")
+    return [SweepEntry(b, r.model, r.history) for b, r in zip(betas, results)]
+
+
+def _check_sweep(sweep) -> list[SweepEntry]:
+    try:
+        entries = [SweepEntry(*e) for e in sweep]
+    except TypeError:
+        raise TypeError("sweep must be the list returned by train_beta_sweep(): "
+                        "(beta, model, history) triples") from None
+    _check_betas([e.beta for e in entries])
+    return entries
+
+
+def sweep_points(sweep, x: torch.Tensor, threshold: float = 0.01) -> list[dict]:
+    """``metrics.summary`` of every model of ``sweep`` on the images ``x`` (the binarized test set), plus its
+    ``beta``: rate, distortion, neg_elbo, active, latent_dim, kl_per_dim (nats per latent dimension)."""
+    entries = _check_sweep(sweep)
+    checks.images("x", x)
+    return [{"beta": e.beta, **_metrics.summary(e.model, x, threshold=threshold)} for e in entries]
+
+
+# --------------------------------------------------------------------------- the free-bits grid (unit 07)
+
+def train_free_bits_grid(free_bits, betas, *, data=None, loss_kw=None, epochs: int | None = None,
+                         name: str = "free-bits", progress: bool = True, **train_kw) -> dict:
+    """One model per (β, λ), trained with :func:`train_many`: returns ``{(beta, free_bits): model}``.
+
+    loss_kw: extra ``ELBOLoss`` settings shared by the grid (e.g. ``likelihood="gaussian", log_scale=0.0``);
+    ``train_kw`` go to ``train_vae`` (``latent_dim``, ``hidden``, ``batch_size``, ``seed``…). epochs: default
+    30 in full mode, 2 in smoke mode. The same ``name``, data and settings as a model trained elsewhere share its
+    checkpoint."""
+    free_bits = _as_values("free_bits", free_bits)
+    betas = _as_values("betas", betas)
+    if any(b == 0 for b in betas):
+        raise ValueError("betas must be > 0: with β = 0 the KL (and so the free-bits floor) plays no part")
+    loss_kw = dict(loss_kw or {})
+    for k in ("beta", "free_bits", "capacity"):
+        if k in loss_kw:
+            raise ValueError(f"loss_kw must not set {k!r}: the grid sets β and λ itself")
+    epochs = _config.pick(full=30, smoke=2) if epochs is None else checks.integer("epochs", epochs, low=1)
+    data = data if data is not None else _data.load("mnist")
+    cells = [(b, f) for b in betas for f in free_bits]
+    settings = [dict(loss=ELBOLoss(beta=b, free_bits=f, **loss_kw), epochs=epochs, **train_kw) for b, f in cells]
+    results = train_many(settings, data=data, name=name, progress=progress, desc="free-bits grid")
+    return {cell: r.model for cell, r in zip(cells, results)}
