@@ -14,7 +14,7 @@ LAYERS = [
     ["checks"],
     ["config"],
     ["files"],
-    ["shapes"],
+    ["idx", "shapes"],
     ["data"],
     ["schedules", "objectives"],
     ["losses"],

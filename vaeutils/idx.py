@@ -1,0 +1,161 @@
+"""Reading the IDX files MNIST and Fashion-MNIST come in, and the one network check the data loaders make.
+
+``read_idx`` checks every header against the file's size before trusting it. ``network_available`` asks once
+per host and session, with a short timeout, so an offline machine falls back to the local data at once.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import tempfile
+import threading
+import urllib.request
+import zlib
+from pathlib import Path
+from urllib.error import URLError
+from urllib.parse import urlparse
+
+import torch
+
+from . import checks
+
+IDX_FILES = {
+    "train_x": "train-images-idx3-ubyte",
+    "train_y": "train-labels-idx1-ubyte",
+    "test_x": "t10k-images-idx3-ubyte",
+    "test_y": "t10k-labels-idx1-ubyte",
+}
+
+
+def _env_offline() -> bool:
+    return checks.env_flag("VAELAB_OFFLINE")
+
+
+# --------------------------------------------------------------------------- network (checked once per session)
+
+_reachable: dict[str, bool] = {}
+
+
+def network_available(url: str, timeout: float = 2.0) -> bool:
+    """True if ``url`` answers an HTTP HEAD request with 200 within ``timeout`` seconds; remembered per host.
+
+    A real request, not just a connect: some networks accept every connection and answer 404 from a proxy.
+    It runs in a thread, so even a slow name lookup cannot hold a notebook up for more than ``timeout`` seconds.
+    """
+    host = urlparse(url).hostname
+    if host in _reachable:
+        return _reachable[host]
+    result = [False]
+
+    def attempt():
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as reply:
+                result[0] = reply.status == 200
+        except Exception:  # any failure (DNS, refused, TLS, HTTP error) means: no download from here
+            pass
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    worker.join(timeout + 0.5)
+    _reachable[host] = result[0]
+    return result[0]
+
+
+def _offline_reason(offline: bool | None, url: str) -> str | None:
+    """Why there will be no download (None: go ahead)."""
+    if offline:
+        return "offline=True"
+    if _env_offline():
+        return "VAELAB_OFFLINE=1"
+    if not network_available(url):
+        return f"no network ({urlparse(url).hostname} unreachable)"
+    return None
+
+
+# --------------------------------------------------------------------------- IDX files (the MNIST file format)
+
+def _idx_header(head: bytes, size: int, path: Path, fix: str) -> tuple[int, ...]:
+    """Shape stored in an IDX header, after checking the header and that the body has exactly that many bytes."""
+    if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[3] not in (1, 3):
+        raise ValueError(f"{path} is not an MNIST-style IDX file (bad magic number {head[:4].hex() or 'empty'}); {fix}")
+    if head[2] != 0x08:
+        raise ValueError(f"{path} holds IDX type 0x{head[2]:02x}, expected unsigned bytes (0x08); {fix}")
+    ndim = head[3]
+    if len(head) < 4 + 4 * ndim:
+        raise ValueError(f"{path} is truncated inside its header; {fix}")
+    shape = tuple(int.from_bytes(head[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    expected = 4 + 4 * ndim + math.prod(shape)
+    if size != expected:
+        what = "truncated" if size < expected else "longer than its header says"
+        raise ValueError(f"{path} is {what}: {size:,} bytes, expected {expected:,} for shape {shape}; {fix}")
+    return shape
+
+
+def _plain_idx_shape(path: Path, fix: str) -> tuple[int, ...]:
+    """Shape of an uncompressed IDX file, checked against the file size without reading the body."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; {fix}")
+    with open(path, "rb") as f:
+        return _idx_header(f.read(16), path.stat().st_size, path, fix)
+
+
+def read_idx(path, fix: str = "download it again") -> torch.Tensor:
+    """uint8 tensor from an IDX file (plain or gzip), parsed by torchvision's own MNIST reader.
+
+    A missing, damaged or truncated file raises ``FileNotFoundError``/``ValueError`` naming the file and
+    ``fix`` (what the reader should do about it).
+    """
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; {fix}")
+    with open(path, "rb") as f:
+        compressed = f.read(2) == b"\x1f\x8b"
+    if not compressed:
+        shape = _plain_idx_shape(path, fix)
+        return read_image_file(str(path)) if len(shape) == 3 else read_label_file(str(path))
+    try:
+        raw = gzip.decompress(path.read_bytes())
+    except (OSError, EOFError, zlib.error) as err:
+        raise ValueError(f"{path} is a damaged gzip file ({err}); {fix}") from None
+    shape = _idx_header(raw[:16], len(raw), path, fix)
+    with tempfile.TemporaryDirectory(prefix="vaelab-idx-") as tmp:
+        plain = Path(tmp) / path.stem
+        plain.write_bytes(raw)
+        return read_image_file(str(plain)) if len(shape) == 3 else read_label_file(str(plain))
+
+
+def _idx_split(files: dict[str, Path], fix: str):
+    """((train_x, train_y), (test_x, test_y)) from four IDX files, with their counts checked against each other."""
+    t = {k: read_idx(p, fix) for k, p in files.items()}
+    for x, y in (("train_x", "train_y"), ("test_x", "test_y")):
+        if len(t[x]) != len(t[y]):
+            raise ValueError(f"{files[x]} has {len(t[x])} images but {files[y]} has {len(t[y])} labels; {fix}")
+    return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
+
+
+def _torchvision_split(cls, root: Path, offline: bool | None):
+    """Images from ``root/<Class>/raw`` (torchvision's layout), downloading them first if allowed.
+
+    Returns ``(split, None)`` or ``(None, reason)`` when the files are absent and cannot be downloaded.
+    """
+    raw = root / cls.__name__ / "raw"
+    files = {k: raw / name for k, name in IDX_FILES.items()}
+    fix = f"delete {raw} and run again to download it, or copy the four IDX files there"
+    if not all(p.exists() for p in files.values()):
+        reason = _offline_reason(offline, cls.mirrors[0] + cls.resources[0][0])
+        if reason:
+            return None, reason
+        try:
+            cls(str(root), train=True, download=True)
+        except (RuntimeError, URLError, OSError) as err:
+            _reachable[urlparse(cls.mirrors[0]).hostname] = False  # don't try again this session
+            return None, f"download failed ({type(err).__name__}: {str(err).splitlines()[0]})"
+    for p in files.values():  # clear errors before torchvision's own asserts can fire
+        _plain_idx_shape(p, fix)
+    train, test = cls(str(root), train=True), cls(str(root), train=False)
+    return ((train.data, train.targets), (test.data, test.targets)), None
+
+
