@@ -45,6 +45,15 @@ test: venv ## ruff, the unit tests, then every notebook through nbmake
 course: venv ## execute every notebook in order; executed HTML and index.html in build/
 	$(PY) -m vaeutils.nbtools course notebooks build
 
+.PHONY: student slides
+student: venv ## student copies without solutions in build/student/
+	$(PY) -m vaeutils.kit student notebooks build/student
+
+# reveal.js, require.js and jQuery come from the npm registry, pinned in package-lock.json
+slides: venv ## one reveal.js deck per unit in build/slides/, offline
+	@test -d node_modules/reveal.js || npm ci --no-audit --no-fund
+	$(PY) -m vaeutils.kit slides notebooks build/slides
+
 strip: venv ## clear outputs and execution counts of the notebooks (do it before committing)
 	$(PY) -m vaeutils.nbtools strip $(NOTEBOOKS)
 
