@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from . import config as _config
-from .files import atomic_save
+from .files import atomic_save, load_verified
 
-FORMAT = 1
+FORMAT = 2  # 2: files carry a SHA-256 (files.load_verified)
 
 
 def _canonical(value):
@@ -58,7 +58,7 @@ def _try_load(path: Path, config: dict):
     if not path.exists():
         return None
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_verified(path)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError("unknown format")
     except Exception as err:  # any unreadable file is retrained, never fatal

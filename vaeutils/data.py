@@ -28,14 +28,14 @@ import torch
 
 from . import checks
 from . import config as _config
-from .files import atomic_save
+from .files import atomic_save, load_verified
 from .idx import IDX_FILES, _idx_split, _offline_reason, _torchvision_split, read_idx  # noqa: F401
 from .shapes import SPRITE_FACTOR_NAMES, SPRITE_FACTOR_SIZES, SPRITE_SHAPES, render_sprites  # noqa: F401
 
 DATASETS = ("mnist", "fashion-mnist", "sprites")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
-_MNIST_5K_FORMAT = 1
+_MNIST_5K_FORMAT = 2  # 2: the file carries a SHA-256 (files.load_verified)
 _MNIST_5K_TRAIN_PER_CLASS = 400  # of the 500 per digit: 4,000 train / 1,000 test
 
 
@@ -116,7 +116,7 @@ def _mnist_5k_split(data_dir: Path):
     cached = data_dir / "mnist_5k.pt"
     if cached.exists():
         try:
-            p = torch.load(cached, map_location="cpu", weights_only=True)
+            p = load_verified(cached)
             if p.get("format") == _MNIST_5K_FORMAT:
                 return (p["train_x"], p["train_y"]), (p["test_x"], p["test_y"])
         except Exception as err:  # a damaged cache file is rebuilt from the CSV, never fatal
