@@ -42,11 +42,12 @@ SETUP_EXPLORER = """
 import json, time, numpy as np
 from vaeutils import config
 config.setup(seed=0)
+from vaeutils import sweep as S
 from vaeutils.widgets import beta as B
 from IPython.display import display
 t0 = time.perf_counter()
 if {tiny}:
-    data = B.prepare_data()
+    data = S.prepare_data()
     explorer = B.beta_explorer(data, betas=(0.5, 4.0), epochs=1, cache=False, progress=False)
 else:
     explorer = B.beta_explorer(progress=False)
