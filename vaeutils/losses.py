@@ -289,6 +289,7 @@ class ELBOLoss:
     def terms(self, model: nn.Module, x: torch.Tensor, step: int = 0, generator=None) -> dict:
         """One forward pass: ``loss`` (minimised), ``rec`` and ``kl`` (batch means, nats) and ``beta``."""
         mu, logvar, _, out = model(x, generator)
+        mu, logvar, out = mu.float(), logvar.float(), out.float()  # the terms in float32 under bf16 autocast too
         rec = self.nll(model, out, x).mean()
         kl = kl_per_dim(mu, logvar).sum(1).mean()
         beta = self.beta_at(step)
