@@ -244,7 +244,7 @@ def main(argv=None) -> int:
     gemm_seconds = 0.2 if args.quick else 1.0
 
     sys.path.insert(0, str(ROOT))
-    from vaeutils import train as vtrain
+    from vaeutils.train import cli as vtrain
 
     extra = args.ours_args.split()
     cfg = vtrain._parse(extra)

@@ -10,6 +10,7 @@ from vaeutils import cache, config
 from vaeutils import losses as L
 from vaeutils import train as T
 from vaeutils.models import MLPVAE
+from vaeutils.train import cli as C
 
 
 @pytest.fixture
@@ -144,8 +145,9 @@ def test_device_selection_here_and_errors(monkeypatch, capsys):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA"):
             config.set_device("cuda")
-        with pytest.raises(ValueError, match="no CUDA"):
-            T.main(["--device", "cuda", "--epochs", "1"])
+        with pytest.raises(SystemExit) as exit_info:
+            C.main(["--device", "cuda", "--epochs", "1"])
+        assert exit_info.value.code == 2 and "no CUDA" in capsys.readouterr().err
 
 
 class _Data:
@@ -168,7 +170,7 @@ def test_train_vae_caches_by_config(images, data_dir, capsys):
 
 
 def test_cli_prints_one_json_object_per_epoch(data_dir, offline, capsys):
-    assert T.main(["--dataset", "mnist", "--hidden", "32", "--latent-dim", "4", "--epochs", "2", "--json"]) == 0
+    assert C.main(["--dataset", "mnist", "--hidden", "32", "--latent-dim", "4", "--epochs", "2", "--json"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     rows = [json.loads(line) for line in out]  # stdout holds nothing but the JSON lines
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -182,12 +184,26 @@ def test_cli_prints_one_json_object_per_epoch(data_dir, offline, capsys):
 
 
 def test_cli_plain_output_and_bad_flags(data_dir, offline, capsys):
-    T.main(["--hidden", "16", "--latent-dim", "2", "--epochs", "1", "--batch-size", "500", "--lr", "2e-3"])
+    C.main(["--hidden", "16", "--latent-dim", "2", "--epochs", "1", "--batch-size", "500", "--lr", "2e-3"])
     assert "epoch 1:" in capsys.readouterr().out
     with pytest.raises(SystemExit):
-        T.main(["--dataset", "cifar"])
-    with pytest.raises(ValueError, match="--threads"):
-        T.main(["--threads", "0"])
+        C.main(["--dataset", "cifar"])
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--batch-size", "0"], "--batch-size"), (["--epochs", "2.5"], "--epochs"), (["--lr", "-1"], "--lr"),
+    (["--lr", "inf"], "--lr"), (["--beta", "-0.5"], "--beta"), (["--threads", "0"], "--threads"),
+    (["--hidden", "400", "0"], "--hidden"), (["--latent-dim", "x"], "--latent-dim"), (["--precision", "fp8"], "--precision"),
+])
+def test_cli_refuses_bad_values_with_the_flag_and_exit_2_before_loading_data(argv, flag, monkeypatch, capsys):
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data were loaded before the arguments were checked")
+
+    monkeypatch.setattr(C._data, "load", no_data)
+    with pytest.raises(SystemExit) as exit_info:
+        C.main(argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and flag in err and "Traceback" not in err, err
 
 
 def test_lr_schedules(images):
@@ -220,11 +236,67 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
 def test_init_output_bias_predicts_the_mean_image(images):
     train_x, _ = images
     m = small_model()
-    T.init_output_bias(m, train_x)
+    C.init_output_bias(m, train_x)
     with torch.no_grad():
         m.decoder[-1].weight.zero_()
     mean_image = torch.sigmoid(m.decode(torch.zeros(1, 4)))[0]
     torch.testing.assert_close(mean_image, train_x.mean(0).clamp(1e-3, 1 - 1e-3))
     from vaeutils.models import ConvVAE
     with pytest.raises(TypeError, match="MLPVAE"):
-        T.init_output_bias(ConvVAE(), train_x)
+        C.init_output_bias(ConvVAE(), train_x)
+
+
+def test_a_negative_learning_rate_factor_is_refused_at_its_step(images):
+    train_x, _ = images
+    with pytest.raises(ValueError, match="lr_schedule returned -0.5 at step 3"):
+        T.fit(small_model(), train_x, epochs=1, batch_size=32, progress=False,
+              lr_schedule=lambda step, total: 1.0 if step < 3 else -0.5)
+
+
+@pytest.mark.parametrize("which", ["train_x", "test_x"])
+def test_nan_pixels_are_refused_before_training(images, which):
+    train_x, test_x = (t.clone() for t in images)
+    (train_x if which == "train_x" else test_x)[2, 0, 1, 1] = float("nan")
+    with pytest.raises(ValueError, match=f"{which} contains NaN or inf pixels \\(images \\[2\\]"):
+        T.fit(small_model(), train_x, epochs=1, batch_size=32, test_x=test_x, progress=False)
+
+
+def test_a_nan_gradient_is_reported_at_the_step_that_made_it(images):
+    train_x, _ = images
+    model = small_model()
+    base = L.ELBOLoss()
+
+    def loss_with_a_nan_gradient_at_step_2(m, x, step):
+        terms = base(m, x, step)
+        if step == 2:  # finite value, NaN gradient: sqrt at 0 has an infinite slope, times 0
+            terms["loss"] = terms["loss"] + 0.0 * torch.sqrt(terms["kl"] * 0.0)
+        return terms
+
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(T.NonFiniteLossError) as info:
+        T.fit(model, train_x, loss_with_a_nan_gradient_at_step_2, epochs=1, batch_size=32, progress=False)
+    assert info.value.step == 2 and info.value.term == "gradient"
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert not all(torch.equal(a, b) for a, b in zip(before, model.parameters()))  # steps 0 and 1 did update
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(callbacks=5), "callbacks"), (dict(loss_fn="bernoulli"), "loss_fn"), (dict(epochs=0), "epochs"),
+    (dict(batch_size=2.5), "batch_size"), (dict(lr=float("nan")), "lr"),
+])
+def test_fit_names_bad_arguments(images, bad, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        T.fit(small_model(), images[0], **{"progress": False, **bad})
+
+
+def test_a_loss_without_a_loss_key_is_refused_clearly(images):
+    with pytest.raises(TypeError, match="'loss'"):
+        T.fit(small_model(), images[0], lambda m, x, step: {"rec": x.sum()}, epochs=1, progress=False)
+
+
+def test_train_vae_refuses_a_loss_it_cannot_key_and_trains_it_uncached(images):
+    d = _Data(*images)
+    kw = dict(data=d, hidden=(16,), latent_dim=3, epochs=1, batch_size=100, progress=False, name="lambda-test")
+    with pytest.raises(TypeError, match="cannot describe itself"):
+        T.train_vae(**kw, loss=L.ELBOLoss(beta=lambda s: 1.0))
+    assert not T.train_vae(**kw, loss=L.ELBOLoss(beta=lambda s: 1.0), cache=False).loaded

@@ -25,6 +25,7 @@ from .. import checks
 from .. import config as _config
 from .. import metrics as _metrics
 from .. import plots as _plots
+from .. import precision as _precision
 from ..losses import ELBOLoss
 from ..models import build_model
 from ..sweep import prepare_data
@@ -186,6 +187,7 @@ class LiveBetaTrainer(widgets.VBox):
         self.device = _config.get_device() if device is None else torch.device(device)
         checks.optional_integer("threads", threads, low=1)
         self.threads = _default_threads(self.device) if threads is None else threads
+        self.precision = _precision.resolve(None, self.device)  # VAELAB_PRECISION, as for fit
         self.train_x = data.train_x.to(self.device)
         self.eval_x = data.test_x[:n_eval].to(self.device)
         self.show_x = self.eval_x[:n_images]
@@ -309,7 +311,8 @@ class LiveBetaTrainer(widgets.VBox):
                 idx = order[pos:pos + self.batch_size].to(self.device)
                 pos += self.batch_size
                 xb = torch.bernoulli(self.train_x[idx], generator=noise)
-                train_step(self.model, self.optimizer, self.loss, xb, self.steps, generator=noise)
+                train_step(self.model, self.optimizer, self.loss, xb, self.steps, generator=noise,
+                           precision=self.precision)
                 self.steps += 1
                 now = time.perf_counter()
                 if now >= next_due:

@@ -4,29 +4,26 @@ Data stay in memory as tensors on the device; batches are shuffled index slices 
 DataLoader), which is most of why this trainer is several times faster than the usual example.
 Taught in unit 03; β, free bits, schedules and capacity plug into ``losses.ELBOLoss``.
 
-CLI (used by the benchmarks): ``python -m vaeutils.train --dataset fashion-mnist --hidden 400
---latent-dim 20 --epochs 10 --beta 1 --json`` prints one JSON object per epoch.
+The command line lives in ``vaeutils.train.cli`` (``python -m vaeutils.train --dataset fashion-mnist --hidden 400
+--latent-dim 20 --epochs 10 --beta 1 --json`` prints one JSON object per epoch).
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
 import math
-import sys
 import time
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from . import cache as _cache
-from . import checks
-from . import config as _config
-from . import data as _data
-from .losses import ELBOLoss, kl_per_dim
-from .models import build_model
+from .. import cache as _cache
+from .. import checks
+from .. import config as _config
+from .. import data as _data
+from .. import precision as _precision
+from ..losses import ELBOLoss, kl_per_dim
+from ..models import build_model
 
 
 class NonFiniteLossError(RuntimeError):
@@ -41,16 +38,20 @@ class NonFiniteLossError(RuntimeError):
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: torch.Tensor, step: int,
-               generator: torch.Generator | None = None, on_finite=None) -> dict[str, float]:
+               generator: torch.Generator | None = None, on_finite=None, precision: str = "fp32") -> dict[str, float]:
     """One optimiser step on the batch ``xb``: forward, a check that every term is finite, backward, update.
 
     ``loss_fn(model, xb, step)`` returns a dict with ``loss`` (minimised) and other terms; a generator, if given,
     is passed on for the reparameterisation noise. Returns every term as a float (one host sync for all).
     A non-finite term raises :class:`NonFiniteLossError` before the weights change; ``on_finite()``, if given, runs
     once the terms are known to be finite, before the update (``fit`` keeps a copy of the good weights there).
-    Used by :func:`fit` and by the live β trainer, so both train the same way.
+    ``precision``: ``"bf16"`` runs the forward pass under bfloat16 autocast (``vaeutils.precision``); the weights,
+    the gradients and the optimiser stay float32. A non-finite gradient raises :class:`NonFiniteLossError` (term
+    ``"gradient"``) at the step that made it, before the update. Used by :func:`fit` and by the live β trainer, so
+    both train the same way.
     """
-    terms = loss_fn(model, xb, step) if generator is None else loss_fn(model, xb, step, generator=generator)
+    with _precision.autocast(xb.device, precision):
+        terms = loss_fn(model, xb, step) if generator is None else loss_fn(model, xb, step, generator=generator)
     if not isinstance(terms, dict) or not isinstance(terms.get("loss"), torch.Tensor):
         raise TypeError("loss_fn must return a dict with a tensor under 'loss' (and other terms to log), "
                         f"got {type(terms).__name__}{' without a loss tensor' if isinstance(terms, dict) else ''}")
@@ -64,6 +65,10 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: 
         on_finite()
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if grads and not bool(torch.stack(torch._foreach_norm(grads)).isfinite().all()):
+        norm = float(torch.stack(torch._foreach_norm(grads)).norm())
+        raise NonFiniteLossError(step, "gradient", norm)
     optimizer.step()
     out = dict(zip(names, values, strict=True))
     out.update({k: float(v) for k, v in terms.items() if not isinstance(v, torch.Tensor)})
@@ -110,14 +115,20 @@ def _lr_factor(schedule, steps_per_epoch: int, total_steps: int):
         warmup = max(1, steps_per_epoch // 4)
         return lambda step: min(1.0, (step + 1) / warmup) * max(0.0, 1.0 - step / total_steps)
     if callable(schedule):
-        return lambda step: float(schedule(step, total_steps))
+        def factor(step):
+            value = schedule(step, total_steps)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise ValueError(f"lr_schedule returned {value!r} at step {step}; it must return a factor >= 0 "
+                                 "that multiplies lr (a negative rate would climb the loss)")
+            return float(value)
+        return factor
     raise ValueError(f"lr_schedule must be None, 'constant', 'linear' or a function f(step, total_steps), "
                      f"got {schedule!r}")
 
 
 def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 10, batch_size: int = 128,
         lr: float = 1e-3, test_x: torch.Tensor | None = None, seed: int = 0, progress: bool = True,
-        callbacks=(), binarize: bool = False, lr_schedule=None) -> dict:
+        callbacks=(), binarize: bool = False, lr_schedule=None, precision: str | None = None) -> dict:
     """Train ``model`` on in-memory ``train_x`` with Adam; returns the history.
 
     loss_fn(model, x, step) -> dict with ``loss`` (minimised) and other terms (logged), default ``ELBOLoss()``.
@@ -126,13 +137,16 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
         to zero at the last step: a lower loss after a fixed number of epochs than a constant rate), or
         ``f(step, total_steps)`` returning the factor that multiplies ``lr``.
     callbacks: functions ``cb(epoch, history)`` called after every epoch (live plots, printing).
+    precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (default: ``VAELAB_PRECISION``, else fp32); see
+        ``vaeutils.precision``. The history's ``precision`` says which one ran.
     History: ``{"train": [per-epoch means + seconds], "test": [...], "steps": [loss per step]}``.
     A non-finite term raises NonFiniteLossError naming the step and the term; the weights are the last good ones.
     The global random state is the same after ``fit`` as before: training draws from its own seeded stream.
     """
-    checks.images("train_x", train_x)
-    if test_x is not None:
-        checks.images("test_x", test_x)
+    for name, x in (("train_x", train_x), ("test_x", test_x)):
+        if x is not None and not bool(torch.isfinite(checks.images(name, x)).all()):
+            bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten()[:5].tolist()
+            raise ValueError(f"{name} contains NaN or inf pixels (images {bad}…); clean or drop them before training")
     epochs = checks.integer("epochs", epochs, low=1)
     batch_size = checks.integer("batch_size", batch_size, low=1)
     lr = checks.positive("lr", lr)
@@ -157,7 +171,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
 
     # the test rows are the −ELBO under the loss's own likelihood; a plain function gets the Bernoulli one
     eval_loss = loss_fn if hasattr(loss_fn, "nll") else None
-    history = {"train": [], "test": [], "steps": []}
+    run_precision = _precision.resolve(precision, train_x.device)
+    history = {"train": [], "test": [], "steps": [], "precision": run_precision}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -179,7 +194,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
                     if lr_factor is not None:
                         opt.param_groups[0]["lr"] = lr * lr_factor(step)
                     try:
-                        values = train_step(model, opt, loss_fn, xb, step, on_finite=keep_good)
+                        values = train_step(model, opt, loss_fn, xb, step, on_finite=keep_good, precision=run_precision)
                     except NonFiniteLossError:
                         with torch.no_grad():
                             torch._foreach_copy_(params, last_good)
@@ -244,14 +259,16 @@ def _model_args(model: str, in_shape, hidden, latent_dim: int, model_kw: dict) -
 def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent_dim: int = 20,
               loss=None, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
               seed: int = 0, data=None, cache: bool = True, progress: bool = True, binarize: bool = False,
-              name: str = "vae", callbacks=(), lr_schedule=None, **model_kw) -> TrainResult:
+              name: str = "vae", callbacks=(), lr_schedule=None, precision: str | None = None,
+              **model_kw) -> TrainResult:
     """Load the checkpoint if it exists, else train: returns ``TrainResult(model, history, loaded)``.
 
     hidden: the hidden sizes (MLP: a tuple, default (400,); conv: one size, default 256).
     loss: ``losses.ELBOLoss(...)`` (default) or any loss that is callable as ``loss(model, x, step)`` and has a
         ``describe()`` method returning plain data for the cache key.
     The cache key covers data (name, source, size), model, loss (β, schedule, free bits…), seed, epochs,
-    batch size, lr and its schedule, and binarization, so any change retrains. ``data``: an ImageData from
+    batch size, lr and its schedule, binarization and the precision (``vaeutils.precision``; fp32 unless asked), so
+    any change retrains. ``data``: an ImageData from
     ``vaeutils.data.load`` (loaded from ``dataset`` when omitted).
     """
     loss = loss or ELBOLoss()
@@ -265,6 +282,7 @@ def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent
         "data": {"name": data.name, "source": data.source, "n_train": len(data.train_x), "n_test": len(data.test_x)},
         "model": model, "model_args": model_args, "loss": loss.describe() if cache else None, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "seed": seed, "binarize": binarize,
+        "precision": _precision.resolve(precision, data.train_x.device),
     }
     if lr_schedule is not None:
         if not isinstance(lr_schedule, str):
@@ -278,97 +296,11 @@ def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent
 
     def run(m):
         return fit(m, data.train_x, loss, epochs=epochs, batch_size=batch_size, lr=lr, test_x=data.test_x,
-                   seed=seed, progress=progress, callbacks=callbacks, binarize=binarize, lr_schedule=lr_schedule)
+                   seed=seed, progress=progress, callbacks=callbacks, binarize=binarize, lr_schedule=lr_schedule,
+                   precision=settings["precision"])
 
     net, history, hit = _cache.load_or_train(name, settings, build, run, enabled=cache)
     if hit and progress:
         print(f"loaded '{name}' from the cache ({_cache.path_for(name, settings).name}); "
               f"test -ELBO {history['test'][-1]['loss']:.2f} nats")
     return TrainResult(net.to(data.train_x.device).eval(), history, hit)
-
-
-# Speed defaults of the command line, chosen with benchmarks/bench_train.py (see benchmarks/README.md). On
-# Fashion-MNIST, batch 256 with a 6x larger peak learning rate, decayed linearly to zero, and the output bias
-# started at the mean image reach the PyTorch example's 10-epoch test loss in about 6 epochs; batch 128 needs
-# one epoch fewer but each takes longer, batch 512 needs more epochs than it saves, and batch 256 runs the
-# matrix multiplies closer to the machine's peak.
-CLI_BATCH_SIZE = 256
-CLI_LR = 6e-3
-CLI_LR_SCHEDULE = "linear"
-
-
-@torch.no_grad()
-def init_output_bias(model: nn.Module, train_x: torch.Tensor) -> None:
-    """Start the decoder's output bias at the log-odds of the mean training image, so the untrained model
-    already predicts the average pixel instead of ½ everywhere (saves the first epoch most of its work)."""
-    last = model.decoder[-1]
-    if not isinstance(last, nn.Linear) or last.bias is None or last.out_features != train_x[0].numel():
-        raise TypeError("init_output_bias needs an MLPVAE, whose decoder ends in a Linear layer over the pixels")
-    last.bias.copy_(torch.logit(train_x.mean(0).flatten().clamp(1e-3, 1 - 1e-3)))
-
-
-def _parse(argv):
-    p = argparse.ArgumentParser(prog="python -m vaeutils.train", description="Train the MLP VAE and report per epoch.")
-    p.add_argument("--dataset", default="mnist", choices=("mnist", "fashion-mnist", "sprites"))
-    p.add_argument("--hidden", type=int, nargs="+", default=[400], help="hidden layer sizes (default 400)")
-    p.add_argument("--latent-dim", type=int, default=20)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--beta", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=CLI_BATCH_SIZE,
-                   help=f"examples per step (default {CLI_BATCH_SIZE}; see benchmarks/README.md)")
-    p.add_argument("--lr", type=float, default=CLI_LR, help=f"Adam (peak) learning rate (default {CLI_LR:g})")
-    p.add_argument("--lr-schedule", choices=("constant", "linear"), default=CLI_LR_SCHEDULE,
-                   help="linear: warm up for a quarter epoch, then decay to zero at the last epoch (default)")
-    p.add_argument("--no-init-bias", dest="init_bias", action="store_false",
-                   help="keep PyTorch's default output bias instead of the log-odds of the mean image")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda, mps (default: automatic)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="CPU threads for torch (default: torch's choice, one per physical core)")
-    p.add_argument("--json", action="store_true",
-                   help="print one JSON object per epoch on stdout (other messages go to stderr)")
-    return p.parse_args(argv)
-
-
-def main(argv=None) -> int:
-    args = _parse(argv)
-    from . import data as _data
-
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
-    # with --json, stdout carries nothing but the JSON lines: device and data notes go to stderr
-    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        if args.device:
-            _config.set_device(args.device)
-        d = _data.load(args.dataset)
-    _config.seed_everything(args.seed)
-    model = build_model("mlp", in_shape=tuple(d.train_x.shape[1:]), hidden=tuple(args.hidden),
-                        latent_dim=args.latent_dim)
-    if args.init_bias:
-        init_output_bias(model, d.train_x)
-    loss = ELBOLoss(beta=args.beta)
-    test_loss_fn = ELBOLoss()
-
-    def report(epoch, history):
-        row = history["train"][-1]
-        t0 = time.perf_counter()
-        test = evaluate(model, d.test_x, test_loss_fn, seed=args.seed)
-        out = {"epoch": epoch, "train_seconds": round(row["seconds"], 4), "train_loss": round(row["loss"], 4),
-               "test_loss": round(test["loss"], 4), "test_rec": round(test["rec"], 4), "test_kl": round(test["kl"], 4),
-               "eval_seconds": round(time.perf_counter() - t0, 4), "batch_size": args.batch_size, "lr": args.lr,
-               "lr_schedule": args.lr_schedule, "init_bias": args.init_bias, "device": str(d.train_x.device)}
-        if args.json:
-            print(json.dumps(out), flush=True)
-        else:
-            print(f"epoch {epoch}: train {row['loss']:.2f}  test {test['loss']:.2f}  ({row['seconds']:.2f} s)",
-                  flush=True)
-
-    fit(model, d.train_x, loss, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        progress=False, callbacks=[report], lr_schedule=args.lr_schedule)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
