@@ -1,5 +1,12 @@
 """vaeutils.cache: load the checkpoint if it exists, else train; keyed by the config; atomic; never fatal."""
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -139,3 +146,134 @@ def test_bad_names_and_configs(name):
         cache.path_for(name, CFG)
     with pytest.raises(TypeError, match="config"):
         cache.key(["not", "a", "dict"])
+
+
+# ------------------------------------------------------------------- layers: shared (read-only), then the user's
+
+@pytest.fixture
+def shared(tmp_path, monkeypatch, cache_dir):
+    """A shared cache holding one checkpoint (CFG), named by VAELAB_SHARED_CACHE; the user's cache is empty."""
+    folder = tmp_path / "shared" / "cache"
+    monkeypatch.setattr(config, "CACHE_DIR", folder)
+    cache.load_or_train("nb03-t", CFG, Counter().build, Counter().train)
+    monkeypatch.setattr(config, "CACHE_DIR", cache_dir)
+    monkeypatch.setenv(cache.SHARED_ENV, str(folder))
+    return folder
+
+
+def snapshot(folder):
+    return sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+def test_a_model_in_the_shared_layer_is_loaded_and_nothing_is_written(shared, cache_dir):
+    before, c = snapshot(shared), Counter()
+    model, _, hit = cache.load_or_train("nb03-t", CFG, c.build, c.train)
+    assert hit and c.trained == 0 and torch.all(model.weight == 1)
+    assert snapshot(shared) == before and not cache_dir.exists()
+    assert [label for label, _ in cache.layers()] == ["shared", "user"]
+
+
+def test_a_model_missing_from_the_shared_layer_is_trained_into_the_users(shared, cache_dir):
+    before, c = snapshot(shared), Counter()
+    _, _, hit = cache.load_or_train("nb03-t", {**CFG, "epochs": 3}, c.build, c.train)
+    assert not hit and c.trained == 1
+    assert cache.path_for("nb03-t", {**CFG, "epochs": 3}).exists() and snapshot(shared) == before
+    _, _, hit = cache.load_or_train("nb03-t", {**CFG, "epochs": 3}, c.build, c.train)
+    assert hit and c.trained == 1
+
+
+def test_a_damaged_shared_copy_falls_through_to_the_users_layer(shared, cache_dir, capsys):
+    c = Counter()
+    (shared / cache.path_for("nb03-t", CFG).name).write_bytes(b"rotten" * 20)
+    before = snapshot(shared)
+    _, _, hit = cache.load_or_train("nb03-t", CFG, c.build, c.train)  # trained into the user's layer
+    assert not hit and c.trained == 1 and "shared copy" in capsys.readouterr().out
+    _, _, hit = cache.load_or_train("nb03-t", CFG, c.build, c.train)
+    out = capsys.readouterr().out
+    assert hit and c.trained == 1 and out.count("\n") == 1 and "loaded the user copy" in out
+    assert snapshot(shared) == before
+
+
+def test_when_the_users_cache_is_the_shared_folder_nothing_is_written(shared, monkeypatch, capsys):
+    monkeypatch.setattr(config, "CACHE_DIR", shared)
+    before, c = snapshot(shared), Counter()
+    _, _, hit = cache.load_or_train("nb03-t", {**CFG, "epochs": 5}, c.build, c.train)
+    assert not hit and c.trained == 1 and snapshot(shared) == before
+    assert "shared, read-only" in capsys.readouterr().out
+    assert cache.clear() == 0 and snapshot(shared) == before
+
+
+def test_a_folder_that_cannot_be_written_is_not_an_error(cache_dir, monkeypatch, capsys):
+    # (the real permission check runs as an unprivileged user in test_shared_cache.py; root ignores mode bits)
+    def refuse(path, payload):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(cache, "atomic_save", refuse)
+    c = Counter()
+    _, _, hit = cache.load_or_train("nb03-t", CFG, c.build, c.train)
+    out = capsys.readouterr().out
+    assert not hit and c.trained == 1 and "cannot write" in out and "this session only" in out
+
+
+# --------------------------------------------------------------------------- writers killed mid-save (SIGKILL)
+
+STALLED_WRITER = """
+import os, sys, time
+from pathlib import Path
+import torch
+from vaeutils import cache
+
+def stall(src, dst):  # the bytes are in the temporary file; stop before the rename, as a killed writer would
+    Path(sys.argv[2]).write_text(src)
+    time.sleep(120)
+
+os.replace = stall
+cache.save(Path(sys.argv[1]), {"format": cache.FORMAT, "weights": torch.zeros(1_000_000)})
+"""
+
+
+def kill_a_writer_mid_save(target, tmp_path):
+    marker = tmp_path / f"{target.name}.marker"
+    proc = subprocess.Popen([sys.executable, "-c", STALLED_WRITER, str(target), str(marker)])
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), "the writer never reached the rename"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    assert proc.returncode == -signal.SIGKILL
+    orphan = Path(marker.read_text())
+    assert orphan.exists() and orphan.stat().st_size > 4_000_000 and not target.exists()
+    return orphan
+
+
+def age(path, seconds):
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_orphans_of_killed_writers_are_removed_by_the_next_save_once_stale(cache_dir, tmp_path):
+    target = cache.path_for("nb03-t", CFG)
+    orphan = kill_a_writer_mid_save(target, tmp_path)
+    assert orphan.parent == cache_dir and orphan.name.startswith(target.name + ".") and orphan.suffix == ".tmp"
+    c = Counter()
+    _, _, hit = cache.load_or_train("nb03-t", CFG, c.build, c.train)  # never mistaken for a checkpoint
+    assert not hit and c.trained == 1
+    assert orphan.exists()  # young: a writer could still be busy with it
+    age(orphan, cache.STALE_TMP_SECONDS + 60)
+    cache.load_or_train("nb03-other", CFG, c.build, c.train)  # the next save in that folder
+    assert not orphan.exists()
+    assert sorted(p.name for p in cache_dir.iterdir()) == sorted(
+        [target.name, cache.path_for("nb03-other", CFG).name])
+
+
+def test_clear_removes_stale_orphans_too(cache_dir, tmp_path):
+    orphan = kill_a_writer_mid_save(cache_dir / "nb03-x-0000000000000000.pt", tmp_path)
+    age(orphan, cache.STALE_TMP_SECONDS + 60)
+    young = cache_dir / "nb03-y.pt.abcd1234.tmp"
+    young.write_bytes(b"a writer that is still alive")
+    assert cache.clear() == 0
+    assert not orphan.exists() and young.exists()
+    assert cache.remove_stale_tmp(older_than=0) == 1 and not young.exists()

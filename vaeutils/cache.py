@@ -1,14 +1,25 @@
-"""Load the checkpoint if it exists, else train: checkpoints keyed by a hash of the full config.
+"""Load the checkpoint if it exists, else train: checkpoints keyed by a hash of the full config, in layers.
 
-Files live in ``config.CACHE_DIR`` (git-ignored), one per (name, config). Writes are atomic
-(temporary file, then rename), so an interrupted run never leaves a half-written checkpoint.
-A corrupt file or one whose stored config differs is reported in one line and retrained.
+A checkpoint is looked for first in the shared, read-only layer(s) named by ``VAELAB_SHARED_CACHE`` (one
+folder, or several separated by ``os.pathsep``; on a class server the instructor's ``make models`` folder),
+then in the user's own ``config.CACHE_DIR``. A model found nowhere is trained and written to the user's
+layer only: nothing is ever written to, or deleted from, a shared folder. A folder that is read-only or
+owned by someone else is read when it can be and otherwise skipped: never an error, at worst a model kept
+for this session only (said in one line).
+
+Writes are atomic (``files.atomic_save``: temporary file, then rename), so an interrupted run never leaves a
+half-written checkpoint. A writer killed mid-save (SIGKILL) leaves its ``*.pt.XXXX.tmp`` behind; the next
+save or clear in that folder removes such files once they are older than any writer could still be busy
+with them (:data:`STALE_TMP_SECONDS`). A corrupt file or one whose stored config differs is reported in one
+line and the next layer is tried, or the model retrained.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +30,11 @@ from . import config as _config
 from .files import atomic_save, load_verified
 
 FORMAT = 2  # 2: files carry a SHA-256 (files.load_verified)
+SHARED_ENV = "VAELAB_SHARED_CACHE"
+# A writer holds its temporary file only while it writes bytes it already has in memory and renames them:
+# seconds even for 100 MB on a slow disk. Ten minutes later nobody can still be writing it.
+STALE_TMP_SECONDS = 600.0
+TMP_GLOB = "*.pt.*.tmp"  # files.atomic_save names them <target>.<random>.tmp
 
 
 def _canonical(value):
@@ -43,31 +59,91 @@ def key(config: dict) -> str:
 
 
 def path_for(name: str, config: dict) -> Path:
+    """Where the user's layer keeps (or would keep) this checkpoint: ``config.CACHE_DIR/<name>-<key>.pt``."""
     if not isinstance(name, str) or not name or any(c in name for c in "/\\"):
         raise ValueError(f"name must be a non-empty file-name-safe string, got {name!r}")
     return _config.CACHE_DIR / f"{name}-{key(config)}.pt"
 
 
-def save(path: Path, payload: dict) -> None:
-    """Atomic write (``files.atomic_save``): a reader never sees half a checkpoint."""
-    atomic_save(path, payload)
+def shared_dirs() -> list[Path]:
+    """The read-only layers, in the order they are searched (from ``VAELAB_SHARED_CACHE``, read on each call)."""
+    value = os.environ.get(SHARED_ENV, "")
+    return [Path(p).expanduser().absolute() for p in value.split(os.pathsep) if p.strip()]
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _is_shared(folder: Path) -> bool:
+    folder = Path(folder).absolute()
+    return any(folder == d or _same(folder, d) for d in shared_dirs())
+
+
+def layers() -> list[tuple[str, Path]]:
+    """``[(label, folder), ...]``: every shared folder (label ``"shared"``), then the user's (``"user"``).
+    When the user's cache is one of the shared folders it is listed once, as shared (read-only)."""
+    found = [("shared", d) for d in shared_dirs()]
+    if not _is_shared(_config.CACHE_DIR):
+        found.append(("user", _config.CACHE_DIR))
+    return found
+
+
+def remove_stale_tmp(folder=None, older_than: float = STALE_TMP_SECONDS) -> int:
+    """Delete the temporary files that killed writers left in ``folder`` (default the user's cache) once they
+    are ``older_than`` seconds old; returns how many. Shared folders and files it may not delete are left alone."""
+    folder = Path(_config.CACHE_DIR if folder is None else folder)
+    if _is_shared(folder):
+        return 0
+    n, now = 0, time.time()
+    try:
+        candidates = list(folder.glob(TMP_GLOB))
+    except OSError:
+        return 0
+    for p in candidates:
+        try:
+            if now - p.stat().st_mtime > older_than:
+                p.unlink()
+                n += 1
+        except OSError:  # gone already, or not ours to delete
+            continue
+    return n
+
+
+def save(path: Path, payload: dict) -> bool:
+    """Atomic write (``files.atomic_save``): a reader never sees half a checkpoint. Returns False, after one line
+    saying why, when the folder cannot be written (read-only, someone else's, full) or is a shared layer."""
+    path = Path(path)
+    if _is_shared(path.parent):
+        print(f"cache: {path.parent} is a shared, read-only cache ({SHARED_ENV}); {path.name} is kept for this "
+              "session only")
+        return False
+    remove_stale_tmp(path.parent)
+    try:
+        atomic_save(path, payload)
+    except OSError as err:
+        print(f"cache: cannot write {path} ({err.strerror or type(err).__name__}); the model is kept for this "
+              f"session only (point VAELAB_DATA at a folder you can write to keep it)")
+        return False
+    return True
 
 
 def _try_load(path: Path, config: dict):
-    """The stored payload, or None after one line saying why it can't be used."""
-    if not path.exists():
-        return None
+    """``(payload, None)`` for a usable file, ``(None, why)`` for an unusable one, ``(None, None)`` if none."""
     try:
+        if not path.is_file():
+            return None, None
         payload = load_verified(path)
         if not isinstance(payload, dict) or payload.get("format") != FORMAT:
             raise ValueError("unknown format")
-    except Exception as err:  # any unreadable file is retrained, never fatal
-        print(f"cache: {path.name} is unreadable ({type(err).__name__}); retraining")
-        return None
+    except Exception as err:  # any unreadable file is skipped or retrained, never fatal
+        return None, f"is unreadable ({type(err).__name__})"
     if payload.get("config") != _canonical(config):
-        print(f"cache: {path.name} was written for another config; retraining")
-        return None
-    return payload
+        return None, "was written for another config"
+    return payload, None
 
 
 def load_or_train(
@@ -77,17 +153,29 @@ def load_or_train(
     train: Callable[[nn.Module], dict],
     enabled: bool = True,
 ):
-    """Return ``(model, history, hit)``. On a hit the weights come from disk; else ``train(model)`` runs
-    and its history (a JSON-like dict) is stored with the weights."""
+    """Return ``(model, history, hit)``. On a hit the weights come from the first layer that has a usable
+    checkpoint; else ``train(model)`` runs and its history (a JSON-like dict) is stored with the weights in
+    the user's layer (when it can be written)."""
     path = path_for(name, config)
     model = build()
-    payload = _try_load(path, config) if enabled else None
-    if payload is not None:
-        try:
-            model.load_state_dict(payload["state_dict"])
-            return model, payload["history"], True
-        except (RuntimeError, KeyError) as err:
-            print(f"cache: {path.name} does not fit the model ({type(err).__name__}); retraining")
+    problems = []  # said once we know whether another layer had the model
+    for label, folder in (layers() if enabled else []):
+        candidate = folder / path.name
+        payload, why = _try_load(candidate, config)
+        if payload is not None:
+            try:
+                model.load_state_dict(payload["state_dict"])
+            except (RuntimeError, KeyError) as err:
+                why = f"does not fit the model ({type(err).__name__})"
+            else:
+                for line in problems:
+                    print(f"{line}; loaded the {label} copy in {folder} instead")
+                return model, payload["history"], True
+        if why:
+            where = "" if label == "user" else "the shared copy of "
+            problems.append(f"cache: {where}{candidate.name} {why}")
+    for line in problems:
+        print(f"{line}; retraining")
     history = train(model)
     if enabled:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -96,13 +184,29 @@ def load_or_train(
 
 
 def clear(pattern: str = "*") -> int:
-    """Delete cached checkpoints matching ``pattern`` (e.g. ``"beta-sweep*"``); returns how many."""
+    """Delete the user's cached checkpoints matching ``pattern`` (e.g. ``"beta-sweep*"``); returns how many.
+    Also removes stale temporary files of killed writers. Shared layers are never touched."""
+    folder = _config.CACHE_DIR
+    if _is_shared(folder) or not folder.is_dir():
+        return 0
+    remove_stale_tmp(folder)
     n = 0
-    if _config.CACHE_DIR.exists():
-        for p in _config.CACHE_DIR.glob(pattern + ".pt"):
+    for p in folder.glob(pattern + ".pt"):
+        try:
             p.unlink()
             n += 1
+        except OSError as err:
+            print(f"cache: cannot delete {p} ({err.strerror or type(err).__name__}); left in place")
     return n
+
+
+def files(folder=None) -> list[Path]:
+    """The checkpoints in ``folder`` (default the user's cache), sorted by name."""
+    folder = Path(_config.CACHE_DIR if folder is None else folder)
+    try:
+        return sorted(folder.glob("*.pt"))
+    except OSError:
+        return []
 
 
 if __name__ == "__main__":

