@@ -18,7 +18,7 @@ LAYERS = [
     ["data"],
     ["schedules", "objectives"],
     ["losses"],
-    ["models"],
+    ["models", "exact"],
     ["cache", "precision"],
     ["train"],
     ["train.cli"],
