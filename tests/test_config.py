@@ -11,9 +11,9 @@ from vaeutils import config
 
 @pytest.mark.parametrize(
     "env, smoke",
-    [({}, False), ({"CI": "true"}, True), ({"SMOKE": "1"}, True), ({"CI": "false"}, False), ({"SMOKE": "yes"}, True)],
+    [({}, False), ({"CI": "true"}, False), ({"SMOKE": "1"}, True), ({"SMOKE": "0"}, False), ({"SMOKE": "yes"}, True)],
 )
-def test_smoke_switch_reads_ci_and_smoke(monkeypatch, env, smoke):
+def test_smoke_switch_reads_smoke_only_so_ci_runs_full_mode(monkeypatch, env, smoke):
     monkeypatch.delenv("CI", raising=False)
     monkeypatch.delenv("SMOKE", raising=False)
     for name, value in env.items():
