@@ -37,10 +37,10 @@ PORT ?= 8866
 app: venv ## the β explorer dashboard (Voila) at http://127.0.0.1:8866/ (PORT=...); trains the β-sweep first if needed
 	$(PY) -m vaeutils.app --port $(PORT)
 
-test: venv ## ruff, the unit tests, then every notebook through nbmake
+test: venv ## ruff, the unit tests, then every notebook through nbmake (full mode; SMOKE=1 for a quick run)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/pytest tests
-	$(VENV)/bin/pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) notebooks
+	$(VENV)/bin/pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) --durations=0 notebooks
 
 course: venv ## execute every notebook in order; executed HTML and index.html in build/
 	$(PY) -m vaeutils.nbtools course notebooks build
