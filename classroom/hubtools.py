@@ -136,7 +136,8 @@ class Hub:
     ``with Hub(state, shared_cache=..., group=...) as hub:`` starts it and stops it (and every server and
     kernel it started) on exit."""
 
-    def __init__(self, state: Path, *, shared_cache: str, group: str, extra_env=None, idle_timeout: int = 3600):
+    def __init__(self, state: Path, *, shared_cache: str, group: str, course_repo: str = "", extra_env=None,
+                 idle_timeout: int = 3600):
         self.state = Path(state)
         self.port, self.api_port, self.proxy_api_port = free_port(), free_port(), free_port()
         self.token = secrets.token_hex(32)  # generated here, at run time; never stored in the repository
@@ -144,6 +145,7 @@ class Hub:
                     "VAELAB_HUB_API_PORT": str(self.api_port), "VAELAB_PROXY_API_PORT": str(self.proxy_api_port),
                     "VAELAB_SHARED_CACHE": shared_cache, "VAELAB_STUDENTS_GROUP": group, "VAELAB_SPAWNER": "local",
                     "VAELAB_IDLE_TIMEOUT": str(idle_timeout), "VAELAB_TEST_HUB_TOKEN": self.token,
+                    **({"VAELAB_COURSE_REPO": course_repo} if course_repo else {}),
                     **(extra_env or {})}
         for k in ("CI", "SMOKE", "JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "CONFIGPROXY_AUTH_TOKEN"):
             self.env.pop(k, None)
@@ -245,7 +247,11 @@ class Hub:
             return status, None
 
     def start_server(self, user: str, timeout: float = 240) -> None:
-        """Start ``user``'s server through the API and wait until the hub reports it ready."""
+        """Start ``user``'s server through the API and wait until the hub reports it ready (the account is added
+        to the hub first, as its first login would)."""
+        status, body = self.api("POST", f"/users/{user}")
+        if status not in (201, 409):
+            raise RuntimeError(f"adding {user} to the hub: {status} {body}")
         status, body = self.api("POST", f"/users/{user}/server")
         if status not in (201, 202, 400):  # 400: already running
             raise RuntimeError(f"starting {user}'s server: {status} {body}\n{self.log_tail()}")

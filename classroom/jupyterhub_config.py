@@ -12,6 +12,7 @@ Everything is set by environment variables with classroom defaults (docs/classro
     VAELAB_HUB_PORT       8000                     its port; the hub's own API and the proxy's API stay on 127.0.0.1
     VAELAB_HUB_API_PORT   8081  /  VAELAB_PROXY_API_PORT 8001
     VAELAB_SHARED_CACHE   /srv/vaelab/data/cache   the models `make models` trained (read-only for students)
+    VAELAB_COURSE_REPO    /srv/vaelab/vae-loss-lab.git   the bare repository nbgitpuller links pull from
     VAELAB_STUDENTS_GROUP vaelab-students          the Unix group whose members may log in
     VAELAB_INSTRUCTORS    (none)                   comma-separated admin accounts (they may log in too)
     VAELAB_SPAWNER        auto                     systemd (enforces limits) | local (cannot) | auto: systemd if usable
@@ -37,6 +38,16 @@ state = Path(env("VAELAB_HUB_STATE", "/srv/vaelab-hub"))
 state.mkdir(mode=0o700, parents=True, exist_ok=True)
 state.chmod(0o700)
 shared_cache = env("VAELAB_SHARED_CACHE", "/srv/vaelab/data/cache")
+course_repo = env("VAELAB_COURSE_REPO", "/srv/vaelab/vae-loss-lab.git")
+
+# Students' git must read the course repository although the instructor owns it (git refuses "dubious
+# ownership" otherwise): a system-level git config that trusts that one folder, readable by all.
+public = state.with_name(state.name + "-public")
+public.mkdir(mode=0o755, exist_ok=True)
+git_config = public / "student.gitconfig"
+git_config.write_text("# written by classroom/jupyterhub_config.py at each start\n[include]\n\tpath = /etc/gitconfig\n"
+                      f"[safe]\n\tdirectory = {course_repo}\n")
+git_config.chmod(0o644)
 
 # --------------------------------------------------------------------------- where it listens, where it keeps state
 c.JupyterHub.bind_url = f"http://{env('VAELAB_HUB_IP', '127.0.0.1')}:{int(env('VAELAB_HUB_PORT', '8000'))}/"
@@ -80,6 +91,7 @@ c.Spawner.environment = {
     "VAELAB_SHARED_CACHE": shared_cache,  # read first; nothing is ever written there
     "VAELAB_DATA": _user_data,  # models not in the shared cache are trained into ~/.vae-loss-lab/cache
     "VAELAB_OFFLINE": "1",  # the class server needs no network: MNIST is the shipped sample
+    "GIT_CONFIG_SYSTEM": str(git_config),  # nbgitpuller's git may read the instructor's course repository
     "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin",
 }
 
