@@ -54,6 +54,18 @@ slides: venv ## one reveal.js deck per unit in build/slides/, offline
 	@test -d node_modules/reveal.js || npm ci --no-audit --no-fund
 	$(PY) -m vaeutils.kit slides notebooks build/slides
 
+# The class server (docs/classroom.md). `make models` runs every unit notebook and the app's sweep in full mode
+# with VAELAB_DATA=$(MODELS_DIR): the notebooks are the list of models, so nothing here names them.
+.PHONY: models hub
+MODELS_DIR ?= data
+models: venv ## train every model of the course once into $(MODELS_DIR)/cache, to share read-only (MODELS_DIR=...)
+	$(PY) classroom/make_models.py --data-dir $(MODELS_DIR)
+
+HUB_PORT ?= 8000
+hub: venv ## a trial JupyterHub at http://127.0.0.1:8000/ (as root; students log in with local accounts)
+	@test -x node_modules/.bin/configurable-http-proxy || npm ci --no-audit --no-fund
+	$(PY) classroom/hub.py --port $(HUB_PORT) --models $(MODELS_DIR)
+
 strip: venv ## clear outputs and execution counts of the notebooks (do it before committing)
 	$(PY) -m vaeutils.nbtools strip $(NOTEBOOKS)
 
