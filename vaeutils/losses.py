@@ -5,7 +5,9 @@ KL (unit 01): ``kl_per_dim``, ``kl_terms``. Reconstruction NLLs (unit 02): ``ber
 ``optimal_log_laplace_scale``. ``ELBOLoss`` puts them together (unit 03), with β, free bits, a schedule or a
 capacity. The schedules (``vaeutils.schedules``) and the other objectives (``vaeutils.objectives``: GECO, GAN,
 energy) are re-exported here, so ``losses.LinearWarmup`` and ``losses.GECO`` work too.
-Every value is in nats. Bad input raises ``ValueError``/``TypeError`` naming the argument.
+Every value is in nats. Bad input raises ``ValueError``/``TypeError`` naming the argument. float16 and bfloat16
+inputs are computed in float32 and give float32 results: their range ends inside the promised inputs (exp(12),
+a sum over 784 pixels at logit −100). ``reduction="mean"`` of an empty batch is refused, not NaN.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from numbers import Integral, Real
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,6 +39,14 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _LOG_2 = math.log(2.0)
 
 
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def _wide(t: torch.Tensor) -> torch.Tensor:
+    """float16/bfloat16 as float32 (autograd passes through); other tensors unchanged."""
+    return t.float() if t.dtype in _HALF else t
+
+
 def _reduce(per_element: torch.Tensor, reduction: str) -> torch.Tensor:
     """Sum over all non-batch dimensions, then reduce over the batch."""
     per_example = per_element.flatten(1).sum(1) if per_element.dim() > 1 else per_element
@@ -42,6 +54,9 @@ def _reduce(per_element: torch.Tensor, reduction: str) -> torch.Tensor:
         return per_example
     if reduction == "sum":
         return per_example.sum()
+    if len(per_example) == 0:
+        raise ValueError(f"reduction='mean' of an empty batch (shape {tuple(per_element.shape)}) has no value; "
+                         "pass at least one example, or use reduction='sum'")
     return per_example.mean()
 
 
@@ -64,6 +79,7 @@ def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     cancels most of its digits; ``expm1`` keeps the error at the rounding of logvar itself.
     """
     _check_mu_logvar(mu, logvar)
+    mu, logvar = _wide(mu), _wide(logvar)
     return 0.5 * (mu.square() + torch.expm1(logvar) - logvar)
 
 
@@ -74,6 +90,7 @@ def kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
     such that ``-0.5 * (one + logvar + neg_var + neg_mu_sq) == kl_per_dim(mu, logvar)``.
     """
     _check_mu_logvar(mu, logvar)
+    mu, logvar = _wide(mu), _wide(logvar)
     return {
         "one": torch.ones_like(mu),
         "logvar": logvar,
@@ -99,14 +116,19 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none"
             f"x must lie in [0, 1] for a Bernoulli likelihood, got values in [{x.min().item():.3g}, "
             f"{x.max().item():.3g}]; rescale the images (x / 255) or use gaussian_nll"
         )
-    per_element = F.binary_cross_entropy_with_logits(logits, x, reduction="none")
+    per_element = F.binary_cross_entropy_with_logits(_wide(logits), _wide(x), reduction="none")
     return _reduce(per_element, reduction)
 
 
 def _check_scale(name: str, value, like: torch.Tensor) -> torch.Tensor:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return torch.tensor(float(value), dtype=like.dtype, device=like.device)
+    """A log-scale as a tensor that broadcasts to ``like``; numbers (NumPy ones too) must be finite. A tensor that
+    carries no gradient is checked for NaN/inf too; a learned one is not (``fit`` names a non-finite loss term)."""
+    if isinstance(value, Real) and not isinstance(value, (bool, np.bool_)):
+        value = checks.number(name, value, hint="a log-scale: log σ or log b")
+        return torch.tensor(value, dtype=like.dtype, device=like.device)
     checks.tensor(name, value)
+    if not value.requires_grad:
+        checks.finite(name, value, " (a log-scale must be finite: σ = exp(log σ) > 0)")
     try:
         fits = torch.broadcast_shapes(value.shape, like.shape) == like.shape
     except RuntimeError:
@@ -129,7 +151,8 @@ def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma=0.0, reduction: 
     checks.tensor("x", x)
     checks.same_shape("mean", mean, "x", x)
     _check_reduction(reduction)
-    log_sigma = _check_scale("log_sigma", log_sigma, x)
+    mean, x = _wide(mean), _wide(x)
+    log_sigma = _wide(_check_scale("log_sigma", log_sigma, x))
     per_element = 0.5 * ((x - mean) * torch.exp(-log_sigma)).square() + log_sigma + _HALF_LOG_2PI
     return _reduce(per_element, reduction)
 
@@ -143,7 +166,8 @@ def laplace_nll(loc: torch.Tensor, x: torch.Tensor, log_scale=0.0, reduction: st
     checks.tensor("x", x)
     checks.same_shape("loc", loc, "x", x)
     _check_reduction(reduction)
-    log_scale = _check_scale("log_scale", log_scale, x)
+    loc, x = _wide(loc), _wide(x)
+    log_scale = _wide(_check_scale("log_scale", log_scale, x))
     per_element = (x - loc).abs() * torch.exp(-log_scale) + log_scale + _LOG_2
     return _reduce(per_element, reduction)
 
@@ -163,6 +187,9 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> to
         raise ValueError(
             f"mu must be shaped (batch, latent_dim), got {tuple(mu.shape)}; add a batch dimension with mu[None]"
         )
+    if len(kl) == 0:
+        raise ValueError(f"free_bits_kl of an empty batch (mu of shape {tuple(mu.shape)}) has no value: the floor "
+                         "compares batch means; pass at least one example")
     per_dim = kl.flatten(1).mean(0)
     return torch.clamp(per_dim, min=float(free_bits)).sum()
 
@@ -173,6 +200,17 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> to
 _MIN_MSE = 1e-6  # floor on σ*² = MSE: a perfect reconstruction would send log σ* to −∞
 
 
+def _per_image_error(name: str, mean, x, power: int) -> torch.Tensor:
+    """Mean |x − mean|^power of each image, shaped (batch, 1, …), after checking the two tensors."""
+    checks.tensor(name, mean)
+    checks.tensor("x", x)
+    checks.same_shape(name, mean, "x", x)
+    if x.dim() < 2:
+        raise ValueError(f"x must have a batch dimension, got shape {tuple(x.shape)}; add one with x[None]")
+    err = (_wide(x) - _wide(mean)).abs()
+    return (err.square() if power == 2 else err).mean(tuple(range(1, x.dim())), keepdim=True)
+
+
 def optimal_log_sigma(mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log σ* of the calibrated Gaussian decoder (σ-VAE, Rybkin et al. 2021): σ*² = MSE of each image.
 
@@ -180,25 +218,13 @@ def optimal_log_sigma(mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     so the σ that minimises :func:`gaussian_nll` needs no training. Returns one value per example,
     shaped ``(batch, 1, …)`` so it broadcasts against ``x``. The MSE is floored at 1e-6.
     """
-    checks.tensor("mean", mean)
-    checks.tensor("x", x)
-    checks.same_shape("mean", mean, "x", x)
-    if x.dim() < 2:
-        raise ValueError(f"x must have a batch dimension, got shape {tuple(x.shape)}; add one with x[None]")
-    mse = (x - mean).square().mean(tuple(range(1, x.dim())), keepdim=True)
-    return 0.5 * torch.log(mse.clamp_min(_MIN_MSE))
+    return 0.5 * torch.log(_per_image_error("mean", mean, x, 2).clamp_min(_MIN_MSE))
 
 
 def optimal_log_laplace_scale(loc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log b* of a Laplace decoder: b* = mean |x − loc| of each image (the same calculus as σ*, for the L1 term),
     floored at 1e-3 (the Gaussian's σ floor). Shaped ``(batch, 1, …)``."""
-    checks.tensor("loc", loc)
-    checks.tensor("x", x)
-    checks.same_shape("loc", loc, "x", x)
-    if x.dim() < 2:
-        raise ValueError(f"x must have a batch dimension, got shape {tuple(x.shape)}; add one with x[None]")
-    mae = (x - loc).abs().mean(tuple(range(1, x.dim())), keepdim=True)
-    return torch.log(mae.clamp_min(math.sqrt(_MIN_MSE)))
+    return torch.log(_per_image_error("loc", loc, x, 1).clamp_min(math.sqrt(_MIN_MSE)))
 
 
 # ------------------------------------------------------------------- the loss of a VAE (unit 03)
@@ -209,17 +235,27 @@ LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
 def describe(value):
     """A JSON-like description of a loss setting, stable across processes (for the cache key).
 
-    Numbers, strings, None, tuples and frozen dataclasses (the schedules, ``ELBOLoss``) describe themselves;
-    a lambda or another object without a stable description is refused, since its key would change on every run.
+    Numbers (NumPy scalars become plain ``int``/``float``), strings, None, lists, tuples, dicts with string keys
+    and frozen dataclasses (the schedules, ``ELBOLoss``) describe themselves. A lambda or another object without a
+    stable description is refused, since its key would change on every run, and so is NaN or ±inf, which never
+    equals itself, so a stored config holding it could never match again.
     """
     if value is None or isinstance(value, (bool, str)):
         return value
-    if isinstance(value, (int, float)):
-        if isinstance(value, float) and not math.isfinite(value):
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        if not math.isfinite(value):
             raise ValueError(f"a loss setting is {value!r}: a non-finite number cannot be stored in the cache key")
-        return value
+        return float(value)
     if isinstance(value, (list, tuple)):
         return [describe(v) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"a loss description's keys must be strings, got {list(value)!r}")
+        return {k: describe(v) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return {"type": type(value).__name__, **fields}
@@ -256,6 +292,8 @@ class ELBOLoss:
         else:
             # |log σ| ≤ 20: σ from 2e-9 to 5e8 covers every image scale; beyond it the NLL overflows float32
             checks.number("log_scale", self.log_scale, -20.0, 20.0, hint="a number, 'learned' or 'optimal'")
+        for f in ("beta", "free_bits", "log_scale"):  # np.float32(0.5) is stored, compared and keyed as 0.5
+            object.__setattr__(self, f, checks.plain(getattr(self, f)))
         if self.capacity is not None and not isinstance(self.capacity, CapacitySchedule):
             raise TypeError("capacity must be None or a losses.CapacitySchedule(c_max, steps, gamma)")
         if self.capacity is not None and self.free_bits > 0:
@@ -266,7 +304,14 @@ class ELBOLoss:
         return describe(self)
 
     def beta_at(self, step: int) -> float:
-        return float(self.beta(step)) if callable(self.beta) else float(self.beta)
+        """β at optimiser step ``step``; a schedule's value is checked (a finite number >= 0)."""
+        if not callable(self.beta):
+            return float(self.beta)
+        value = self.beta(step)
+        try:
+            return checks.positive("beta", value, allow_zero=True)
+        except (TypeError, ValueError):
+            raise ValueError(f"beta(step) must return a finite number >= 0, got {value!r} at step {step}") from None
 
     def nll(self, model: nn.Module, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction NLL per example, in nats."""
@@ -288,6 +333,7 @@ class ELBOLoss:
 
     def terms(self, model: nn.Module, x: torch.Tensor, step: int = 0, generator=None) -> dict:
         """One forward pass: ``loss`` (minimised), ``rec`` and ``kl`` (batch means, nats) and ``beta``."""
+        checks.tensor("x", x, nonempty=True)
         mu, logvar, _, out = model(x, generator)
         mu, logvar, out = mu.float(), logvar.float(), out.float()  # the terms in float32 under bf16 autocast too
         rec = self.nll(model, out, x).mean()
