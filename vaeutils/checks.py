@@ -75,6 +75,12 @@ def positive(name: str, value, allow_zero: bool = False, hint: str = "") -> floa
     return number(name, value, 0.0, low_open=not allow_zero, hint=hint)
 
 
+def plain(value):
+    """A NumPy scalar as the Python number it holds (``np.float32(0.5)`` -> ``0.5``, ``np.int64(3)`` -> ``3``);
+    anything else unchanged. For settings that are stored and compared (a cache key), after they were checked."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def choice(name: str, value, options) -> str:
     """One of ``options`` (a tuple of strings)."""
     if not isinstance(value, str) or value not in options:
@@ -123,15 +129,33 @@ def same_shape(a_name: str, a: torch.Tensor, b_name: str, b: torch.Tensor) -> No
         )
 
 
-def images(name: str, value) -> torch.Tensor:
-    """A non-empty float image batch shaped (N, C, H, W), as ``vaeutils.data.load()`` returns."""
+def finite(name: str, value: torch.Tensor, hint: str = "") -> torch.Tensor:
+    """A tensor without NaN or ±inf (one pass over it); the message counts each kind and ends with ``hint``."""
+    if value.numel() and not bool(torch.isfinite(value).all()):
+        n_nan = int(torch.isnan(value).sum())
+        n_inf = int(torch.isinf(value).sum())
+        what = " and ".join(part for part in (f"{n_nan} NaN" if n_nan else "",
+                                              f"{n_inf} infinite value{'s' if n_inf > 1 else ''}" if n_inf else "")
+                            if part)
+        raise ValueError(f"{name} holds {what}{hint or f'; find them with {name}.isnan() / {name}.isinf()'}")
+    return value
+
+
+def images(name: str, value, *, finite: bool = False) -> torch.Tensor:
+    """A non-empty float image batch shaped (N, C, H, W), as ``vaeutils.data.load()`` returns; with ``finite``,
+    also free of NaN and ±inf (a measurement of NaN pixels would be NaN, or a count of 0, not an error)."""
     if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 4:
         got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise ValueError(f"{name} must be a float tensor shaped (N, C, H, W), got {got}; "
                          "load it with vaeutils.data.load()")
     if len(value) == 0:
         raise ValueError(f"{name} is empty: pass at least one image")
+    if finite:
+        _finite(name, value, f"; find them with {name}.isnan().nonzero() and fix or drop those images")
     return value
+
+
+_finite = finite  # images() has an argument of the same name
 
 
 def _bounds(low, high, low_open: bool = False, high_open: bool = False) -> str:

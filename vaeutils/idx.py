@@ -1,7 +1,9 @@
 """Reading the IDX files MNIST and Fashion-MNIST come in, and the one network check the data loaders make.
 
-``read_idx`` checks every header against the file's size before trusting it. ``network_available`` asks once
-per host and session, with a short timeout, so an offline machine falls back to the local data at once.
+``read_idx`` checks every header against the file's size before trusting it; ``check_split`` checks that the four
+files of a split fit together (images and labels where each belongs, as many labels as images, at least one image,
+train and test images of one size). ``network_available`` asks once per host and session, with a short timeout, so
+an offline machine falls back to the local data at once.
 """
 
 from __future__ import annotations
@@ -115,24 +117,51 @@ def read_idx(path, fix: str = "download it again") -> torch.Tensor:
         compressed = f.read(2) == b"\x1f\x8b"
     if not compressed:
         shape = _plain_idx_shape(path, fix)
+        if math.prod(shape) == 0:  # torchvision's reader cannot parse an empty body; check_split names it
+            return torch.zeros(shape, dtype=torch.uint8)
         return read_image_file(str(path)) if len(shape) == 3 else read_label_file(str(path))
     try:
         raw = gzip.decompress(path.read_bytes())
     except (OSError, EOFError, zlib.error) as err:
         raise ValueError(f"{path} is a damaged gzip file ({err}); {fix}") from None
     shape = _idx_header(raw[:16], len(raw), path, fix)
+    if math.prod(shape) == 0:
+        return torch.zeros(shape, dtype=torch.uint8)
     with tempfile.TemporaryDirectory(prefix="vaelab-idx-") as tmp:
         plain = Path(tmp) / path.stem
         plain.write_bytes(raw)
         return read_image_file(str(plain)) if len(shape) == 3 else read_label_file(str(plain))
 
 
-def _idx_split(files: dict[str, Path], fix: str):
-    """((train_x, train_y), (test_x, test_y)) from four IDX files, with their counts checked against each other."""
-    t = {k: read_idx(p, fix) for k, p in files.items()}
+def check_split(shapes: dict, names: dict, fix: str = "") -> None:
+    """Raise ``ValueError`` unless the four parts of a split fit together: images shaped (N, H, W) and labels
+    (N,) (not swapped), as many labels as images, at least one image, train and test images of one size.
+
+    ``shapes`` and ``names`` (what to call each part in the message, e.g. its file) are keyed like ``IDX_FILES``;
+    ``fix`` (what to do about it) ends the message."""
+    fix = f"; {fix}" if fix else ""
+    shapes = {k: tuple(int(n) for n in v) for k, v in shapes.items()}
     for x, y in (("train_x", "train_y"), ("test_x", "test_y")):
-        if len(t[x]) != len(t[y]):
-            raise ValueError(f"{files[x]} has {len(t[x])} images but {files[y]} has {len(t[y])} labels; {fix}")
+        for key, dims, what in ((x, 3, "images"), (y, 1, "labels")):
+            shape = shapes[key]
+            if len(shape) != dims:
+                holds = {3: "images", 1: "labels"}.get(len(shape), f"{len(shape)}-D data")
+                raise ValueError(f"{names[key]} holds {holds} (shape {shape}), not {what}: are the image and label "
+                                 f"files swapped?{fix}")
+        if shapes[x][0] == 0:
+            raise ValueError(f"{names[x]} holds no images{fix}")
+        if shapes[x][0] != shapes[y][0]:
+            raise ValueError(f"{names[x]} has {shapes[x][0]} images but {names[y]} has {shapes[y][0]} labels{fix}")
+    (h, w), (th, tw) = shapes["train_x"][1:], shapes["test_x"][1:]
+    if (h, w) != (th, tw):
+        raise ValueError(f"train images are {h}x{w} but {names['test_x']} holds {th}x{tw} images: the train and "
+                         f"test files come from different datasets{fix}")
+
+
+def _idx_split(files: dict[str, Path], fix: str):
+    """((train_x, train_y), (test_x, test_y)) from four IDX files, checked against each other (``check_split``)."""
+    t = {k: read_idx(p, fix) for k, p in files.items()}
+    check_split({k: v.shape for k, v in t.items()}, files, fix)
     return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
 
 
@@ -153,8 +182,8 @@ def _torchvision_split(cls, root: Path, offline: bool | None):
         except (RuntimeError, URLError, OSError) as err:
             _reachable[urlparse(cls.mirrors[0]).hostname] = False  # don't try again this session
             return None, f"download failed ({type(err).__name__}: {str(err).splitlines()[0]})"
-    for p in files.values():  # clear errors before torchvision's own asserts can fire
-        _plain_idx_shape(p, fix)
+    # clear errors before torchvision's own asserts can fire, from the headers alone
+    check_split({k: _plain_idx_shape(p, fix) for k, p in files.items()}, files, fix)
     train, test = cls(str(root), train=True), cls(str(root), train=False)
     return ((train.data, train.targets), (test.data, test.targets)), None
 

@@ -3,6 +3,9 @@
 ``summary`` measures one model in one pass (rate, distortion, −ELBO, KL per dimension, active units): every unit
 and widget that reports those numbers calls it. Also the IWAE bound (unit 04), MIG (unit 06), and the Fréchet
 distance and class coverage used to judge samples (unit 09).
+
+Bad input is named, never measured: a missing model, a loss given by name, images with NaN pixels (which would
+give NaN, or 0 active units), a model whose codes are not finite, one-hot labels, statistics that do not fit.
 """
 
 from __future__ import annotations
@@ -30,6 +33,38 @@ def _check_threshold(threshold) -> float:
     return checks.positive("threshold", threshold, allow_zero=True, hint="nats of variance")
 
 
+def _check_model(model) -> None:
+    if not (callable(getattr(model, "encode", None)) and callable(getattr(model, "decode", None))):
+        raise TypeError(f"model must be a VAE from vaeutils.models (with encode and decode), got "
+                        f"{type(model).__name__}; train one with train.train_vae(...)")
+
+
+def _check_loss(name: str, loss):
+    """None (the Bernoulli ELBO) or a loss with an ``nll(model, out, x)`` method, such as ``losses.ELBOLoss``."""
+    if loss is None:
+        return ELBOLoss()
+    if not callable(getattr(loss, "nll", None)):
+        hint = f"losses.ELBOLoss(likelihood={loss!r})" if isinstance(loss, str) else "losses.ELBOLoss(...)"
+        raise TypeError(f"{name} must be a loss with an nll(model, out, x) method, e.g. {hint}, got {loss!r}")
+    return loss
+
+
+def _check_images(model, x) -> torch.Tensor:
+    """Finite images shaped as ``model`` expects (NaN pixels would be measured as NaN, or as 0 active units)."""
+    checks.images("x", x, finite=True)
+    in_shape = getattr(model, "in_shape", None)
+    if in_shape is not None and tuple(x.shape[1:]) != tuple(in_shape):
+        raise ValueError(f"x must be shaped (batch, {', '.join(map(str, in_shape))}) for this model, "
+                         f"got {tuple(x.shape)}")
+    return x
+
+
+def _check_codes(mu, logvar) -> None:
+    if not (torch.isfinite(mu).all() and torch.isfinite(logvar).all()):
+        raise ValueError("the encoder gave NaN or inf codes for finite images; check the model's weights "
+                         "(e.g. [n for n, p in model.named_parameters() if not p.isfinite().all()])")
+
+
 @torch.no_grad()
 def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1000, seed: int = 0,
             n_images: int = 0) -> dict:
@@ -43,11 +78,12 @@ def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1
     ``mu_var`` (numpy, those variances), ``latent_dim``, ``mu`` and ``logvar`` (CPU tensors), and with
     ``n_images`` > 0 ``originals``/``reconstructions`` (the first images and their decoded posterior means).
     """
-    checks.images("x", x)
+    _check_model(model)
+    _check_images(model, x)
     threshold = _check_threshold(threshold)
     batch_size = checks.integer("batch_size", batch_size, low=1)
     n_images = checks.integer("n_images", n_images, low=0)
-    loss = loss or ELBOLoss()
+    loss = _check_loss("loss", loss)
     was_training = model.training
     model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
@@ -60,8 +96,7 @@ def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1
         logvars.append(logvar)
     model.train(was_training)
     mu, logvar = torch.cat(mus), torch.cat(logvars)
-    if not (torch.isfinite(mu).all() and torch.isfinite(logvar).all()):
-        raise ValueError("the encoder gave NaN or inf codes for x; check x for NaN pixels (x.isnan().any())")
+    _check_codes(mu, logvar)
     kl = L.kl_per_dim(mu, logvar).mean(0)
     var = mu.var(0) if len(mu) > 1 else torch.zeros_like(kl)
     rate, distortion = float(kl.sum()), rec_sum / len(x)
@@ -76,14 +111,21 @@ def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1
 
 def rate_distortion(model, x, loss_fn=None, batch_size: int = 1000, seed: int = 0) -> dict:
     """Rate = mean KL(q(z|x) || p(z)) and distortion = mean reconstruction NLL, nats per example."""
-    out = evaluate(model, x, loss_fn, batch_size=batch_size, seed=seed)
+    _check_model(model)
+    _check_images(model, x)
+    batch_size = checks.integer("batch_size", batch_size, low=1)
+    out = evaluate(model, x, _check_loss("loss_fn", loss_fn), batch_size=batch_size, seed=seed)
+    if not all(math.isfinite(v) for v in out.values()):
+        raise ValueError(f"the model gave a non-finite rate or distortion ({out}) for finite images; check the "
+                         "model's weights for NaN or inf")
     return {"rate": out["kl"], "distortion": out["rec"], "neg_elbo": out["loss"]}
 
 
 @torch.no_grad()
 def encode_all(model, x, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
     """(μ, log σ²) for every row of x, batched."""
-    checks.images("x", x)
+    _check_model(model)
+    _check_images(model, x)
     batch_size = checks.integer("batch_size", batch_size, low=1)
     model.eval()
     mus, logvars = [], []
@@ -105,9 +147,8 @@ def active_units(model, x, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
 
     Returns (number active, per-unit variances)."""
     threshold = _check_threshold(threshold)
-    mu, _ = encode_all(model, x)
-    if not torch.isfinite(mu).all():
-        raise ValueError("the encoder gave NaN or inf codes for x; check x for NaN pixels (x.isnan().any())")
+    mu, logvar = encode_all(model, x)
+    _check_codes(mu, logvar)
     var = mu.var(0, unbiased=True) if len(mu) > 1 else torch.zeros(mu.shape[1], device=mu.device)
     return int((var > threshold).sum().item()), var
 
@@ -117,7 +158,12 @@ def iwae_bound(model, x, k: int, loss_fn=None, max_rows: int = 20000, seed: int 
     """Importance-weighted bound (Burda et al. 2016) with k samples, as an NLL estimate in nats per example:
     −mean_x log (1/k) Σ_i p(x, z_i)/q(z_i|x). k = 1 is the ELBO; it tightens as k grows."""
     k = checks.integer("k", k, low=1, hint="importance samples")
-    loss_fn = loss_fn or ELBOLoss()
+    _check_model(model)
+    _check_images(model, x)
+    loss_fn = _check_loss("loss_fn", loss_fn)
+    max_rows = checks.integer("max_rows", max_rows, low=1, hint="decoder rows per chunk")
+    seed = checks.integer("seed", seed, low=0)
+    was_training = model.training
     model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
     per_chunk = max(1, max_rows // k)
@@ -126,6 +172,7 @@ def iwae_bound(model, x, k: int, loss_fn=None, max_rows: int = 20000, seed: int 
         xb = x[i:i + per_chunk]
         b = len(xb)
         mu, logvar = model.encode(xb)
+        _check_codes(mu, logvar)
         std = torch.exp(0.5 * logvar)
         eps = torch.randn((k, *mu.shape), generator=gen, device=x.device, dtype=mu.dtype)
         z = mu + std * eps                                           # (k, b, d)
@@ -136,6 +183,9 @@ def iwae_bound(model, x, k: int, loss_fn=None, max_rows: int = 20000, seed: int 
         log_px = -loss_fn.nll(model, out, xk).view(k, b)
         log_w = log_px + log_pz - log_q
         total += (torch.logsumexp(log_w, 0) - math.log(k)).sum().item()
+    model.train(was_training)
+    if not math.isfinite(total):
+        raise ValueError("the IWAE bound is not finite for finite images; check the model's weights for NaN or inf")
     return -total / len(x)
 
 
@@ -211,18 +261,75 @@ def frechet_distance(feats_a, feats_b) -> float:
             "feats_a and feats_b must be (N, F) with the same F and N >= 2, "
             f"got {tuple(a.shape)}, {tuple(b.shape)}"
         )
+    if a.shape[1] == 0:
+        raise ValueError("feats_a and feats_b must have at least one feature (F >= 1), got F = 0")
     if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
         raise ValueError("feats_a and feats_b must be finite; drop the rows with NaN/inf features first")
-    return frechet_from_stats(a.mean(0), torch.cov(a.T).reshape(a.shape[1], -1),
-                              b.mean(0), torch.cov(b.T).reshape(b.shape[1], -1))
+    # features as large as 1e100 overflow the covariances' products: measure in units of their size (a power of
+    # two, so exact) and scale the distance back (it grows with the square of the unit)
+    unit = _power_of_two(max(float(a.abs().max()), float(b.abs().max())))
+    a, b = a / unit, b / unit
+    fd = frechet_from_stats(a.mean(0), torch.cov(a.T).reshape(a.shape[1], -1),
+                            b.mean(0), torch.cov(b.T).reshape(b.shape[1], -1))
+    return _scaled_back(fd, unit)
+
+
+def _power_of_two(size: float) -> float:
+    """1 for sizes of everyday features, else the power of two nearest ``size`` (exact to divide by)."""
+    return 1.0 if 1e-30 < size < 1e30 or size == 0 else math.ldexp(1.0, math.frexp(size)[1])
+
+
+def _scaled_back(fd: float, unit: float) -> float:
+    try:
+        out = fd * unit * unit
+    except OverflowError:
+        out = math.inf
+    if not math.isfinite(out):
+        raise ValueError(f"the Fréchet distance is too large for float64 ({fd:.3g} × {unit:.3g}²); rescale the "
+                         "features (the distance scales with the square of their unit)")
+    return out
+
+
+def _stat(name: str, value, dims: int) -> torch.Tensor:
+    try:
+        t = torch.as_tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}") from err
+    if t.dim() != dims:
+        want = "a vector (F,)" if dims == 1 else "a matrix (F, F)"
+        raise ValueError(f"{name} must be {want}, got shape {tuple(t.shape)}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} must be finite; it holds NaN or inf")
+    return t
 
 
 def frechet_from_stats(mu_a, cov_a, mu_b, cov_b) -> float:
-    """Fréchet (2-Wasserstein²) distance between N(mu_a, cov_a) and N(mu_b, cov_b)."""
-    mu_a, cov_a, mu_b, cov_b = (torch.as_tensor(t, dtype=torch.float64) for t in (mu_a, cov_a, mu_b, cov_b))
+    """Fréchet (2-Wasserstein²) distance between N(mu_a, cov_a) and N(mu_b, cov_b).
+
+    Means (F,), covariances (F, F), symmetric (to rounding) and positive semi-definite; float64 inside."""
+    mu_a, mu_b = _stat("mu_a", mu_a, 1), _stat("mu_b", mu_b, 1)
+    cov_a, cov_b = _stat("cov_a", cov_a, 2), _stat("cov_b", cov_b, 2)
+    f = len(mu_a)
+    if len(mu_b) != f or f == 0:
+        raise ValueError(f"mu_a and mu_b must have the same size F >= 1, got {f} and {len(mu_b)}")
+    for name, cov in (("cov_a", cov_a), ("cov_b", cov_b)):
+        if cov.shape != (f, f):
+            raise ValueError(f"{name} must be shaped ({f}, {f}) to match the means, got {tuple(cov.shape)}")
+    unit = _power_of_two(max(float(mu_a.abs().max()), float(mu_b.abs().max()),
+                             math.sqrt(float(cov_a.abs().max())), math.sqrt(float(cov_b.abs().max()))))
+    mu_a, mu_b, cov_a, cov_b = mu_a / unit, mu_b / unit, cov_a / unit**2, cov_b / unit**2
+    for name, cov in (("cov_a", cov_a), ("cov_b", cov_b)):
+        scale = float(cov.abs().max())
+        if not torch.allclose(cov, cov.T, rtol=1e-6, atol=1e-9 * scale):
+            raise ValueError(f"{name} must be symmetric (a covariance matrix); got one that differs from its "
+                             f"transpose by up to {float((cov - cov.T).abs().max()):.3g}")
+        if float(torch.linalg.eigvalsh((cov + cov.T) / 2).min()) < -1e-6 * max(scale, 1e-300):
+            raise ValueError(f"{name} is not positive semi-definite (a negative eigenvalue), so it is no covariance")
+    cov_a, cov_b = (cov_a + cov_a.T) / 2, (cov_b + cov_b.T) / 2  # eigh reads one triangle: use both
     s = _sqrt_psd(cov_a)
     cross = torch.linalg.eigvalsh(s @ cov_b @ s).clamp_min(0).sqrt().sum()
-    return float((mu_a - mu_b).square().sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross)
+    fd = float((mu_a - mu_b).square().sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross)
+    return _scaled_back(fd, unit)
 
 
 def class_coverage(pred_labels, n_classes: int) -> dict:
@@ -230,9 +337,14 @@ def class_coverage(pred_labels, n_classes: int) -> dict:
 
     Returns counts, frequencies, entropy (nats), normalised entropy H/log K (1 = uniform) and classes covered."""
     raw = _as_numpy("pred_labels", pred_labels)
+    if raw.ndim != 1:
+        one_hot = raw.ndim == 2 and raw.size and np.isin(raw, (0, 1)).all() and (raw.sum(1) == 1).all()
+        what = "one-hot rows" if one_hot else "class indices"
+        raise ValueError(f"pred_labels must be shaped (N,) with one class index per sample, got shape {raw.shape}"
+                         f"{' of ' + what if one_hot else ''}; pass labels.argmax(1) for one-hot rows or logits")
     if raw.dtype.kind not in "iub" and not np.all(np.mod(raw, 1) == 0):
         raise ValueError("pred_labels must be integer class indices (e.g. logits.argmax(1)), got non-integer values")
-    y = raw.astype(np.int64).ravel()
+    y = raw.astype(np.int64)
     n_classes = checks.integer("n_classes", n_classes, low=2)
     if len(y) == 0:
         raise ValueError("pred_labels is empty")

@@ -10,6 +10,7 @@ lives in ``model.log_scale`` when asked for (``learned_scale="shared"`` or ``"pi
 from __future__ import annotations
 
 import math
+from numbers import Integral
 from typing import NamedTuple
 
 import torch
@@ -27,12 +28,16 @@ class VAEOutput(NamedTuple):
 
 def _check_shape(in_shape) -> tuple[int, ...]:
     try:
-        shape = tuple(int(s) for s in in_shape)
+        sizes = tuple(in_shape)
     except TypeError as err:
         raise TypeError(f"in_shape must be a tuple like (1, 28, 28), got {in_shape!r}") from err
-    if len(shape) != 3 or min(shape) < 1:
+    if len(sizes) != 3:
         raise ValueError(f"in_shape must be (channels, height, width) with positive sizes, got {in_shape!r}")
-    return shape
+    try:  # ints only: int(28.5) would quietly build a model for 28-pixel images
+        return tuple(checks.integer("in_shape", s, low=1) for s in sizes)
+    except ValueError:
+        raise ValueError(f"in_shape must be (channels, height, width) with positive int sizes, got {in_shape!r}; "
+                         "pass data.image_shape") from None
 
 
 def _check_latent(latent_dim) -> int:
@@ -40,7 +45,12 @@ def _check_latent(latent_dim) -> int:
 
 
 def _check_hidden(hidden) -> tuple[int, ...]:
-    sizes = (hidden,) if isinstance(hidden, int) and not isinstance(hidden, bool) else tuple(hidden)
+    if isinstance(hidden, Integral) and not isinstance(hidden, bool):
+        sizes = (hidden,)
+    elif isinstance(hidden, (bool, str)) or not hasattr(hidden, "__iter__"):
+        raise TypeError(f"hidden must be a positive int or a tuple of them such as (400,), got {hidden!r}")
+    else:
+        sizes = tuple(hidden)
     if not sizes:
         raise ValueError("hidden must be a non-empty tuple of positive ints such as (400,), got ()")
     return tuple(checks.integer("hidden", h, low=1, hint="each layer's size") for h in sizes)
@@ -89,6 +99,7 @@ class _VAEBase(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator=None) -> torch.Tensor:
         """Decode n draws from the prior N(0, I); returns image-space means."""
+        n = checks.integer("n", n, low=1, hint="how many samples")
         p = next(self.parameters())
         z = torch.randn(n, self.latent_dim, generator=generator, device=p.device if generator is None else "cpu")
         return self.mean_image(self.decode(z.to(p.device)))
@@ -193,6 +204,7 @@ class MLPGenerator(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator=None) -> torch.Tensor:
         """n images from n prior draws (``generator``: a CPU ``torch.Generator`` for repeatable draws)."""
+        n = checks.integer("n", n, low=1, hint="how many samples")
         p = next(self.parameters())
         z = torch.randn(n, self.latent_dim, generator=generator, device="cpu" if generator is not None else p.device)
         return self(z.to(p.device))
@@ -204,8 +216,7 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, in_shape=(1, 28, 28), hidden=(512, 256), dropout: float = 0.3):
         super().__init__()
         self.in_shape = _check_shape(in_shape)
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        dropout = checks.number("dropout", dropout, 0.0, 1.0, high_open=True, hint="the chance to drop a unit")
         layers, width = [nn.Flatten()], math.prod(self.in_shape)
         for h in _check_hidden(hidden):
             layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), *([nn.Dropout(dropout)] if dropout else [])]

@@ -1,13 +1,14 @@
 """Objectives beside the β-weighted ELBO: GECO's automatic balance, the GAN losses and the energy view.
 
 GECO (unit 08): ``geco_multiplier_update`` and ``GECO``. The GAN losses (unit 09): ``gan_discriminator_loss``,
-``gan_generator_loss``; the energy-based contrastive loss: ``energy_contrastive_loss``. All in nats, batch means.
-Re-exported by ``vaeutils.losses``.
+``gan_generator_loss``; the energy-based contrastive loss: ``energy_contrastive_loss``. All in nats, batch means
+(an empty batch is refused; float16/bfloat16 are computed in float32). Re-exported by ``vaeutils.losses``.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -26,10 +27,10 @@ def geco_multiplier_update(lam: float, constraint: float, lr: float, mode: str =
     C > 0 (constraint violated) makes λ grow, C < 0 makes it shrink.
     """
     checks.choice("mode", mode, GECO_MODES)
-    checks.positive("lam", lam)
-    checks.positive("lr", lr)
-    checks.positive("lambda_min", lambda_min)
-    checks.positive("lambda_max", lambda_max)
+    lam = checks.positive("lam", lam)
+    lr = checks.positive("lr", lr)
+    lambda_min = checks.positive("lambda_min", lambda_min)
+    lambda_max = checks.positive("lambda_max", lambda_max)
     if lambda_min > lambda_max:
         raise ValueError(f"lambda_min ({lambda_min}) must not exceed lambda_max ({lambda_max})")
     constraint = checks.number("constraint", constraint, hint="nats")
@@ -48,6 +49,9 @@ class GECO:
     the same way, and β(t) = 1/λ(t) reads as the β of a β-VAE that changes during training.
     Each :meth:`step` uses the current λ in the loss, then updates λ from the moving average of C
     (momentum ``alpha``) with :func:`geco_multiplier_update`. ``history`` keeps λ, β and C per step.
+    A step whose ``rec`` is NaN or infinite updates nothing (λ, the average and ``history`` stay as they were):
+    it warns, counts itself in ``skipped``, and returns the non-finite loss, so ``train.fit`` stops with the step
+    and the term named, and one bad batch cannot spoil the average for good.
 
     ``kappa``: target reconstruction NLL (nats per example, the same units as ``rec``).
     """
@@ -61,6 +65,7 @@ class GECO:
         self.lambda_min, self.lambda_max = float(lambda_min), float(lambda_max)
         self.lam = float(min(max(lambda_init, lambda_min), lambda_max))
         self.constraint_ma: float | None = None
+        self.skipped = 0  # steps whose rec was not finite: no update
         self.history: dict[str, list[float]] = {"lambda": [], "beta": [], "constraint": [], "constraint_ma": []}
 
     @property
@@ -73,12 +78,19 @@ class GECO:
 
         ``rec`` and ``kl``: batch means per example (scalars). Returns a dict for ``train.fit``:
         loss, rec, kl, beta, lambda, constraint."""
-        checks.tensor("rec", rec)
-        checks.tensor("kl", kl)
+        for name, value in (("rec", rec), ("kl", kl)):
+            checks.tensor(name, value)
+            if value.numel() != 1:
+                raise ValueError(f"{name} must be a single number, the batch mean per example, got shape "
+                                 f"{tuple(value.shape)}; pass {name}.mean()")
         beta = self.beta
         loss = rec + beta * kl
         c = float(rec.detach()) - self.kappa
-        if update:
+        if update and not math.isfinite(c):
+            self.skipped += 1
+            warnings.warn(f"GECO skipped the multiplier update: rec is {c + self.kappa} at this step, so λ stays "
+                          f"{self.lam:.4g} (skipped so far: {self.skipped})", RuntimeWarning, stacklevel=2)
+        elif update:
             previous = c if self.constraint_ma is None else self.constraint_ma  # the average starts at C
             self.constraint_ma = self.alpha * previous + (1 - self.alpha) * c
             self.history["lambda"].append(self.lam)
@@ -90,13 +102,21 @@ class GECO:
         return {"loss": loss, "rec": rec, "kl": kl, "beta": beta, "lambda": 1.0 / beta, "constraint": c}
 
 
+def _batch(name: str, value) -> torch.Tensor:
+    """A non-empty float tensor (its batch mean is the loss), float16/bfloat16 widened to float32."""
+    checks.tensor(name, value)
+    if value.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(value.shape)}): the mean of an empty batch has no value; "
+                         "pass at least one example")
+    return value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
+
+
 def gan_discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """−E log D(x) − E log(1 − D(G(z))) from discriminator logits (D = sigmoid(logit)), batch means.
 
     Written with softplus: −log sigmoid(l) = softplus(−l), −log(1 − sigmoid(l)) = softplus(l),
     finite for any logit (``torch.log(D(x))`` after a Sigmoid gives −inf once D rounds to 0)."""
-    checks.tensor("real_logits", real_logits)
-    checks.tensor("fake_logits", fake_logits)
+    real_logits, fake_logits = _batch("real_logits", real_logits), _batch("fake_logits", fake_logits)
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
 
@@ -109,7 +129,7 @@ def gan_generator_loss(fake_logits: torch.Tensor, kind: str = "non_saturating") 
     ``"minimax"``: E log(1 − D(G(z))), the game's own term; its gradient per logit is −D, which
     vanishes when D rejects the samples. ``"non_saturating"``: −E log D(G(z)); gradient −(1 − D),
     strong exactly then."""
-    checks.tensor("fake_logits", fake_logits)
+    fake_logits = _batch("fake_logits", fake_logits)
     checks.choice("kind", kind, GAN_GENERATOR_LOSSES)
     if kind == "non_saturating":
         return F.softplus(-fake_logits).mean()
@@ -121,6 +141,5 @@ def energy_contrastive_loss(energy_data: torch.Tensor, energy_model: torch.Tenso
 
     With p(x) ∝ exp(−E(x)), its gradient equals that of the NLL E_data[E] + log Z when
     ``energy_model`` is evaluated on exact model samples (LeCun et al. 2006). Note the minus sign."""
-    checks.tensor("energy_data", energy_data)
-    checks.tensor("energy_model", energy_model)
+    energy_data, energy_model = _batch("energy_data", energy_data), _batch("energy_model", energy_model)
     return energy_data.mean() - energy_model.mean()

@@ -7,6 +7,7 @@ cache key. Taught in unit 07; also re-exported by ``vaeutils.losses``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -18,6 +19,12 @@ def _check_step(step) -> int:
     return checks.integer("step", step, low=0, hint="the optimiser step")
 
 
+def _store_plain(schedule) -> None:
+    """NumPy numbers stored as the Python numbers they hold: the same schedule, the same cache key."""
+    for f in dataclasses.fields(schedule):
+        object.__setattr__(schedule, f.name, checks.plain(getattr(schedule, f.name)))
+
+
 @dataclass(frozen=True)
 class Constant:
     """β(t) = beta for every step."""
@@ -26,6 +33,7 @@ class Constant:
 
     def __post_init__(self):
         checks.positive("beta", self.beta, allow_zero=True)
+        _store_plain(self)
 
     def __call__(self, step: int) -> float:
         _check_step(step)
@@ -45,6 +53,7 @@ class LinearWarmup:
         checks.integer("warmup_steps", self.warmup_steps, low=1)
         checks.positive("beta_max", self.beta_max, allow_zero=True)
         checks.positive("beta_start", self.beta_start, allow_zero=True)
+        _store_plain(self)
 
     def __call__(self, step: int) -> float:
         _check_step(step)
@@ -68,6 +77,7 @@ class Cyclical:
         checks.positive("beta_max", self.beta_max, allow_zero=True)
         checks.number("ramp_fraction", self.ramp_fraction, 0.0, 1.0, low_open=True)
         checks.optional_integer("n_cycles", self.n_cycles, low=1, what_none="cycle for ever")
+        _store_plain(self)
 
     def __call__(self, step: int) -> float:
         _check_step(step)
@@ -90,6 +100,7 @@ class CapacitySchedule:
         checks.positive("c_max", self.c_max, allow_zero=True)
         checks.integer("steps", self.steps, low=1)
         checks.positive("gamma", self.gamma)
+        _store_plain(self)
 
     def __call__(self, step: int) -> float:
         _check_step(step)
@@ -99,6 +110,6 @@ class CapacitySchedule:
 def capacity_penalty(kl: torch.Tensor, capacity: float, gamma: float) -> torch.Tensor:
     """γ·|KL − C|: the capacity objective's replacement for β·KL (``kl`` in nats per example)."""
     checks.tensor("kl", kl)
-    checks.positive("capacity", capacity, allow_zero=True)
-    checks.positive("gamma", gamma)
+    capacity = checks.positive("capacity", capacity, allow_zero=True)
+    gamma = checks.positive("gamma", gamma)
     return gamma * (kl - capacity).abs()

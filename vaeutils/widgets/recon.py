@@ -220,6 +220,11 @@ class ReconExplorer(widgets.VBox):
 
     def __init__(self, target: float = 0.3, prediction: float = 0.7, sigma: float = 0.1,
                  continuous_update: bool = False):
+        # a slider clamps what it is given (sigma=100 would open at σ = 10): refuse what it cannot show
+        for name, value, (lo, hi) in (("target", target, (0.0, 1.0)), ("prediction", prediction, PRED_RANGE),
+                                      ("sigma", sigma, SIGMA_RANGE)):
+            if not lo <= checks.number(name, value) <= hi:
+                raise ValueError(f"{name} must lie in the slider's range [{lo:g}, {hi:g}], got {value!r}")
         start = recon_explorer_state(target, prediction, sigma)
         common = {"continuous_update": continuous_update, "style": {"description_width": "90px"},
                   "layout": widgets.Layout(width="430px")}
