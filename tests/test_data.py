@@ -1,36 +1,10 @@
-"""vaeutils.data: IDX files through torchvision's reader, clear errors, the offline MNIST, sprites, binarization."""
-
-import functools
-import gzip
-import http.server
-import socket
-import threading
+"""vaeutils.data: MNIST and Fashion-MNIST from IDX files, files that do not match refused, the offline MNIST,
+sprites, binarization, devices and data folders. Reading one IDX file and the network check: test_idx.py."""
 
 import pytest
 import torch
 
 from vaeutils import config, data, idx
-
-
-def write_idx(path, array: torch.Tensor, compress=False, cut=0):
-    """An IDX file as LeCun's MNIST files are laid out: magic (0, 0, 0x08, ndim), big-endian sizes, bytes."""
-    header = bytes([0, 0, 0x08, array.dim()]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
-    body = header + array.to(torch.uint8).numpy().tobytes()
-    body = body[: len(body) - cut]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(gzip.compress(body) if compress else body)
-    return path
-
-
-def tiny_split(folder, n_train=6, n_test=4, compress=False, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    t = {"train_x": torch.randint(0, 256, (n_train, 28, 28), generator=g),
-         "train_y": torch.randint(0, 10, (n_train,), generator=g),
-         "test_x": torch.randint(0, 256, (n_test, 28, 28), generator=g),
-         "test_y": torch.randint(0, 10, (n_test,), generator=g)}
-    for key, name in data.IDX_FILES.items():
-        write_idx(folder / (name + (".gz" if compress else "")), t[key], compress)
-    return t
 
 
 def assert_matches(d, t, device="cpu"):
@@ -52,50 +26,26 @@ def no_network_check(monkeypatch):
 
 # --------------------------------------------------------------------------- IDX through torchvision
 
-def test_mnist_files_in_data_dir_load_through_torchvision_without_network(data_dir, no_network_check):
+def test_mnist_files_in_data_dir_load_through_torchvision_without_network(data_dir, no_network_check, tiny_split):
     t = tiny_split(data_dir / "MNIST" / "raw")
     d = data.mnist(device="cpu")
     assert_matches(d, t)
     assert d.name == "mnist" and "torchvision" in d.source and d.classes[3] == "3"
 
 
-def test_gzipped_debian_fashion_files_round_trip(tmp_path, data_dir, no_network_check):
+def test_gzipped_debian_fashion_files_round_trip(tmp_path, data_dir, no_network_check, tiny_split):
     t = tiny_split(tmp_path / "debian", compress=True)
     d = data.load("fashion-mnist", device="cpu", system_dir=tmp_path / "debian")
     assert_matches(d, t)
     assert "Debian" in d.source and d.classes[0] == "T-shirt/top"
 
 
-def test_truncated_file_names_the_file_and_the_fix(data_dir, no_network_check):
+def test_truncated_file_names_the_file_and_the_fix(data_dir, no_network_check, tiny_split, write_idx):
     tiny_split(data_dir / "MNIST" / "raw")
     bad = write_idx(data_dir / "MNIST" / "raw" / "t10k-images-idx3-ubyte", torch.zeros(4, 28, 28), cut=10)
     with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte is truncated.*delete"):
         data.mnist(device="cpu")
     assert bad.exists()
-
-
-@pytest.mark.parametrize("content, message", [
-    (b"\x1f\x8b\x08\x00garbage", "damaged gzip"),
-    (b"PK\x03\x04 not an idx file at all", "not an MNIST-style IDX file"),
-    (b"", "not an MNIST-style IDX file"),
-    (bytes([0, 0, 0x0D, 1, 0, 0, 0, 1]) + b"\x00" * 4, "expected unsigned bytes"),
-])
-def test_corrupt_files_raise_clear_value_errors(tmp_path, content, message):
-    path = tmp_path / "train-images-idx3-ubyte.gz"
-    path.write_bytes(content)
-    with pytest.raises(ValueError, match=message) as err:
-        data.read_idx(path, fix="copy a fresh file")
-    assert str(path) in str(err.value) and "copy a fresh file" in str(err.value)
-
-
-def test_missing_file_and_count_mismatch(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nothing-here.*does not exist"):
-        data.read_idx(tmp_path / "nothing-here")
-    tiny_split(tmp_path)
-    write_idx(tmp_path / "train-labels-idx1-ubyte", torch.zeros(5))
-    files = {k: tmp_path / n for k, n in data.IDX_FILES.items()}
-    with pytest.raises(ValueError, match="6 images but .* 5 labels"):
-        idx._idx_split(files, "fix it")
 
 
 def test_fashion_mnist_absent_says_where_it_looked_and_how_to_get_it(tmp_path, data_dir, offline):
@@ -104,6 +54,34 @@ def test_fashion_mnist_absent_says_where_it_looked_and_how_to_get_it(tmp_path, d
     text = str(err.value)
     assert "VAELAB_OFFLINE=1" in text and "train-images-idx3-ubyte" in text and str(tmp_path / "nowhere") in text
     assert "apt-get install dataset-fashion-mnist" in text
+
+
+MISMATCHES = {
+    "12 images, 11 labels": ("train_y", torch.zeros(11), r"train-images-idx3-ubyte(\.gz)? has 12 images but .*"
+                             r"train-labels-idx1-ubyte(\.gz)? has 11 labels"),
+    "20x20 test, 28x28 train": ("test_x", torch.zeros(4, 20, 20), r"train images are 28x28 but .*"
+                                r"t10k-images-idx3-ubyte(\.gz)? holds 20x20"),
+    "images as the labels file": ("train_y", torch.zeros(12, 28, 28), r"train-labels-idx1-ubyte(\.gz)? holds images "
+                                  r"\(shape \(12, 28, 28\)\), not labels.*swapped"),
+    "labels as the images file": ("test_x", torch.zeros(4), r"t10k-images-idx3-ubyte(\.gz)? holds labels "
+                                  r"\(shape \(4,\)\), not images.*swapped"),
+    "no images": ("train_x", torch.zeros(0, 28, 28), r"train-images-idx3-ubyte(\.gz)? holds no images"),
+}
+
+
+@pytest.mark.parametrize("case", list(MISMATCHES))
+@pytest.mark.parametrize("where", ["torchvision", "debian"])
+def test_files_that_do_not_match_are_refused(tmp_path, data_dir, no_network_check, tiny_split, write_idx, where,
+                                             case):
+    folder = data_dir / "MNIST" / "raw" if where == "torchvision" else tmp_path / "debian"
+    tiny_split(folder, n_train=12, n_test=4, compress=where == "debian")
+    key, tensor, message = MISMATCHES[case]
+    write_idx(folder / (data.IDX_FILES[key] + (".gz" if where == "debian" else "")), tensor, where == "debian")
+    with pytest.raises(ValueError, match=message):
+        if where == "torchvision":
+            data.mnist(device="cpu")
+        else:
+            data.fashion_mnist(device="cpu", system_dir=folder)
 
 
 # --------------------------------------------------------------------------- offline MNIST (the default dataset)
@@ -132,6 +110,19 @@ def test_offline_split_is_fixed_and_cached(data_dir, offline):
     assert not any(tuple(r) in train_rows for r in first.test_x.flatten(1).mul(255).round().byte().tolist())
 
 
+def test_a_well_formed_sample_file_that_does_not_match_is_rebuilt(data_dir, offline, capsys):
+    """A correctly hashed mnist_5k.pt holding 3 images and 5 labels used to be accepted."""
+    from vaeutils.files import atomic_save
+
+    bad = {"format": 2, "train_x": torch.zeros(3, 28, 28, dtype=torch.uint8), "train_y": torch.zeros(5).long(),
+           "test_x": torch.zeros(2, 28, 28, dtype=torch.uint8), "test_y": torch.zeros(2).long()}
+    atomic_save(data_dir / "mnist_5k.pt", bad)
+    d = data.mnist(device="cpu")
+    assert len(d.train_x) == len(d.train_y) == 4000
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "mnist_5k.pt" in ln]
+    assert len(lines) == 1 and "3 images but" in lines[0] and "rebuilding it from the CSV" in lines[0]
+
+
 def test_offline_argument_skips_the_network(data_dir, no_network_check, monkeypatch):
     monkeypatch.delenv("VAELAB_OFFLINE", raising=False)
     assert len(data.mnist(device="cpu", offline=True).train_x) == 4000
@@ -151,33 +142,6 @@ def test_failed_download_falls_back_and_is_not_retried(data_dir, monkeypatch, ca
     assert len(data.mnist(device="cpu").train_x) == 4000
     assert "download failed (RuntimeError: Error downloading" in capsys.readouterr().out
     assert idx._reachable == {"ossci-datasets.s3.amazonaws.com": False}
-
-
-def test_network_check_gives_up_on_silence_and_remembers(monkeypatch):
-    """A server that takes the connection but never answers (on loopback): the check times out, says False,
-    and asks that host no more in this session."""
-    monkeypatch.setattr(idx, "_reachable", {})
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen(4)  # the handshake completes in the backlog; nothing ever replies
-        base = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        assert idx.network_available(f"{base}/mnist.gz", timeout=0.5) is False
-        assert idx._reachable == {"127.0.0.1": False}
-        assert idx.network_available(f"{base}/other.gz", timeout=0.5) is False  # remembered, not asked again
-
-
-def test_network_check_wants_the_file_itself(tmp_path, monkeypatch):
-    monkeypatch.setattr(idx, "_reachable", {})
-    (tmp_path / "here.gz").write_bytes(b"x")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
-    handler.log_message = lambda *args: None
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        assert idx.network_available(f"{base}/here.gz") is True
-        monkeypatch.setattr(idx, "_reachable", {})
-        assert idx.network_available(f"{base}/missing.gz") is False  # a 404 is no download
-        server.shutdown()
 
 
 # --------------------------------------------------------------------------- sprites
@@ -249,6 +213,14 @@ def test_binarization_rejects_bytes_and_out_of_range_values():
         data.static_binarize(torch.tensor([0.0, 255.0]))
 
 
+def test_binarization_names_nan_pixels():
+    x = torch.full((2, 3), 0.5)
+    x[1, 1] = float("nan")
+    for fn in (data.binarize, data.static_binarize):
+        with pytest.raises(ValueError, match=r"x holds 1 NaN"):
+            fn(x)
+
+
 # --------------------------------------------------------------------------- load() and devices
 
 def test_load_places_everything_on_the_device_and_defaults_to_config():
@@ -264,3 +236,21 @@ def test_load_rejects_unknown_names_and_devices():
         data.load("cifar10")
     with pytest.raises(ValueError, match="device="):
         data.load("sprites", device="banana", n=2, n_test=1)
+    with pytest.raises(ValueError, match="device="):
+        data.load("sprites", device="gpu", n=2, n_test=1)
+    with pytest.raises(ValueError, match="name must be one of"):
+        data.load(["mnist"])
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_cuda_without_a_gpu_is_refused_before_any_work():
+    with pytest.raises(ValueError, match="no CUDA GPU is visible"):
+        data.load("sprites", device="cuda", n=2, n_test=1)
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion-mnist"])
+def test_a_data_dir_that_is_a_file_is_named(tmp_path, name):
+    not_a_folder = tmp_path / "data.txt"
+    not_a_folder.write_text("not a folder")
+    with pytest.raises(ValueError, match=r"data_dir .*data.txt is a file, not a folder"):
+        data.load(name, device="cpu", data_dir=not_a_folder)

@@ -1,28 +1,28 @@
-"""ELBOLoss: the trainer's pluggable loss adds up the tested terms and rejects bad settings."""
+"""ELBOLoss: the trainer's pluggable loss adds up the tested terms, rejects bad settings, and describes itself
+for the cache key only when that description is stable."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from vaeutils import losses as L
-from vaeutils.models import MLPVAE, ConvVAE, build_model
-from vaeutils.train import ELBOLoss
+from vaeutils.losses import ELBOLoss
 
 
 @pytest.fixture
-def batch():
-    torch.manual_seed(0)
-    return torch.rand(6, 1, 8, 8)
+def batch(image_batch):
+    return image_batch
 
 
-def _model(**kw):
-    torch.manual_seed(1)
-    return MLPVAE(in_shape=(1, 8, 8), hidden=(16,), latent_dim=3, **kw)
+@pytest.fixture
+def make_model(tiny_vae):
+    return lambda **kw: tiny_vae(seed=1, **kw)
 
 
-def test_terms_equal_the_losses_functions(batch):
-    model = _model()
+def test_terms_equal_the_losses_functions(batch, make_model):
+    model = make_model()
     terms = ELBOLoss(beta=2.0)(model, batch, step=0, generator=torch.Generator().manual_seed(5))
     mu, logvar, z, out = model(batch, torch.Generator().manual_seed(5))
     rec = L.bernoulli_nll(out, batch).mean()
@@ -31,8 +31,8 @@ def test_terms_equal_the_losses_functions(batch):
     assert torch.allclose(terms["loss"], rec + 2.0 * kl)
 
 
-def test_schedule_free_bits_and_capacity(batch):
-    model = _model()
+def test_schedule_free_bits_and_capacity(batch, make_model):
+    model = make_model()
     g = torch.Generator
     warm = ELBOLoss(beta=L.LinearWarmup(10))(model, batch, step=5, generator=g().manual_seed(0))
     assert warm["beta"] == pytest.approx(0.5)
@@ -43,8 +43,8 @@ def test_schedule_free_bits_and_capacity(batch):
     assert torch.allclose(t["loss"] - t["rec"], 2.0 * (t["kl"] - 5.0).abs())
 
 
-def test_gaussian_scales(batch):
-    learned = _model(learned_scale="shared")
+def test_gaussian_scales(batch, make_model):
+    learned = make_model(learned_scale="shared")
     with torch.no_grad():
         learned.log_scale.fill_(math.log(0.3))
     t = ELBOLoss(likelihood="gaussian", log_scale="learned")(learned, batch, generator=torch.Generator().manual_seed(0))
@@ -74,27 +74,50 @@ def test_bad_settings_are_named(kwargs, match):
         ELBOLoss(**kwargs)
 
 
-def test_learned_scale_needs_a_model_parameter(batch):
+def test_learned_scale_needs_a_model_parameter(batch, make_model):
     with pytest.raises(ValueError, match="learned_scale"):
-        ELBOLoss(likelihood="gaussian", log_scale="learned")(_model(), batch)
+        ELBOLoss(likelihood="gaussian", log_scale="learned")(make_model(), batch)
 
 
-@pytest.mark.parametrize(
-    "build, match",
-    [
-        (lambda: MLPVAE(latent_dim=0), "latent_dim"),
-        (lambda: MLPVAE(hidden=(0,)), "hidden"),
-        (lambda: MLPVAE(in_shape=(28, 28)), "in_shape"),
-        (lambda: ConvVAE(in_shape=(1, 30, 30)), "divisible by 4"),
-        (lambda: MLPVAE(learned_scale="yes"), "learned_scale"),
-        (lambda: build_model("transformer"), "kind"),
-    ],
-)
-def test_bad_model_arguments_are_named(build, match):
-    with pytest.raises((ValueError, TypeError), match=match):
-        build()
+@pytest.mark.parametrize("log_scale", [math.inf, -math.inf, math.nan, -1000.0, -200.0, 21.0])
+def test_scales_outside_what_float32_can_hold_are_refused_when_built(log_scale):
+    """log σ = −200 would stop training at step 0 with advice about the learning rate: the wrong cause."""
+    with pytest.raises(ValueError, match=r"log_scale must be a finite number >= -20 and <= 20"):
+        ELBOLoss(likelihood="gaussian", log_scale=log_scale)
 
 
-def test_model_rejects_wrong_input_shape():
-    with pytest.raises(ValueError, match="shaped"):
-        MLPVAE()(torch.rand(2, 1, 32, 32))
+def test_numpy_numbers_are_settings_like_any_other():
+    loss = ELBOLoss(beta=np.float32(0.5), free_bits=np.float64(0.25), log_scale=np.int64(-1), likelihood="gaussian")
+    assert loss == ELBOLoss(beta=0.5, free_bits=0.25, log_scale=-1.0, likelihood="gaussian")
+    assert loss.describe() == ELBOLoss(beta=0.5, free_bits=0.25, log_scale=-1.0, likelihood="gaussian").describe()
+    assert type(loss.beta) is float and loss.beta_at(np.int64(7)) == 0.5
+
+
+def test_numpy_steps_reach_the_schedule(batch, make_model):
+    loss = ELBOLoss(beta=L.LinearWarmup(np.int64(10), beta_max=np.float32(2.0)))
+    t = loss(make_model(), batch, step=np.int64(5), generator=torch.Generator().manual_seed(0))
+    assert t["beta"] == pytest.approx(1.0)
+    assert loss.describe() == ELBOLoss(beta=L.LinearWarmup(10, beta_max=2.0)).describe()
+
+
+@pytest.mark.parametrize("value", [math.nan, -1.0, "1"])
+def test_a_beta_function_that_returns_a_bad_value_is_named(value):
+    with pytest.raises(ValueError, match=r"beta\(step\) .* at step 3"):
+        ELBOLoss(beta=lambda step: value).beta_at(3)
+
+
+def test_an_empty_batch_is_refused(batch, make_model):
+    with pytest.raises(ValueError, match="x is empty"):
+        ELBOLoss()(make_model(), batch[:0])
+
+
+def test_describe_refuses_what_cannot_be_keyed_stably():
+    with pytest.raises(TypeError, match="cache=False"):
+        ELBOLoss(beta=lambda step: 1.0).describe()  # its repr holds a memory address: a new key every run
+    with pytest.raises(ValueError, match="non-finite"):
+        L.describe({"beta": math.nan})  # NaN != NaN: a stored config holding it would never match again
+    with pytest.raises(TypeError, match="keys"):
+        L.describe({1: 0.5})
+    assert L.describe({"beta": np.float32(0.5), "steps": (np.int64(2), 3)}) == {"beta": 0.5, "steps": [2, 3]}
+    assert L.describe(L.Cyclical(10)) == {"type": "Cyclical", "period": 10, "beta_max": 1.0, "ramp_fraction": 0.5,
+                                          "n_cycles": None}

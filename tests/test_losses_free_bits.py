@@ -7,6 +7,7 @@ gradient is exactly that of the plain batch-mean KL.
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -129,12 +130,25 @@ def test_bad_tensors():
         L.free_bits_kl([[0.0]], torch.zeros(1, 1), 0.1)
 
 
-def test_elbo_loss_uses_free_bits_times_beta():
-    torch.manual_seed(0)
-    from vaeutils.models import MLPVAE
+def test_empty_batch_is_refused_and_numpy_floors_are_numbers():
+    with pytest.raises(ValueError, match="empty batch"):
+        L.free_bits_kl(torch.zeros(0, 3), torch.zeros(0, 3), 0.1)
+    mu, logvar = torch.zeros(4, 3), torch.zeros(4, 3)
+    assert L.free_bits_kl(mu, logvar, np.float32(0.5)).item() == 1.5
+    assert L.free_bits_kl(mu, logvar, np.int64(1)).item() == 3.0
 
-    model = MLPVAE(in_shape=(1, 4, 4), hidden=(8,), latent_dim=3)
-    x = torch.rand(5, 1, 4, 4)
+
+def test_half_precision_is_computed_in_float32():
+    mu = torch.tensor([[256.0, 0.0]], dtype=torch.float16)
+    logvar = torch.tensor([[0.0, 12.0]], dtype=torch.float16)
+    value = L.free_bits_kl(mu, logvar, 0.5)
+    assert value.dtype == torch.float32 and torch.isfinite(value)
+    assert value.item() == pytest.approx(L.free_bits_kl(mu.double(), logvar.double(), 0.5).item(), rel=1e-6)
+
+
+def test_elbo_loss_uses_free_bits_times_beta(tiny_vae):
+    model = tiny_vae(in_shape=(1, 4, 4), hidden=(8,))
+    x = torch.rand(5, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     t = ELBOLoss(beta=2.0, free_bits=0.3)(model, x, step=0, generator=torch.Generator().manual_seed(1))
     mu, logvar, _, _ = model(x, torch.Generator().manual_seed(1))
     assert torch.allclose(t["loss"] - t["rec"], 2.0 * L.free_bits_kl(mu, logvar, 0.3))

@@ -149,3 +149,15 @@ def test_bad_input_names_the_argument(fn, bad, error, which):
     args = {"mu": good, "logvar": good, which: bad}
     with pytest.raises(error, match=which):
         fn(**args)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32(dtype):
+    """μ = 256 gives μ² = 65,536 and log σ² = 12 gives σ² = 162,755: both past float16's largest number."""
+    mu = torch.tensor([256.0, 0.0, -3.0], dtype=dtype)
+    logvar = torch.tensor([0.0, 12.0, -20.0], dtype=dtype)
+    kl = kl_per_dim(mu, logvar)
+    assert kl.dtype == torch.float32 and torch.isfinite(kl).all()
+    torch.testing.assert_close(kl.double(), _reference(mu.double(), logvar.double()), rtol=1e-6, atol=1e-6)
+    terms = kl_terms(mu, logvar)
+    assert all(t.dtype == torch.float32 and torch.isfinite(t).all() for t in terms.values())

@@ -1,11 +1,13 @@
 """The reconstruction part of vaeutils.losses (taught in notebook 02): bernoulli_nll, gaussian_nll, laplace_nll.
 
 Each NLL is compared with torch.distributions summed per example, on random and extreme inputs, with
-every form of scale (scalar, per pixel, per example), through float64 gradcheck, and with every bad input.
+every form of scale (scalar, per pixel, per example), through float64 gradcheck, and with every bad input:
+non-finite scales, the mean of an empty batch, and half precision (computed in float32) included.
 """
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -307,3 +309,47 @@ def test_bad_scales(nll, scale_name):
         nll(pred, x, torch.zeros((), dtype=torch.long))
     with pytest.raises(TypeError, match=rf"{scale_name}"):
         nll(pred, x, **{scale_name: [0.0]})
+
+
+# --------------------------------------------------------------------------- scales, low precision, empty batches
+
+@pytest.mark.parametrize("nll, scale_name", [(gaussian_nll, "log_sigma"), (laplace_nll, "log_scale")],
+                         ids=["gaussian", "laplace"])
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+def test_non_finite_scales_are_refused(nll, scale_name, bad):
+    pred, x = torch.rand(2, 3), torch.rand(2, 3)
+    with pytest.raises(ValueError, match=rf"{scale_name} must be a finite number"):
+        nll(pred, x, bad)
+    with pytest.raises(ValueError, match=rf"{scale_name} holds"):
+        nll(pred, x, torch.tensor([0.0, bad, 0.0]))
+
+
+@pytest.mark.parametrize("nll", [gaussian_nll, laplace_nll], ids=["gaussian", "laplace"])
+def test_numpy_scalar_scales_are_numbers(nll):
+    pred, x = torch.rand(2, 3, dtype=torch.float64), torch.rand(2, 3, dtype=torch.float64)
+    torch.testing.assert_close(nll(pred, x, np.float32(-0.5)), nll(pred, x, -0.5))
+    torch.testing.assert_close(nll(pred, x, np.int64(1)), nll(pred, x, 1.0))
+
+
+@pytest.mark.parametrize("nll, pred_name, kw", ALL, ids=IDS)
+def test_mean_of_an_empty_batch_is_refused(nll, pred_name, kw):
+    empty = torch.zeros(0, 3)
+    with pytest.raises(ValueError, match=r"reduction='mean' of an empty batch"):
+        nll(empty, empty, reduction="mean", **kw)
+    assert nll(empty, empty, reduction="sum", **kw).item() == 0.0  # a sum over nothing is 0
+    assert nll(empty, empty, **kw).shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_computed_in_float32(dtype):
+    """784 pixels at logit −100 add up to 78,400 nats, past float16's largest number (65,504)."""
+    logits, x = torch.full((2, 784), -100.0, dtype=dtype), torch.ones(2, 784, dtype=dtype)
+    got = bernoulli_nll(logits, x)
+    assert got.dtype == torch.float32 and torch.isfinite(got).all()
+    torch.testing.assert_close(got, torch.full((2,), 78_400.0), rtol=1e-3, atol=0)
+    mean, target = torch.zeros(2, 784, dtype=dtype), torch.ones(2, 784, dtype=dtype)
+    for nll, dist in ((gaussian_nll, Normal), (laplace_nll, Laplace)):
+        got = nll(mean, target, -5.0)
+        expected = -_per_example(dist(mean.double(), math.exp(-5.0)).log_prob(target.double()))
+        assert got.dtype == torch.float32
+        torch.testing.assert_close(got.double(), expected, rtol=1e-3, atol=0)

@@ -1,7 +1,9 @@
-"""vaeutils.metrics for notebook 03: the IWAE bound, active units, KL per dimension, rate/distortion."""
+"""vaeutils.metrics for notebook 03: the IWAE bound, active units, KL per dimension, rate/distortion; bad input
+(batch sizes, NaN pixels, a missing model) named, never measured."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,9 +14,8 @@ from vaeutils.train import ELBOLoss, evaluate
 
 
 @pytest.fixture
-def model_and_data():
-    torch.manual_seed(0)
-    model = MLPVAE(hidden=(32,), latent_dim=4).eval()
+def model_and_data(tiny_vae):
+    model = tiny_vae(in_shape=(1, 28, 28), hidden=(32,), latent_dim=4).eval()
     x = torch.rand(200, 1, 28, 28, generator=torch.Generator().manual_seed(1))
     return model, x
 
@@ -123,3 +124,87 @@ def test_rate_distortion_is_evaluate_split_in_two(model_and_data):
     assert rd == {"rate": ev["kl"], "distortion": ev["rec"], "neg_elbo": ev["loss"]}
     gauss = metrics.rate_distortion(model, x, ELBOLoss(likelihood="gaussian"))
     assert gauss["rate"] == rd["rate"] and gauss["distortion"] != rd["distortion"]
+
+
+# --------------------------------------------------------------------------- bad input gets a clear error
+
+@pytest.fixture
+def small(tiny_vae, image_batch):
+    return tiny_vae().eval(), image_batch
+
+
+MEASURES = {
+    "summary": lambda m, x, **kw: metrics.summary(m, x, **kw),
+    "rate_distortion": lambda m, x, **kw: metrics.rate_distortion(m, x, **kw),
+    "encode_all": lambda m, x, **kw: metrics.encode_all(m, x, **kw),
+    "evaluate": lambda m, x, **kw: evaluate(m, x, **kw),
+}
+
+
+@pytest.mark.parametrize("batch_size", [-1, 0, 2.5, None, True])
+@pytest.mark.parametrize("measure", list(MEASURES))
+def test_batch_size_is_checked_on_every_path(small, measure, batch_size):
+    """batch_size=-1 used to give all zeros; 0, 2.5 and None a range() error."""
+    with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+        MEASURES[measure](*small, batch_size=batch_size)
+
+
+NAN_MEASURES = {
+    **{k: MEASURES[k] for k in ("summary", "rate_distortion", "encode_all")},
+    "active_units": lambda m, x: metrics.active_units(m, x),
+    "kl_per_dimension": lambda m, x: metrics.kl_per_dimension(m, x),
+    "iwae_bound": lambda m, x: metrics.iwae_bound(m, x, 3),
+}
+
+
+@pytest.mark.parametrize("measure", list(NAN_MEASURES))
+def test_nan_pixels_are_named_not_measured(small, measure):
+    """active_units used to count 0 units and rate_distortion / iwae_bound to return NaN."""
+    model, x = small
+    x = x.clone()
+    x[2, 0, 3, 3] = float("nan")
+    with pytest.raises(ValueError, match=r"x holds 1 NaN"):
+        NAN_MEASURES[measure](model, x)
+
+
+def test_a_model_with_nan_weights_is_named(small):
+    model, x = small
+    with torch.no_grad():
+        model.to_stats.weight.fill_(float("nan"))
+    for measure in ("summary", "rate_distortion", "active_units", "iwae_bound"):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            NAN_MEASURES[measure](model, x)
+
+
+def test_active_units_threshold_must_be_a_number(small):
+    with pytest.raises(ValueError, match="threshold must be a number"):
+        metrics.active_units(*small, threshold=True)  # was taken as 1
+
+
+@pytest.mark.parametrize("x, error, match", [
+    (torch.zeros(0, 1, 8, 8), ValueError, "x is empty"),
+    (np.zeros((4, 1, 8, 8), dtype=np.float32), ValueError, r"x must be a float tensor shaped \(N, C, H, W\)"),
+    (torch.rand(4, 1, 5, 5), ValueError, r"x must be shaped \(batch, 1, 8, 8\)"),
+])
+def test_iwae_bound_names_bad_data(small, x, error, match):
+    with pytest.raises(error, match=match):
+        metrics.iwae_bound(small[0], x, 3)
+
+
+@pytest.mark.parametrize("measure", ["summary", "rate_distortion", "iwae_bound", "active_units", "encode_all"])
+def test_a_missing_model_or_a_loss_name_is_named(small, measure):
+    fn = {**MEASURES, **NAN_MEASURES}[measure]
+    with pytest.raises(TypeError, match="model must be a VAE"):
+        fn(None, small[1])
+    if measure in ("summary", "rate_distortion", "iwae_bound"):
+        call = {"summary": lambda: metrics.summary(*small, loss="bernoulli"),
+                "rate_distortion": lambda: metrics.rate_distortion(*small, loss_fn="bernoulli"),
+                "iwae_bound": lambda: metrics.iwae_bound(*small, 3, loss_fn="bernoulli")}[measure]
+        with pytest.raises(TypeError, match=r"losses.ELBOLoss\(likelihood='bernoulli'\)"):
+            call()
+
+
+def test_numpy_integers_are_counts(small):
+    model, x = small
+    assert metrics.iwae_bound(model, x, np.int64(3)) == metrics.iwae_bound(model, x, 3)
+    assert metrics.rate_distortion(model, x, batch_size=np.int64(2)) == metrics.rate_distortion(model, x, batch_size=2)

@@ -116,3 +116,52 @@ def test_non_integer_labels_and_non_finite_features_are_refused():
     bad[0, 0] = float("nan")
     with pytest.raises(ValueError, match="finite"):
         frechet_distance(bad, torch.zeros(5, 2))
+
+
+# --------------------------------------------------------------------------- bad input gets a clear error
+
+def test_one_hot_labels_are_refused_not_flattened():
+    """np.eye(10)[labels] used to be flattened into 0/1 "labels": covered = 2 for 10 classes."""
+    one_hot = np.eye(10)[np.arange(10)]
+    with pytest.raises(ValueError, match=r"one-hot.*argmax\(1\)"):
+        class_coverage(one_hot, 10)
+    with pytest.raises(ValueError, match=r"pred_labels must be shaped \(N,\)"):
+        class_coverage(np.zeros((3, 4), dtype=np.int64) + 2, 10)
+    assert class_coverage(one_hot.argmax(1), 10)["covered"] == 10
+
+
+def test_huge_features_give_the_scaled_distance_or_a_clear_error():
+    g = np.random.default_rng(0)
+    a, b = g.normal(size=(200, 4)), g.normal(1.0, 2.0, size=(200, 4))
+    base = frechet_distance(a, b)
+    assert frechet_distance(a * 1e100, b * 1e100) == pytest.approx(base * 1e200, rel=1e-9)  # was: eigh failed
+    assert frechet_distance(a * 1e-100, b * 1e-100) == pytest.approx(base * 1e-200, rel=1e-9)
+    with pytest.raises(ValueError, match="too large"):
+        frechet_distance(a * 1e200, b * 1e200)  # the distance itself, 1e400, is past float64
+
+
+def test_features_need_at_least_one_dimension():
+    with pytest.raises(ValueError, match="at least one feature"):
+        frechet_distance(np.zeros((5, 0)), np.zeros((5, 0)))
+
+
+@pytest.mark.parametrize("stats, match", [
+    ((np.zeros(3), np.eye(3), np.zeros(2), np.eye(2)), "same size"),
+    ((np.zeros(2), np.eye(3), np.zeros(2), np.eye(2)), r"cov_a must be shaped \(2, 2\)"),
+    ((np.zeros((2, 2)), np.eye(2), np.zeros(2), np.eye(2)), r"mu_a must be a vector"),
+    ((np.zeros(2), np.array([[1.0, 0.5], [0.0, 1.0]]), np.zeros(2), np.eye(2)), "cov_a must be symmetric"),
+    ((np.zeros(2), np.eye(2), np.zeros(2), np.array([[1.0, 2.0], [2.0, 1.0]])), "positive semi-definite"),
+    ((np.zeros(2), np.eye(2) * np.nan, np.zeros(2), np.eye(2)), "finite"),
+    ((np.zeros(2), np.eye(2), np.array([np.inf, 0.0]), np.eye(2)), "finite"),
+    (("0", np.eye(2), np.zeros(2), np.eye(2)), "mu_a"),
+])
+def test_frechet_from_stats_names_bad_statistics(stats, match):
+    """Mismatched sizes used to broadcast, a non-symmetric matrix was read through one triangle."""
+    with pytest.raises((ValueError, TypeError), match=match):
+        frechet_from_stats(*stats)
+
+
+def test_frechet_from_stats_accepts_lists_and_tiny_asymmetry_from_rounding():
+    cov = np.array([[2.0, 0.3], [0.3, 1.0]])
+    nudged = cov + np.array([[0.0, 1e-13], [0.0, 0.0]])
+    assert frechet_from_stats([0.0, 0.0], cov.tolist(), np.zeros(2), nudged) == pytest.approx(0.0, abs=1e-9)

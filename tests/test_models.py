@@ -1,9 +1,11 @@
-"""vaeutils.models: shapes, the PyTorch example's parameter count, the reparameterisation, sampling."""
+"""vaeutils.models: shapes, the PyTorch example's parameter count, the reparameterisation, sampling, the GAN and
+classifier models of notebook 06, and bad arguments named."""
 
+import numpy as np
 import pytest
 import torch
 
-from vaeutils.models import MLPVAE, ConvVAE, VAEOutput, build_model
+from vaeutils.models import MLPVAE, ConvVAE, MLPDiscriminator, MLPGenerator, SmallClassifier, VAEOutput, build_model
 
 # The PyTorch example: fc1 784→400, fc21 and fc22 400→20, fc3 20→400, fc4 400→784 (weights + biases).
 PYTORCH_EXAMPLE_PARAMETERS = (784 * 400 + 400) + (400 * 40 + 40) + (20 * 400 + 400) + (400 * 784 + 784)
@@ -92,3 +94,75 @@ def test_reconstruct_decodes_the_posterior_mean():
     x = torch.rand(3, 1, 28, 28)
     mu, _ = m.encode(x)
     torch.testing.assert_close(m.reconstruct(x), torch.sigmoid(m.decode(mu)))
+
+
+# --------------------------------------------------------------------------- bad arguments
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: MLPVAE(latent_dim=0), "latent_dim"),
+        (lambda: MLPVAE(hidden=(0,)), "hidden"),
+        (lambda: MLPVAE(hidden=True), "hidden"),
+        (lambda: MLPVAE(in_shape=(28, 28)), "in_shape"),
+        (lambda: MLPVAE(in_shape=(1, 28.5, 28)), "in_shape"),  # not silently cut to 28
+        (lambda: ConvVAE(in_shape=(1, 30, 30)), "divisible by 4"),
+        (lambda: MLPVAE(learned_scale="yes"), "learned_scale"),
+        (lambda: build_model("transformer"), "kind"),
+    ],
+)
+def test_bad_model_arguments_are_named(build, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        build()
+
+
+def test_model_rejects_wrong_input_shape():
+    with pytest.raises(ValueError, match="shaped"):
+        MLPVAE()(torch.rand(2, 1, 32, 32))
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, None])
+def test_sample_count_is_checked(n):
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        MLPVAE(latent_dim=2).sample(n)
+    assert MLPVAE(latent_dim=2).sample(np.int64(2)).shape == (2, 1, 28, 28)
+
+
+# --------------------------------------------------------------------------- GAN models, classifier
+
+def test_gan_models_shapes_and_ranges():
+    torch.manual_seed(0)
+    g, d = MLPGenerator(latent_dim=8, hidden=(16,)), MLPDiscriminator(hidden=(16,))
+    g.eval()
+    x = g.sample(5, torch.Generator().manual_seed(0))
+    assert x.shape == (5, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
+    assert torch.equal(x, g.sample(5, torch.Generator().manual_seed(0)))
+    assert d(x).shape == (5,)
+    with pytest.raises(ValueError, match="z must be shaped"):
+        g(torch.zeros(5, 3))
+    with pytest.raises(ValueError, match="x must be shaped"):
+        d(torch.zeros(5, 1, 8, 8))
+
+
+def test_classifier_features_and_logits():
+    net = SmallClassifier(feature_dim=32)
+    x = torch.rand(4, 1, 28, 28)
+    assert net.features(x).shape == (4, 32)
+    assert net(x).shape == (4, 10)
+    assert torch.allclose(net(x), net.head(net.features(x)))
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: MLPGenerator(hidden=()), "hidden"),
+    (lambda: MLPDiscriminator(dropout=1.0), "dropout"),
+    (lambda: MLPDiscriminator(dropout="0.3"), "dropout"),
+    (lambda: SmallClassifier(in_shape=(1, 30, 30)), "divisible by 4"),
+    (lambda: SmallClassifier(n_classes=1), "n_classes"),
+])
+def test_models_name_bad_settings(build, match):
+    with pytest.raises(ValueError, match=match):
+        build()
+
+
+def test_numpy_numbers_are_accepted_by_the_gan_models():
+    assert MLPDiscriminator(hidden=(np.int64(8),), dropout=np.float32(0.25))(torch.rand(2, 1, 28, 28)).shape == (2,)

@@ -1,88 +1,14 @@
-"""Notebook 06's balancing tools and generative losses: the calibrated decoder's σ*, GECO's
-multiplier, the GAN and energy losses, and the GAN/classifier models."""
+"""vaeutils.objectives (notebook 06): GECO's multiplier and its NaN handling, the GAN and energy losses."""
 
 import math
+from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 
 from vaeutils import losses as L
-from vaeutils.models import MLPVAE, MLPDiscriminator, MLPGenerator, SmallClassifier
-from vaeutils.train import ELBOLoss
-
-
-@pytest.fixture
-def pair():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(6, 1, 8, 8, generator=g)
-    mean = (x + 0.1 * torch.randn(x.shape, generator=g)).clamp(0, 1)
-    return mean, x
-
-
-# --------------------------------------------------------------------------- σ* = sqrt(MSE)
-
-def test_optimal_sigma_squared_is_the_mse(pair):
-    mean, x = pair
-    per_image = L.optimal_log_sigma(mean, x)
-    assert per_image.shape == (6, 1, 1, 1)
-    mse = (x - mean).square().flatten(1).mean(1)
-    assert torch.allclose(torch.exp(2 * per_image).flatten(), mse, rtol=1e-6)
-
-
-def test_optimal_laplace_scale_is_the_mean_absolute_error(pair):
-    mean, x = pair
-    best = L.optimal_log_laplace_scale(mean, x)
-    assert torch.allclose(torch.exp(best).flatten(), (x - mean).abs().flatten(1).mean(1), rtol=1e-6)
-    nll_best = L.laplace_nll(mean, x, best).sum()
-    for shift in (-0.05, 0.05):  # the closed form is the minimum of the Laplace NLL over b
-        assert nll_best < L.laplace_nll(mean, x, best + shift).sum()
-
-
-def test_optimal_sigma_minimises_the_gaussian_nll(pair):
-    mean, x = pair
-    best = L.optimal_log_sigma(mean, x)
-    nll_best = L.gaussian_nll(mean, x, best).sum()
-    for log_sigma in torch.linspace(-5, 1, 121):
-        assert nll_best <= L.gaussian_nll(mean, x, float(log_sigma)).sum() + 1e-4
-    for shift in (-0.05, 0.05):  # a small step either way costs more, so it is a minimum, not a saddle
-        assert nll_best < L.gaussian_nll(mean, x, best + shift).sum()
-
-
-def test_gradient_of_the_nll_is_zero_at_the_optimum(pair):
-    mean, x = pair
-    log_sigma = L.optimal_log_sigma(mean, x).detach().requires_grad_(True)
-    L.gaussian_nll(mean, x, log_sigma).sum().backward()
-    assert log_sigma.grad.abs().max() < 1e-4
-
-
-def test_elbo_loss_optimal_branch_uses_optimal_log_sigma():
-    torch.manual_seed(0)
-    model = MLPVAE(in_shape=(1, 8, 8), hidden=(16,), latent_dim=3)
-    x = torch.rand(5, 1, 8, 8)
-    loss = ELBOLoss(likelihood="gaussian", log_scale="optimal")
-    out = model(x, torch.Generator().manual_seed(0)).out
-    mean = torch.sigmoid(out)
-    expected = L.gaussian_nll(mean, x, L.optimal_log_sigma(mean, x))
-    assert torch.allclose(loss.nll(model, out, x), expected)
-
-
-def test_a_perfect_reconstruction_is_floored_not_infinite():
-    x = torch.rand(2, 1, 4, 4)
-    log_sigma = L.optimal_log_sigma(x.clone(), x)
-    assert torch.isfinite(log_sigma).all()
-    assert torch.allclose(log_sigma, torch.full_like(log_sigma, 0.5 * math.log(1e-6)))
-
-
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"mean": torch.rand(3, 4)}, ValueError, "same shape"),
-    ({"x": [1.0, 2.0]}, TypeError, "x must be a torch.Tensor"),
-    ({"mean": torch.ones(3, 1, 2, 2, dtype=torch.long)}, TypeError, "floating-point"),
-])
-def test_optimal_log_sigma_names_bad_input(kwargs, error, match):
-    args = {"mean": torch.rand(3, 1, 2, 2), "x": torch.rand(3, 1, 2, 2), **kwargs}
-    with pytest.raises(error, match=match):
-        L.optimal_log_sigma(**args)
-
+from vaeutils.train import NonFiniteLossError, fit
 
 # --------------------------------------------------------------------------- GECO
 
@@ -165,6 +91,56 @@ def test_geco_names_bad_settings(kwargs, match):
         L.GECO(**kwargs)
 
 
+def test_one_nan_skips_that_update_says_so_and_geco_goes_on():
+    geco = L.GECO(kappa=10.0, lr=0.1, alpha=0.5, lambda_init=2.0)
+    geco.step(torch.tensor(13.0), torch.tensor(4.0))
+    state = (geco.lam, geco.constraint_ma, {k: list(v) for k, v in geco.history.items()})
+    with pytest.warns(RuntimeWarning, match=r"GECO skipped the multiplier update: rec is nan"):
+        out = geco.step(torch.tensor(float("nan")), torch.tensor(4.0))
+    assert math.isnan(out["loss"].item())  # the loss stays NaN, so fit() stops and names the step and term
+    assert (geco.lam, geco.constraint_ma, geco.history) == state and geco.skipped == 1
+    out = geco.step(torch.tensor(9.0), torch.tensor(4.0))  # later finite steps update as before
+    assert geco.constraint_ma == pytest.approx(0.5 * 3.0 + 0.5 * (-1.0))
+    assert len(geco.history["lambda"]) == 2 and math.isfinite(geco.lam)
+
+
+@dataclass
+class GECOLoss:
+    """The Bernoulli ELBO terms balanced by GECO, as notebook 06 writes it; ``nan_at`` poisons one step's rec."""
+
+    geco: L.GECO
+    nan_at: int = -1
+
+    def __call__(self, model, x, step=0, generator=None):
+        mu, logvar, _, out = model(x, generator)
+        rec = L.bernoulli_nll(out, x).mean()
+        if step == self.nan_at:
+            rec = rec * float("nan")
+        return self.geco.step(rec, L.kl_per_dim(mu, logvar).sum(1).mean(), update=model.training)
+
+
+def test_inside_fit_a_nan_stops_training_with_the_step_and_the_term(tiny_vae, image_batch):
+    geco = L.GECO(kappa=30.0, lr=0.01)
+    with pytest.warns(RuntimeWarning, match="GECO skipped"), pytest.raises(NonFiniteLossError) as info:
+        fit(tiny_vae(), image_batch, GECOLoss(geco, nan_at=2), epochs=3, batch_size=3, progress=False)
+    assert info.value.step == 2 and info.value.term == "rec"
+    assert len(geco.history["lambda"]) == 2 and math.isfinite(geco.lam)
+
+
+@pytest.mark.parametrize("rec, kl, name", [(torch.ones(4), torch.tensor(1.0), "rec"),
+                                           (torch.tensor(1.0), torch.ones(1, 2), "kl"),
+                                           (1.0, torch.tensor(1.0), "rec")])
+def test_geco_wants_batch_means(rec, kl, name):
+    with pytest.raises((ValueError, TypeError), match=rf"{name} must be"):
+        L.GECO(kappa=1.0).step(rec, kl)
+
+
+def test_geco_accepts_numpy_numbers():
+    geco = L.GECO(kappa=np.float32(1.0), lr=np.float64(0.1), alpha=np.float32(0.5), lambda_init=np.int64(2))
+    assert type(geco.kappa) is float and geco.lam == 2.0
+    assert L.geco_multiplier_update(np.float32(2.0), np.float64(0.0), np.float32(0.1)) == 2.0
+
+
 # --------------------------------------------------------------------------- GAN and energy losses
 
 def test_generator_gradients_per_logit():
@@ -213,36 +189,19 @@ def test_energy_contrastive_sign():
     assert L.energy_contrastive_loss(low, high) < L.energy_contrastive_loss(high, low)
 
 
-# --------------------------------------------------------------------------- GAN models, classifier
-
-def test_gan_models_shapes_and_ranges():
-    torch.manual_seed(0)
-    g, d = MLPGenerator(latent_dim=8, hidden=(16,)), MLPDiscriminator(hidden=(16,))
-    g.eval()
-    x = g.sample(5, torch.Generator().manual_seed(0))
-    assert x.shape == (5, 1, 28, 28) and x.min() >= 0 and x.max() <= 1
-    assert torch.equal(x, g.sample(5, torch.Generator().manual_seed(0)))
-    assert d(x).shape == (5,)
-    with pytest.raises(ValueError, match="z must be shaped"):
-        g(torch.zeros(5, 3))
-    with pytest.raises(ValueError, match="x must be shaped"):
-        d(torch.zeros(5, 1, 8, 8))
-
-
-def test_classifier_features_and_logits():
-    net = SmallClassifier(feature_dim=32)
-    x = torch.rand(4, 1, 28, 28)
-    assert net.features(x).shape == (4, 32)
-    assert net(x).shape == (4, 10)
-    assert torch.allclose(net(x), net.head(net.features(x)))
-
-
-@pytest.mark.parametrize("build, match", [
-    (lambda: MLPGenerator(hidden=()), "hidden"),
-    (lambda: MLPDiscriminator(dropout=1.0), "dropout"),
-    (lambda: SmallClassifier(in_shape=(1, 30, 30)), "divisible by 4"),
-    (lambda: SmallClassifier(n_classes=1), "n_classes"),
+@pytest.mark.parametrize("loss", [
+    lambda e, x: L.gan_discriminator_loss(e, x), lambda e, x: L.gan_discriminator_loss(x, e),
+    lambda e, x: L.gan_generator_loss(e), lambda e, x: L.gan_generator_loss(e, "minimax"),
+    lambda e, x: L.energy_contrastive_loss(e, x), lambda e, x: L.energy_contrastive_loss(x, e),
 ])
-def test_models_name_bad_settings(build, match):
-    with pytest.raises(ValueError, match=match):
-        build()
+def test_empty_batches_are_refused(loss):
+    with pytest.raises(ValueError, match="is empty"):
+        loss(torch.zeros(0), torch.zeros(3))
+
+
+def test_half_precision_gan_and_energy_losses_are_computed_in_float32():
+    logits = torch.tensor([-300.0, 300.0, 60000.0], dtype=torch.float16)
+    for value in (L.gan_discriminator_loss(logits, logits), L.gan_generator_loss(logits),
+                  L.energy_contrastive_loss(logits, -logits)):
+        assert value.dtype == torch.float32 and torch.isfinite(value)
+    assert L.gan_generator_loss(logits).item() == pytest.approx(100.0, rel=1e-3)  # softplus(300) / 3

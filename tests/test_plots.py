@@ -1,4 +1,5 @@
-"""Shared pictures: grids tile correctly, traversals sweep one dimension, bad input is named."""
+"""Shared pictures: grids tile correctly, traversals sweep one dimension, the live training plot redraws in place,
+bad input is named."""
 
 import matplotlib
 
@@ -10,7 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from vaeutils import plots  # noqa: E402
-from vaeutils.models import MLPVAE  # noqa: E402
+from vaeutils.train import fit  # noqa: E402
 
 
 def test_grid_array_places_each_image():
@@ -29,9 +30,8 @@ def test_grid_array_rejects_bad_shapes():
         plots.grid_array(torch.zeros(3, 4))
 
 
-def test_traversal_sweeps_one_dimension_per_row():
-    torch.manual_seed(0)
-    model = MLPVAE(in_shape=(1, 4, 4), hidden=(8,), latent_dim=3)
+def test_traversal_sweeps_one_dimension_per_row(tiny_vae):
+    model = tiny_vae(in_shape=(1, 4, 4), hidden=(8,))
     imgs = plots.traversal_images(model, torch.zeros(3), dims=[0, 2], span=2.0, steps=5)
     assert imgs.shape == (10, 1, 4, 4)
     centre = model.mean_image(model.decode(torch.zeros(1, 3)))
@@ -58,3 +58,35 @@ def test_kl_bars_and_history_figures():
     fig = plots.plot_history(hist)
     assert len(fig.axes) == 3
     plt.close("all")
+
+
+class _Handle:
+    """Stands in for IPython's DisplayHandle: records what was shown and each update in place."""
+
+    def __init__(self, shown):
+        self.shown = shown
+
+    def update(self, fig):
+        self.shown.append(("update", fig))
+
+
+def test_live_plot_shows_once_then_updates_in_place_every_n_epochs(tiny_vae, image_batch, monkeypatch):
+    import IPython.display
+
+    shown = []
+
+    def display(fig, display_id=False):
+        assert display_id is True  # a display id, so later epochs replace the figure instead of adding one
+        shown.append(("display", fig))
+        return _Handle(shown)
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    figures_before = plt.get_fignums()
+    live = plots.LivePlot(terms=("rec", "kl"), every=2)
+    fit(tiny_vae(), image_batch, epochs=5, batch_size=3, test_x=image_batch, progress=False, callbacks=[live])
+    assert [kind for kind, _ in shown] == ["display", "update"]  # epochs 2 and 4 of 5
+    last = shown[-1][1]
+    assert [ax.get_title() for ax in last.axes] == ["reconstruction NLL", "KL"]
+    train_line, test_line = last.axes[0].lines
+    assert list(train_line.get_xdata()) == [1, 2, 3, 4] and test_line.get_linestyle() == "--"
+    assert plt.get_fignums() == figures_before  # each figure is closed once shown: no pile-up in pyplot

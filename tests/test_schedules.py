@@ -6,11 +6,12 @@ notebook 05 plots the same objects, so the curve in the lesson is the curve the 
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
 from vaeutils import losses as L
-from vaeutils.train import ELBOLoss
+from vaeutils.losses import ELBOLoss
 
 
 def test_constant():
@@ -159,3 +160,18 @@ def test_error_messages_name_the_argument():
         L.Cyclical(10, ramp_fraction=2)
     with pytest.raises(ValueError, match="capacity"):
         L.capacity_penalty(torch.tensor(1.0), -1.0, 1.0)
+
+
+@pytest.mark.parametrize("make, plain", [
+    (lambda: L.Constant(np.float32(0.5)), L.Constant(0.5)),
+    (lambda: L.LinearWarmup(np.int64(10), np.float32(2.0), np.float64(0.5)), L.LinearWarmup(10, 2.0, 0.5)),
+    (lambda: L.Cyclical(np.int32(10), np.float32(1.0), np.float32(0.5), np.int64(3)), L.Cyclical(10, 1.0, 0.5, 3)),
+    (lambda: L.CapacitySchedule(np.float32(5.0), np.int64(10), np.float64(100.0)), L.CapacitySchedule(5.0, 10)),
+])
+def test_numpy_numbers_make_the_same_schedule_and_cache_key(make, plain):
+    """np.int64 steps and np.float32 β are numbers like any other (they used to be refused or break the key)."""
+    s = make()
+    assert s == plain and hash(s) == hash(plain) and L.describe(s) == L.describe(plain)
+    assert all(not isinstance(getattr(s, f.name), np.generic) for f in dataclasses.fields(s))
+    assert s(np.int64(3)) == plain(3) and s(np.uint8(7)) == plain(7)
+    assert L.capacity_penalty(torch.tensor(4.0), np.float32(5.0), np.float64(2.0)).item() == 2.0

@@ -4,7 +4,6 @@ thread (start, β change, stop, close, kernel interrupt) and the pure functions 
 Everything runs on a tiny slice of MNIST with one or two epochs, so the whole file takes seconds.
 """
 
-import dataclasses
 import io
 import os
 import signal
@@ -16,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vaeutils import config, data
+from vaeutils import config
 from vaeutils import sweep as S
 from vaeutils.widgets import beta as B
 from vaeutils.widgets import beta_explorer, live_beta_trainer
@@ -26,10 +25,8 @@ TINY_BETAS = (0.5, 4.0)
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    d = data.load("mnist", device="cpu")
-    return dataclasses.replace(d, train_x=d.train_x[:256], train_y=d.train_y[:256], test_x=d.test_x[:64],
-                               test_y=d.test_y[:64], source=d.source + " (first 256 / 64, for tests)")
+def tiny(mnist_tiny):
+    return mnist_tiny  # the offline MNIST's first 256 / 64 images, built in a temporary folder (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -114,16 +111,6 @@ def test_explorer_slider_swaps_image_numbers_and_highlight(tiny, tiny_sweep):
     n = ex.n_updates
     ex.slider.value = 4.0
     assert ex.image.value == start_png and ex.highlight == start_point and ex.n_updates == n + 1
-
-
-def test_explorer_updates_are_fast(tiny, tiny_sweep):
-    ex = beta_explorer(tiny, sweep=tiny_sweep, progress=False, n_images=4, n_samples=8, n_traverse=3)
-    times = []
-    for value in TINY_BETAS * 25:
-        t0 = time.perf_counter()
-        ex.slider.value = value
-        times.append(time.perf_counter() - t0)
-    assert sorted(times)[int(0.95 * len(times))] < 0.05  # the 50 ms target, with a wide margin in practice
 
 
 def test_explorer_trains_its_own_sweep(tiny):
