@@ -137,7 +137,8 @@ class Hub:
     kernel it started) on exit."""
 
     def __init__(self, state: Path, *, shared_cache: str, group: str, course_repo: str = "", extra_env=None,
-                 idle_timeout: int = 3600):
+                 idle_timeout: int = 3600, extra_config: str = ""):
+        self.extra_config = extra_config
         self.state = Path(state)
         self.port, self.api_port, self.proxy_api_port = free_port(), free_port(), free_port()
         self.token = secrets.token_hex(32)  # generated here, at run time; never stored in the repository
@@ -165,7 +166,7 @@ class Hub:
     def start(self, timeout: float = 120) -> Hub:
         self.state.mkdir(parents=True, exist_ok=True)
         config = self.state / "test_config.py"
-        config.write_text(TEST_CONFIG.format(config=str(CONFIG)))
+        config.write_text(TEST_CONFIG.format(config=str(CONFIG)) + self.extra_config)
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen([sys.executable, "-m", "jupyterhub", "-f", str(config)], cwd=self.state,
                                             env=self.env, stdout=log, stderr=subprocess.STDOUT,
