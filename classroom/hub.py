@@ -58,8 +58,6 @@ def main(argv=None) -> int:
         subprocess.run(["groupadd", "--system", args.group], check=True)
         print(f"make hub: created the group {args.group}; add students to it (see below)")
     course = hubtools.bare_course_repo(state)
-    subprocess.run(["git", "--git-dir", str(course), "fetch", "--quiet", str(ROOT), "+HEAD:refs/heads/main"],
-                   check=False)
     env = {**os.environ, "VAELAB_HUB_STATE": str(state / "state"), "VAELAB_HUB_PORT": str(args.port),
            "VAELAB_HUB_IP": "127.0.0.1", "VAELAB_SHARED_CACHE": str(models / "cache"),
            "VAELAB_COURSE_REPO": str(course), "VAELAB_STUDENTS_GROUP": args.group}

@@ -438,5 +438,11 @@ def bare_course_repo(folder: Path) -> Path:
     target = Path(folder) / "vae-loss-lab.git"
     if not target.exists():
         subprocess.run(["git", "clone", "--quiet", "--bare", "--no-hardlinks", str(ROOT), str(target)], check=True)
+    # branch main = this checkout's HEAD (a CI clone may be on a detached HEAD or another branch)
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    subprocess.run(["git", "--git-dir", str(target), "fetch", "--quiet", str(ROOT), head], check=True)
+    subprocess.run(["git", "--git-dir", str(target), "update-ref", "refs/heads/main", head], check=True)
+    subprocess.run(["git", "--git-dir", str(target), "symbolic-ref", "HEAD", "refs/heads/main"], check=True)
     subprocess.run(["chmod", "-R", "a+rX", str(target)], check=True)
     return target
