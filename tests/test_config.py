@@ -1,6 +1,8 @@
 """vaeutils.config: the smoke switch, pick(), seeding, and the device choice."""
 
+import os
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,3 +72,11 @@ def test_setup_seeds_and_returns_the_device(capsys):
     assert torch.equal(a, torch.rand(2))
     assert device == config.get_device()
     assert "mode" in capsys.readouterr().out
+
+
+def test_the_tests_never_see_the_course_data_folder():
+    """conftest.py points the data folder (and VAELAB_DATA, which kernels and command lines inherit) at a temporary
+    folder and turns the network off, so no test reads or writes data/."""
+    course_data = (config.ROOT / "data").resolve()
+    assert config.DATA_DIR.resolve() != course_data and config.CACHE_DIR.resolve().parent != course_data
+    assert Path(os.environ["VAELAB_DATA"]).resolve() != course_data and os.environ["VAELAB_OFFLINE"] == "1"
