@@ -9,7 +9,6 @@ import torch
 from vaeutils import cache, config
 from vaeutils import losses as L
 from vaeutils import train as T
-from vaeutils.models import MLPVAE
 from vaeutils.train import cli as C
 
 
@@ -19,16 +18,17 @@ def images():
     return torch.rand(300, 1, 28, 28, generator=g), torch.rand(100, 1, 28, 28, generator=g)
 
 
-def small_model(seed=0, latent_dim=4):
-    torch.manual_seed(seed)
-    return MLPVAE(hidden=(32,), latent_dim=latent_dim)
+@pytest.fixture
+def small_model(tiny_vae):
+    """``small_model(seed=0, latent_dim=4)``: the 784-32-4 MLP VAE of these tests, with seeded weights."""
+    return lambda seed=0, latent_dim=4: tiny_vae(in_shape=(1, 28, 28), hidden=(32,), latent_dim=latent_dim, seed=seed)
 
 
 def weights(model):
     return [p.detach().clone() for p in model.parameters()]
 
 
-def test_history_has_per_epoch_terms_test_rows_and_one_loss_per_step(images):
+def test_history_has_per_epoch_terms_test_rows_and_one_loss_per_step(images, small_model):
     train_x, test_x = images
     h = T.fit(small_model(), train_x, epochs=2, batch_size=64, test_x=test_x, progress=False)
     assert [r["epoch"] for r in h["train"]] == [1, 2] == [r["epoch"] for r in h["test"]]
@@ -40,7 +40,7 @@ def test_history_has_per_epoch_terms_test_rows_and_one_loss_per_step(images):
     assert h["train"][1]["loss"] < h["train"][0]["loss"]
 
 
-def test_same_seed_same_weights_and_history_on_cpu(images):
+def test_same_seed_same_weights_and_history_on_cpu(images, small_model):
     train_x, test_x = images
     runs = []
     for _ in range(2):
@@ -77,7 +77,7 @@ class PoisonedLoss:
 
 
 @pytest.mark.parametrize("term, value", [("rec", float("nan")), ("kl", float("inf")), ("loss", float("nan"))])
-def test_non_finite_term_stops_with_step_and_term_and_keeps_last_good_weights(images, term, value):
+def test_non_finite_term_stops_with_step_and_term_and_keeps_last_good_weights(images, term, value, small_model):
     train_x, _ = images
     m = small_model()
     loss = PoisonedLoss(bad_step=5, term=term, value=value)
@@ -92,7 +92,7 @@ def test_non_finite_term_stops_with_step_and_term_and_keeps_last_good_weights(im
     assert all(torch.isfinite(p).all() for p in m.parameters())
 
 
-def test_fit_accepts_a_plain_function_as_loss_with_test_data(images):
+def test_fit_accepts_a_plain_function_as_loss_with_test_data(images, small_model):
     train_x, test_x = images
 
     def mse_ae(model, x, step):
@@ -104,7 +104,7 @@ def test_fit_accepts_a_plain_function_as_loss_with_test_data(images):
     assert "rec" in h["train"][0] and "loss" in h["test"][0]  # the test rows are the −ELBO of evaluate()
 
 
-def test_evaluate_is_minus_elbo_and_repeatable(images):
+def test_evaluate_is_minus_elbo_and_repeatable(images, small_model):
     _, test_x = images
     m = small_model()
     a = T.evaluate(m, test_x, batch_size=30)
@@ -122,14 +122,14 @@ def test_evaluate_is_minus_elbo_and_repeatable(images):
 @pytest.mark.parametrize("kwargs, match", [
     ({"epochs": 0}, "epochs"), ({"batch_size": 1.5}, "batch_size"), ({"lr": -1.0}, "lr"),
 ])
-def test_bad_fit_arguments_are_named(images, kwargs, match):
+def test_bad_fit_arguments_are_named(images, kwargs, match, small_model):
     with pytest.raises(ValueError, match=match):
         T.fit(small_model(), images[0], progress=False, **kwargs)
     with pytest.raises(ValueError, match="train_x"):
         T.fit(small_model(), images[0][:, 0], progress=False)
 
 
-def test_fit_trains_on_the_data_device(images):
+def test_fit_trains_on_the_data_device(images, small_model):
     m = small_model()
     T.fit(m, images[0], epochs=1, progress=False)
     assert next(m.parameters()).device == images[0].device
@@ -206,7 +206,7 @@ def test_cli_refuses_bad_values_with_the_flag_and_exit_2_before_loading_data(arg
     assert exit_info.value.code == 2 and flag in err and "Traceback" not in err, err
 
 
-def test_lr_schedules(images):
+def test_lr_schedules(images, small_model):
     train_x, _ = images
     m = small_model()
     before = weights(m)
@@ -233,7 +233,7 @@ def test_linear_schedule_warms_up_then_decays_to_zero():
     assert T._lr_factor(None, 40, 400) is None and T._lr_factor("constant", 40, 400) is None
 
 
-def test_init_output_bias_predicts_the_mean_image(images):
+def test_init_output_bias_predicts_the_mean_image(images, small_model):
     train_x, _ = images
     m = small_model()
     C.init_output_bias(m, train_x)
@@ -246,7 +246,7 @@ def test_init_output_bias_predicts_the_mean_image(images):
         C.init_output_bias(ConvVAE(), train_x)
 
 
-def test_a_negative_learning_rate_factor_is_refused_at_its_step(images):
+def test_a_negative_learning_rate_factor_is_refused_at_its_step(images, small_model):
     train_x, _ = images
     with pytest.raises(ValueError, match="lr_schedule returned -0.5 at step 3"):
         T.fit(small_model(), train_x, epochs=1, batch_size=32, progress=False,
@@ -254,14 +254,14 @@ def test_a_negative_learning_rate_factor_is_refused_at_its_step(images):
 
 
 @pytest.mark.parametrize("which", ["train_x", "test_x"])
-def test_nan_pixels_are_refused_before_training(images, which):
+def test_nan_pixels_are_refused_before_training(images, which, small_model):
     train_x, test_x = (t.clone() for t in images)
     (train_x if which == "train_x" else test_x)[2, 0, 1, 1] = float("nan")
     with pytest.raises(ValueError, match=f"{which} contains NaN or inf pixels \\(images \\[2\\]"):
         T.fit(small_model(), train_x, epochs=1, batch_size=32, test_x=test_x, progress=False)
 
 
-def test_a_nan_gradient_is_reported_at_the_step_that_made_it(images):
+def test_a_nan_gradient_is_reported_at_the_step_that_made_it(images, small_model):
     train_x, _ = images
     model = small_model()
     base = L.ELBOLoss()
@@ -284,12 +284,12 @@ def test_a_nan_gradient_is_reported_at_the_step_that_made_it(images):
     (dict(callbacks=5), "callbacks"), (dict(loss_fn="bernoulli"), "loss_fn"), (dict(epochs=0), "epochs"),
     (dict(batch_size=2.5), "batch_size"), (dict(lr=float("nan")), "lr"),
 ])
-def test_fit_names_bad_arguments(images, bad, match):
+def test_fit_names_bad_arguments(images, bad, match, small_model):
     with pytest.raises((TypeError, ValueError), match=match):
         T.fit(small_model(), images[0], **{"progress": False, **bad})
 
 
-def test_a_loss_without_a_loss_key_is_refused_clearly(images):
+def test_a_loss_without_a_loss_key_is_refused_clearly(images, small_model):
     with pytest.raises(TypeError, match="'loss'"):
         T.fit(small_model(), images[0], lambda m, x, step: {"rec": x.sum()}, epochs=1, progress=False)
 
