@@ -43,6 +43,7 @@ SIGMA_RANGE = (0.01, 5.0)
 LOGVAR_RANGE = (-9.25, 3.25)  # covers 2 log σ over SIGMA_RANGE, so switching the input keeps q in place
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
+STATE_MU_LIMIT, STATE_LOGVAR_LIMIT = 1e150, 700.0  # what kl_explorer_state can compute in float64
 
 
 def kl_explorer_state(mu, sigma=None, logvar=None) -> dict:
@@ -54,16 +55,19 @@ def kl_explorer_state(mu, sigma=None, logvar=None) -> dict:
     (−½ × each term; they add up to ``kl``), and the arrays ``z``, ``q``, ``prior`` (densities
     on a grid that resolves q however narrow it is).
     """
-    mu = checks.number("mu", mu)
+    # |μ| ≤ 1e150 and |log σ²| ≤ 700 keep μ², σ² and the densities inside float64 (exp(1500) overflows)
+    mu = checks.number("mu", mu, -STATE_MU_LIMIT, STATE_MU_LIMIT)
     if (sigma is None) == (logvar is None):
         raise ValueError("give exactly one of sigma (standard deviation > 0) or logvar (log σ²)")
     if sigma is not None:
         sigma = checks.number("sigma", sigma)
         if sigma <= 0:
             raise ValueError(f"sigma must be > 0 (a standard deviation), got {sigma!r}; or pass logvar instead")
+        lo, hi = math.exp(-0.5 * STATE_LOGVAR_LIMIT), math.exp(0.5 * STATE_LOGVAR_LIMIT)
+        sigma = checks.number("sigma", sigma, lo, hi, hint="or pass logvar instead")
         logvar = 2.0 * math.log(sigma)
     else:
-        logvar = checks.number("logvar", logvar)
+        logvar = checks.number("logvar", logvar, -STATE_LOGVAR_LIMIT, STATE_LOGVAR_LIMIT, hint="log σ²")
         sigma = math.exp(0.5 * logvar)
     mu_t = torch.tensor(mu, dtype=torch.float64)
     logvar_t = torch.tensor(logvar, dtype=torch.float64)
