@@ -90,3 +90,8 @@ def test_live_plot_shows_once_then_updates_in_place_every_n_epochs(tiny_vae, ima
     train_line, test_line = last.axes[0].lines
     assert list(train_line.get_xdata()) == [1, 2, 3, 4] and test_line.get_linestyle() == "--"
     assert plt.get_fignums() == figures_before  # each figure is closed once shown: no pile-up in pyplot
+
+
+def test_liveplot_refuses_a_zero_period():
+    with pytest.raises(ValueError, match="every"):
+        plots.LivePlot(every=0)

@@ -193,7 +193,8 @@ def test_cli_plain_output_and_bad_flags(data_dir, offline, capsys):
 @pytest.mark.parametrize("argv, flag", [
     (["--batch-size", "0"], "--batch-size"), (["--epochs", "2.5"], "--epochs"), (["--lr", "-1"], "--lr"),
     (["--lr", "inf"], "--lr"), (["--beta", "-0.5"], "--beta"), (["--threads", "0"], "--threads"),
-    (["--hidden", "400", "0"], "--hidden"), (["--latent-dim", "x"], "--latent-dim"), (["--precision", "fp8"], "--precision"),
+    (["--hidden", "400", "0"], "--hidden"), (["--latent-dim", "x"], "--latent-dim"),
+    (["--precision", "fp8"], "--precision"),
 ])
 def test_cli_refuses_bad_values_with_the_flag_and_exit_2_before_loading_data(argv, flag, monkeypatch, capsys):
     def no_data(*args, **kwargs):

@@ -48,3 +48,14 @@ def test_refresh_intervals_it_could_not_keep_are_refused(make_trainer, update_ev
 
 def test_numpy_refresh_interval_is_taken(make_trainer):
     assert make_trainer(update_every=np.float64(0.5)).update_every == 0.5
+
+
+def test_a_device_that_is_not_here_is_refused_by_name():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    with pytest.raises(ValueError, match="no CUDA GPU"):
+        live_beta_trainer(device="cuda")
+    with pytest.raises(ValueError, match="not a device name"):
+        live_beta_trainer(device="gpu")

@@ -41,12 +41,8 @@ def _auto_device() -> torch.device:
     return torch.device("cpu")
 
 
-def set_device(device: str | torch.device | None) -> torch.device:
-    """Override the device for this session (``None`` goes back to automatic choice)."""
-    global _device
-    if device is None:
-        _device = None
-        return get_device()
+def check_device(device) -> torch.device:
+    """``device`` as a ``torch.device`` that exists here, or a ValueError naming it and what to pass instead."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
@@ -57,6 +53,16 @@ def set_device(device: str | torch.device | None) -> torch.device:
         raise ValueError("device='cuda' but no CUDA GPU is visible; use 'cpu' or leave it automatic")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError("device='mps' but MPS is not available here; use 'cpu' or leave it automatic")
+    return dev
+
+
+def set_device(device: str | torch.device | None) -> torch.device:
+    """Override the device for this session (``None`` goes back to automatic choice)."""
+    global _device
+    if device is None:
+        _device = None
+        return get_device()
+    dev = check_device(device)
     _device = dev
     print(f"vaeutils: using device {dev} (set by hand)")
     return dev

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from . import checks
+
 
 def widget_figure(fig, figsize, dpi: int) -> Figure:
     """The figure a widget draws on: ``fig`` itself, or a new one (not managed by pyplot) when it is None."""
@@ -131,7 +133,7 @@ class LivePlot:
     """A ``fit`` callback that redraws the per-term training curves after every epoch in a notebook."""
 
     def __init__(self, terms=("rec", "kl", "loss"), every: int = 1):
-        self.terms, self.every, self.handle = tuple(terms), every, None
+        self.terms, self.every, self.handle = tuple(terms), checks.integer("every", every, low=1), None
 
     def __call__(self, epoch, history):
         if epoch % self.every:

@@ -184,7 +184,7 @@ class LiveBetaTrainer(widgets.VBox):
         if max_seconds is not None:
             checks.positive("max_seconds", max_seconds, hint="or None: no limit")
         data = prepare_data(data)
-        self.device = _config.get_device() if device is None else torch.device(device)
+        self.device = _config.get_device() if device is None else _config.check_device(device)
         checks.optional_integer("threads", threads, low=1)
         self.threads = _default_threads(self.device) if threads is None else threads
         self.precision = _precision.resolve(None, self.device)  # VAELAB_PRECISION, as for fit
