@@ -159,8 +159,10 @@ def kernel_index(s) -> int:
 
 # --------------------------------------------------------------------------- real browsers
 
-async def browser_student(playwright, hub, user, password, seconds, think, latencies, errors, ready, go):
+async def browser_student(playwright, hub, user, password, seconds, think, latencies, errors, ready, go, failed,
+                          reloads):
     from browser_helpers import CHROMIUM, CHROMIUM_ARGS, WATCH_JS, WIDGET_ERROR
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     try:
@@ -170,9 +172,19 @@ async def browser_student(playwright, hub, user, password, seconds, think, laten
         await page.fill("#password_input", password)
         await page.click("#login_submit")
         await page.wait_for_url("**/hub/home", timeout=300_000)
-        await page.goto(f"{hub.url}/user/{user}/voila/render/vae-loss-lab/notebooks/{APP.name}", timeout=900_000)
         handle = page.locator(".beta-slider .noUi-handle")
-        await handle.wait_for(timeout=900_000)
+        for attempt in (1, 2):  # a page that never shows the app is reloaded once, as a student would
+            try:
+                await page.goto(f"{hub.url}/user/{user}/voila/render/vae-loss-lab/notebooks/{APP.name}",
+                                timeout=300_000)
+                await handle.wait_for(timeout=300_000)
+                break
+            except PlaywrightTimeout:
+                if attempt == 2:
+                    errors.append(f"{user}: the app page did not show its slider, even after a reload")
+                    failed.append(user)
+                    return
+                reloads.append(user)
         ready.append(user)
         await go.wait()
         key, t_end = "ArrowRight", time.perf_counter() + seconds
@@ -243,18 +255,19 @@ async def load_phase(hub, users, passwords, tokens, course, args, memory):
     students = await asyncio.gather(*(kernel_student(hub, u, tokens[u], cells, results, errors) for u in kernel_users))
     log(f"  built in {time.perf_counter() - t0:.0f} s (each {min(results['build_s']):.0f}-"
         f"{max(results['build_s']):.0f} s)")
-    kernel_ms, browser_ms = [], []
+    kernel_ms, browser_ms, reloads = [], [], []
     async with async_playwright() as pw:
-        ready, go = [], asyncio.Event()
+        ready, failed, go = [], [], asyncio.Event()
         browsers = [asyncio.ensure_future(browser_student(pw, hub, u, passwords[u], args.seconds, args.think,
-                                                          browser_ms, errors, ready, go)) for u in browser_users]
+                                                          browser_ms, errors, ready, go, failed, reloads))
+                    for u in browser_users]
         log(f"{len(browser_users)} browsers log in on the hub's page and open the app in Voila")
         t1 = time.perf_counter()
-        while len(ready) < len(browser_users) and not any(b.done() for b in browsers):
+        while len(ready) + len(failed) < len(browser_users):
+            for b in browsers:
+                if b.done() and b.exception():
+                    raise b.exception()
             await asyncio.sleep(1)
-        for b in browsers:
-            if b.done() and b.exception():
-                raise b.exception()
         log(f"  pages ready in {time.perf_counter() - t1:.0f} s; every student moves the β slider for "
             f"{args.seconds:g} s")
         memory.start()
@@ -267,7 +280,7 @@ async def load_phase(hub, users, passwords, tokens, course, args, memory):
     for s in students:
         await s["kernel"].close()
     return {"kernel_ms": kernel_ms, "browser_ms": browser_ms, "errors": errors, "capacity": capacity,
-            "trainer_rows": rows, "build_s": results["build_s"]}
+            "trainer_rows": rows, "build_s": results["build_s"], "reloads": reloads}
 
 
 def main(argv=None) -> int:
@@ -348,9 +361,9 @@ def main(argv=None) -> int:
     print(f"| β explorer, real browsers (key press to picture on screen) | {len(r['browser_ms'])} | {bp[0]:.0f} | "
           f"{bp[1]:.0f} | {bp[2]:.0f} | p95 ≤ {BROWSER_TARGET_MS:.0f} ms: "
           f"{'met' if bp[1] <= BROWSER_TARGET_MS else 'MISSED'} |")
-    print("\n| errors | shared cache unchanged | servers started (s) | app built per kernel (s) |")
-    print("| ---: | --- | ---: | ---: |")
-    print(f"| {len(r['errors'])} | {'yes' if unchanged else 'NO'} | {spawn_s:.0f} | "
+    print("\n| errors | pages reloaded | shared cache unchanged | servers started (s) | app built per kernel (s) |")
+    print("| ---: | ---: | --- | ---: | ---: |")
+    print(f"| {len(r['errors'])} | {len(r['reloads'])} | {'yes' if unchanged else 'NO'} | {spawn_s:.0f} | "
           f"{np.median(r['build_s']):.0f} (median), {max(r['build_s']):.0f} (max) |")
     print("\n| memory (PSS, peak) | MB |")
     print("| --- | ---: |")
