@@ -4,9 +4,11 @@
     python -m vaeutils.nbtools check notebooks/*.ipynb    # exit 1 listing the notebooks that still carry any
     python -m vaeutils.nbtools course notebooks build     # execute every notebook in order -> build/*.html
 
-Committed notebooks carry no outputs (they diff cleanly); ``make course`` produces the executed copies.
-The course is built in a temporary folder next to the output and swapped in at the end, so a failing
-notebook leaves the previous ``build/`` untouched.
+Committed notebooks carry no outputs (they diff cleanly); ``make course`` produces the executed copies:
+the units, then the app page, with the KL and β explorers live in the page and every other widget a
+snapshot (``vaeutils.site``). The course is built in a temporary folder next to the output and moved in at
+the end, so a failing notebook leaves the previous ``build/`` untouched; only what the course wrote there
+(listed in ``build/.course-files``) is replaced, so ``build/student`` and ``build/slides`` stay.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ import nbformat
 
 # Cell metadata that records a particular run rather than the lesson (nbclient timings, JupyterLab extensions).
 RUN_METADATA = ("execution", "ExecuteTime")
+# Built after the units, as the last page of the course: the classroom dashboard.
+EXTRA_PAGES = ("beta_explorer_app.ipynb",)
+# In the output folder: the names the last build_course wrote there (the only ones the next one replaces).
+OWNED = ".course-files"
+# What build_course wrote before it kept that list (an older build/ is cleaned up as far as that goes).
+_OWNED_BEFORE = ("*.html", "mathjax")
 
 
 def dirt(nb) -> list[str]:
@@ -109,49 +117,79 @@ tr:nth-child(even){{background:#f3f3f3}}</style></head>
 """
 
 
-def build_course(notebooks="notebooks", out="build", timeout: int = 1800) -> list[Path]:
-    """Execute ``NN_*.ipynb`` in number order (each in its own folder as working directory) and write one
-    HTML page per notebook plus ``index.html`` into ``out``. All or nothing: ``out`` changes only on success."""
+def _install(staging: Path, out: Path) -> None:
+    """Move everything in ``staging`` into ``out``, replacing what the previous build listed in ``out/OWNED``
+    (and what it wrote before keeping that list) and leaving every other entry of ``out`` alone."""
+    out.mkdir(parents=True, exist_ok=True)
+    listed = out / OWNED
+    if listed.is_file():
+        old = set(listed.read_text(encoding="utf-8").splitlines())
+    else:
+        old = {p.name for pattern in _OWNED_BEFORE for p in out.glob(pattern)}
+    new = sorted(p.name for p in staging.iterdir())
+    names = {n for n in old | set(new) if n and n not in (".", "..") and "/" not in n and "\\" not in n}
+    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
+    try:
+        for name in sorted(names):
+            if (out / name).exists() or (out / name).is_symlink():
+                os.replace(out / name, trash / name)
+            if name in new:
+                os.replace(staging / name, out / name)
+        listed.write_text("".join(f"{n}\n" for n in [*new, OWNED]), encoding="utf-8")
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def build_course(notebooks="notebooks", out="build", timeout: int = 1800, pages=None) -> list[Path]:
+    """Execute ``NN_*.ipynb`` in number order, then the app (:data:`EXTRA_PAGES`), each in its own folder as
+    working directory, and write one HTML page per notebook plus ``index.html`` into ``out``. The explorers
+    that describe themselves (``site_view()``) run in the page without a kernel; other widgets are
+    snapshots. All or nothing: ``out`` changes only on success, and only in the entries the course owns.
+    ``pages``: file names in ``notebooks`` to build instead (a small site, e.g. for a benchmark)."""
     from nbconvert.preprocessors import ExecutePreprocessor
 
     from . import config, site
 
-    paths = sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb"))
-    if not paths:
-        raise FileNotFoundError(f"no notebooks named NN_*.ipynb in {notebooks}")
+    if pages is not None:
+        paths = [Path(notebooks) / name for name in pages]
+        if missing := [str(p) for p in paths if not p.is_file()]:
+            raise FileNotFoundError(f"pages not found: {', '.join(missing)}")
+    else:
+        paths = sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb"))
+        if not paths:
+            raise FileNotFoundError(f"no notebooks named NN_*.ipynb in {notebooks}")
+        paths += [Path(notebooks) / name for name in EXTRA_PAGES if (Path(notebooks) / name).is_file()]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # same file system: rename is atomic
     staging.chmod(0o755)  # mkdtemp makes it private; the built course is meant to be read and served
     try:
-        entries = []
+        entries, any_live = [], False
         for path in paths:
             nb = nbformat.read(path, as_version=4)
             title, text = describe(nb)
             print(f"executing {path} ...", flush=True)
             start = time.perf_counter()
             try:
-                ExecutePreprocessor(timeout=timeout, kernel_name="python3").preprocess(
-                    nb, {"metadata": {"path": str(path.parent.resolve())}})
+                ExecutePreprocessor(timeout=timeout, kernel_name="python3", extra_arguments=site.KERNEL_ARGS
+                                    ).preprocess(nb, {"metadata": {"path": str(path.parent.resolve())}})
             except Exception:
                 print(f"{path} failed", file=sys.stderr, flush=True)
                 raise
             seconds = time.perf_counter() - start
-            site.snapshot_widgets(nb)  # widgets as static pictures: the page needs no kernel and no network
+            live = site.live_views(nb, staging, path.stem)  # the explorers run in the page
+            site.snapshot_widgets(nb)  # the other widgets as static pictures: no kernel, no network
             body, _ = site.html_exporter(staging).from_notebook_node(
                 nb, resources={"metadata": {"name": title or path.stem}})
-            (staging / f"{path.stem}.html").write_text(body, encoding="utf-8")
+            (staging / f"{path.stem}.html").write_text(site.live_page(body) if live else body, encoding="utf-8")
+            any_live = any_live or bool(live)
             entries.append((f"{path.stem}.html", title, text, seconds))
-            print(f"  done in {seconds:.1f} s", flush=True)
+            print(f"  done in {seconds:.1f} s" + (f"; live: {', '.join(live)}" if live else ""), flush=True)
+        if any_live:
+            site.copy_live_assets(staging)
         mode = "smoke" if config.is_smoke() else "full"
         (staging / "index.html").write_text(_index_html(entries, mode), encoding="utf-8")
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
-            os.replace(out, old / out.name)
-            os.replace(staging, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, out)
+        _install(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out / page for page, *_ in entries] + [out / "index.html"]

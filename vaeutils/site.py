@@ -9,16 +9,27 @@ marked as a snapshot. :func:`html_exporter` points MathJax at a copy in the site
 (:func:`copy_mathjax`) when the ``jupyter-server-mathjax`` package is installed, and at the usual CDN
 otherwise.
 
+The KL and β explorers stay live: a kernel started with :data:`KERNEL_ARGS` (the IPython extension in this
+module) hands the site each widget's ``site_view()`` with its display, and :func:`live_views` turns it into
+a view that a small script (``site_assets/vaelab-live.js``, no libraries) runs in the page: the β explorer's
+panels become PNG files next to the page, the KL explorer's picture is computed in the page from μ and σ.
+Nothing is fetched from the network, so the pages work from ``file://`` and from any static server.
+
+    kinds = live_views(executed_notebook, site_dir, "05_beta_vae")   # before the snapshots
     nb = snapshot_widgets(executed_notebook)
     body, _ = html_exporter(site_dir).from_notebook_node(nb)
+    body = live_page(body) if kinds else body                        # links the script and its style
 """
 
 from __future__ import annotations
 
+import base64
 import html
+import json
 import math
 import shutil
 from pathlib import Path
+from urllib.parse import quote
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -211,13 +222,128 @@ def copy_mathjax(site_dir) -> bool:
     return True
 
 
+# nbconvert's lab page without its require.js tag (fetched from a CDN, needed only by the widget manager the
+# site does without): the pages then load nothing from the network.
+_PAGE_TEMPLATE = ("{%- extends 'index.html.j2' -%}\n"
+                  "{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}\n")
+
+
 def html_exporter(site_dir=None):
-    """nbconvert's HTML exporter for the site: images embedded, MathJax from ``site_dir/mathjax`` when a
-    local copy could be put there (see :func:`copy_mathjax`), else from the CDN."""
+    """nbconvert's HTML exporter for the site: the lab page without require.js, images embedded, MathJax
+    from ``site_dir/mathjax`` when a local copy could be put there (see :func:`copy_mathjax`), else from
+    the CDN."""
+    import jinja2
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter()
+    exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({"vaelab-page.html.j2": _PAGE_TEMPLATE})],
+                            template_file="vaelab-page.html.j2")
     exporter.embed_images = True
     if site_dir is not None and copy_mathjax(site_dir):
         exporter.mathjax_url = f"{MATHJAX_DIR}/MathJax.js?config={MATHJAX_CONFIG}"
     return exporter
+
+
+# --------------------------------------------------------------------------- live views
+
+LIVE_MIME = "application/vnd.vaelab.live-view+json"
+KERNEL_ARGS = ["--ext=vaeutils.site"]  # build_course starts each kernel with the extension below
+ASSETS = Path(__file__).with_name("site_assets")
+ASSETS_DIR = "live"  # in the site: the script and style of the live views
+LIVE_SUFFIX = "_live"  # next to page NAME.html: NAME_live/, its panels
+LIVE_NAMES = {"beta-explorer": "the β explorer", "kl-explorer": "the KL explorer"}
+LIVE_WAITING = "live view: it moves in this page once its script has run (until then, a snapshot)"
+
+
+def _live_printer(widget):
+    """A widget's display in a site build: as usual, plus its ``site_view()`` when it has one."""
+    bundle = widget._repr_mimebundle_()
+    view = getattr(widget, "site_view", None)
+    return {**bundle, LIVE_MIME: view()} if bundle is not None and callable(view) else bundle
+
+
+def load_ipython_extension(ip) -> None:
+    """``--ext=vaeutils.site``: widgets that describe themselves to the site (``site_view()``) do so when they
+    are displayed, as one more entry of their output (:data:`LIVE_MIME`); nothing else changes."""
+    ip.display_formatter.mimebundle_formatter.for_type_by_name("ipywidgets.widgets.widget", "Widget",
+                                                                _live_printer)
+
+
+def _saved(saved: dict, model_id, key: str, default):
+    return saved.get(model_id or "", {}).get("state", {}).get(key, default)
+
+
+def _live_html(kind: str, config: dict, fallback: str) -> str:
+    data = json.dumps(config, ensure_ascii=False).replace("<", "\\u003c")  # no "</script>" inside
+    return (f'<div class="vaelab-live" data-kind="{kind}"><div class="note">{LIVE_WAITING}</div>'
+            f'<script type="application/json" class="vaelab-live-data">{data}</script>'
+            f'<div class="vaelab-live-fallback">{fallback}</div></div>')
+
+
+def _beta_view(view: dict, saved: dict, site_dir: Path, page: str, n: int) -> str:
+    folder = site_dir / f"{page}{LIVE_SUFFIX}"
+    folder.mkdir(parents=True, exist_ok=True)
+    panels = []
+    for i, png in enumerate(view["panels"]):
+        (folder / f"beta{n}_{i}.png").write_bytes(base64.b64decode(png))
+        panels.append(quote(f"{folder.name}/beta{n}_{i}.png"))
+    start = _saved(saved, view.get("slider"), "index", view["start"])
+    start = start if isinstance(start, int) and 0 <= start < len(panels) else view["start"]
+    config = {k: view[k] for k in ("description", "betas", "labels", "info")} | {"panels": panels, "start": start}
+    fallback = f'<div>{view["info"][start]}</div><img src="{html.escape(panels[start])}" alt="β explorer">'
+    return _live_html("beta-explorer", config, fallback)
+
+
+def _kl_view(view: dict, saved: dict, site_dir: Path, page: str, n: int) -> str:
+    config = {k: v for k, v in view.items() if k not in ("model_id", "toggle")}
+    for name in ("mu", "sigma", "logvar"):
+        config[name] = view[name] | {"value": _saved(saved, view[name].get("model_id"), "value", view[name]["value"])}
+    config["use_logvar"] = bool(_saved(saved, view["toggle"].get("model_id"), "value", view["use_logvar"]))
+    config["toggle_label"] = view["toggle"]["label"]
+    return _live_html("kl-explorer", config, _Snapshot(saved).render(view.get("model_id", "")))
+
+
+_RENDERERS = {"beta-explorer": _beta_view, "kl-explorer": _kl_view}
+
+
+def live_views(nb, site_dir, page: str) -> list[str]:
+    """Turn, in place, every output that carries a widget's ``site_view()`` (see :data:`KERNEL_ARGS`) into a
+    view that runs in the page, writing its files under ``site_dir/<page>_live/``; put a note at the top of
+    the page saying which views are live. Returns their kinds in page order. Call it before
+    :func:`snapshot_widgets`, which turns the remaining widgets into snapshots."""
+    saved = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    kinds: list[str] = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            view = data.pop(LIVE_MIME, None)
+            render = _RENDERERS.get(view.get("kind")) if isinstance(view, dict) else None
+            if render is not None:
+                body = render(view, saved, Path(site_dir), page, kinds.count(view["kind"]))
+                out["data"] = {"text/html": body, "text/plain": data.get("text/plain", "")}
+                kinds.append(view["kind"])
+    if kinds:
+        import nbformat
+
+        names = list(dict.fromkeys(LIVE_NAMES[k] for k in kinds))
+        listed = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+        banner = (f'<div class="vaelab-live-banner"><b>Live on this page:</b> {listed} '
+                  f"{'move' if len(names) > 1 else 'moves'} in your browser, with no Python and no network. "
+                  "Every other widget is a snapshot of the notebook as it was run.</div>")
+        nb.cells.insert(1 if nb.cells else 0, nbformat.v4.new_markdown_cell(banner))
+    return kinds
+
+
+def copy_live_assets(site_dir) -> Path:
+    """Copy the live views' script and style into ``site_dir/live``; returns that folder."""
+    target = Path(site_dir) / ASSETS_DIR
+    shutil.copytree(ASSETS, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    return target
+
+
+def live_page(body: str) -> str:
+    """An exported page with the live views' style and script linked, by paths relative to the page."""
+    head, sep, rest = body.partition("</head>")
+    body = f'{head}<link rel="stylesheet" href="{ASSETS_DIR}/vaelab-live.css">\n{sep}{rest}' if sep else body
+    start, sep, end = body.rpartition("</body>")
+    script = f'<script src="{ASSETS_DIR}/vaelab-live.js"></script>\n'
+    return f"{start}{script}{sep}{end}" if sep else body + script

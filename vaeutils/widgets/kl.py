@@ -294,6 +294,22 @@ class KLExplorer(widgets.VBox):
         self.kl_html.value = _kl_html(state)
         display(Image(data=self.last_png, format="png"))
 
+    def site_view(self) -> dict:
+        """What the course site (``vaeutils.site``) needs to run this explorer in a page with no kernel, as
+        JSON-able values: each slider's label, limits, step, readout format, value and model id (the site
+        starts from the saved state), which input is in use, and the fixed scales of the picture. The page
+        computes everything else from μ and σ with the formulas of :func:`kl_explorer_state`."""
+        def slider(s) -> dict:
+            return {"label": s.description, "min": s.min, "max": s.max, "step": s.step, "value": s.value,
+                    "readout_format": s.readout_format, "model_id": s.model_id}
+
+        return {"kind": "kl-explorer", "model_id": self.model_id, "mu": slider(self.mu_slider),
+                "sigma": slider(self.sigma_slider) | {"base": self.sigma_slider.base},
+                "logvar": slider(self.logvar_slider), "use_logvar": self.logvar_toggle.value,
+                "toggle": {"label": self.logvar_toggle.description, "model_id": self.logvar_toggle.model_id},
+                "z_range": list(Z_RANGE), "density_ymax": DENSITY_YMAX, "bar_levels": list(_BAR_LEVELS),
+                "terms": [TERM_LABELS[k] for k in TERM_NAMES], "size_px": [FIGSIZE[0] * DPI, FIGSIZE[1] * DPI]}
+
 
 def kl_explorer(mu: float = 0.0, sigma: float = 1.0, continuous_update: bool = True) -> KLExplorer:
     """Sliders for μ and σ (tick the box to enter log σ² instead) redraw q = N(μ, σ²) against the
