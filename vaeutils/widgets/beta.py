@@ -144,6 +144,20 @@ class BetaExplorer(widgets.VBox):
         self.highlight = (self.points[index]["rate"], self.points[index]["distortion"])
         self.n_updates += 1
 
+    def site_view(self) -> dict:
+        """What the course site (``vaeutils.site``) needs to run this explorer in a page with no kernel, as
+        JSON-able values: the β values and their slider labels, every panel (base64 PNG), the readout HTML of
+        every β, the index shown now and the model ids of the explorer and its slider (the site starts from
+        the slider's saved position)."""
+        import base64
+
+        return {"kind": "beta-explorer", "model_id": self.model_id, "slider": self.slider.model_id,
+                "description": self.slider.description, "betas": list(self.betas),
+                "labels": [str(label) for label, _ in self.slider.options],
+                "panels": [base64.b64encode(png).decode("ascii") for png in self.panels],
+                "info": [_explorer_html(self.points, i) for i in range(len(self.betas))],
+                "start": self.current_index}
+
 
 def beta_explorer(data=None, betas=BETA_SWEEP, *, sweep=None, epochs: int | None = None, cache: bool = True,
                   progress: bool = True, n_images: int = 6, n_samples: int = 12,
