@@ -75,8 +75,13 @@ def _check_mu_logvar(mu, logvar) -> None:
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Elementwise KL( N(mu, exp(logvar)) || N(0, 1) ) in nats, shaped like ``mu``.
 
-    Written as ½(μ² + expm1(logvar) − logvar): near σ = 1 the naive exp(logvar) − 1 − logvar
-    cancels most of its digits; ``expm1`` keeps the error at the rounding of logvar itself.
+    Written as ½(μ² + expm1(logvar) − logvar). Near σ = 1 (logvar = ℓ → 0) the KL is about ℓ²/4 while
+    its terms are of size |ℓ|, so digits cancel. ``expm1`` removes the worse cancellation, that of
+    exp(ℓ) − 1, but subtracting ℓ still cancels the leading term: for μ = 0 the relative error is
+    about 2u/|ℓ|, u the unit roundoff (float32: u = 6e-8; measured 3e-4 at ℓ = 1e-4), against about
+    2u/ℓ² for exp(ℓ) − 1 − ℓ (over 100 % at ℓ = 1e-4). The absolute error stays near u·|ℓ|, far below
+    any KL that matters in training; compute in float64 when a near-zero KL's relative digits matter.
+    Unit 01 measures both forms.
     """
     _check_mu_logvar(mu, logvar)
     mu, logvar = _wide(mu), _wide(logvar)
