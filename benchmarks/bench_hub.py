@@ -212,8 +212,9 @@ async def browser_student(playwright, hub, user, password, seconds, think, laten
 # --------------------------------------------------------------------------- live trainers
 
 START_TRAINER = "trainer.max_seconds = 120\ntrainer.start()"
-TRAINER_STATS = ("{'updates': trainer.updates, 'first': trainer.history[0]['seconds'] if trainer.history else None, "
-                 "'last': trainer.history[-1]['seconds'] if trainer.history else None}")
+TRAINER_STATS = ("{'n': len(trainer.history), 'first': trainer.history[0]['seconds'] if trainer.history else None, "
+                 "'last': trainer.history[-1]['seconds'] if trainer.history else None, "
+                 "'steps': trainer.history[-1]['step'] if trainer.history else 0}")
 
 
 async def trainer_capacity(students, seconds, most):
@@ -225,10 +226,13 @@ async def trainer_capacity(students, seconds, most):
         stats = await asyncio.gather(*(s["kernel"].value(TRAINER_STATS) for s in group))
         await asyncio.gather(*(s["kernel"].execute("trainer.stop(timeout=10)\ntrainer.reset()", timeout=120)
                                for s in group))
-        rates = [(st["updates"] - 1) / (st["last"] - st["first"]) if st["last"] and st["last"] > st["first"] else 0.0
+        # history is emptied by reset(), so it counts this step's views only (``updates`` counts them all)
+        rates = [(st["n"] - 1) / (st["last"] - st["first"]) if st["last"] and st["last"] > st["first"] else 0.0
                  for st in stats]
-        rows.append((n, min(rates), float(np.mean(rates))))
-        log(f"live trainers: {n} at once -> slowest {min(rates):.1f} updates/s, mean {np.mean(rates):.1f}")
+        steps = [st["steps"] / st["last"] if st["last"] else 0.0 for st in stats]
+        rows.append((n, min(rates), float(np.mean(rates)), float(np.mean(steps))))
+        log(f"live trainers: {n} at once -> slowest {min(rates):.1f} updates/s, mean {np.mean(rates):.1f}; "
+            f"{np.mean(steps):.0f} training steps/s each")
         if min(rates) < LIVE_TARGET:
             break
         capacity = n
@@ -290,7 +294,7 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=60.0, help="how long everyone moves the slider")
     p.add_argument("--think", type=float, default=0.3, help="mean pause between two moves of one student (s)")
     p.add_argument("--trainer-seconds", type=float, default=10.0)
-    p.add_argument("--max-trainers", type=int, default=8)
+    p.add_argument("--max-trainers", type=int, default=17, help="stop the ramp here (at most the kernel clients)")
     p.add_argument("--shared", default="/var/tmp/vaelab-bench/data", help="shared data folder (kept between runs)")
     p.add_argument("--smoke", action="store_true", help="the β-sweep with 2 epochs per model instead of 40, in "
                    "the shared cache and the students' kernels (same models, same pictures, same work per move; "
@@ -372,10 +376,10 @@ def main(argv=None) -> int:
     print(f"| one student's server and kernel, median / max | {np.median(student_mb):.0f} / {max(student_mb):.0f} |")
     print(f"| of which the kernel, median / max | {np.median(kernel_mb):.0f} / {max(kernel_mb):.0f} |")
     print(f"| all {args.students} students | {sum(student_mb):.0f} |")
-    print("\n| live β trainers at once | slowest (updates/s) | mean (updates/s) |")
-    print("| ---: | ---: | ---: |")
-    for n, slowest, mean in r["trainer_rows"]:
-        print(f"| {n} | {slowest:.1f} | {mean:.1f} |")
+    print("\n| live β trainers at once | slowest (updates/s) | mean (updates/s) | training steps/s, each |")
+    print("| ---: | ---: | ---: | ---: |")
+    for n, slowest, mean, steps in r["trainer_rows"]:
+        print(f"| {n} | {slowest:.1f} | {mean:.1f} | {steps:.0f} |")
     print(f"\nlive β trainers this machine runs at ≥ {LIVE_TARGET:g} updates/s each: {r['capacity']}")
     for e in r["errors"][:20]:
         print(f"error: {e}")
