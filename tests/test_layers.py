@@ -27,7 +27,7 @@ LAYERS = [
     ["metrics"],
     ["surgery"],
     ["sweep"],
-    ["judge"],
+    ["judge", "disentangle", "collapse"],
     ["plots", "diagrams"],
     ["lesson"],
     ["widgets.kl", "widgets.recon", "widgets.beta", "widgets.free_bits", "widgets.live"],
@@ -112,5 +112,6 @@ def test_the_check_catches_an_upward_import(tmp_path, monkeypatch):
     (fake / "losses.py").write_text("def f():\n    from .train import fit\n    return fit\n")
     (fake / "metrics.py").write_text("from . import losses\nfrom .train import evaluate\n")
     monkeypatch.setattr(__import__(__name__), "PACKAGE", fake)
-    assert upward_imports(fake / "losses.py") == ["losses (layer 6) imports train (layer 9)"]
+    expected = f"losses (layer {RANK['losses']}) imports train (layer {RANK['train']})"
+    assert upward_imports(fake / "losses.py") == [expected]
     assert upward_imports(fake / "metrics.py") == []
