@@ -57,6 +57,10 @@ def test_state_numbers(grid):
     assert s["au_grid"].shape == (2, 2) and s["row"] == 1 and s["col"] == 1
     assert list(s["kl"][s["order"]]) == sorted(s["kl"], reverse=True)
     assert FB.free_bits_state(grid, 0, 1)["floor_term"] == pytest.approx(grid.entries[(1.0, 0.0)]["rate"], rel=1e-5)
+    for b in BETAS:  # the floor term is at least d·λ and at least the rate it floors
+        for f in LAMBDAS:
+            st = FB.free_bits_state(grid, f, b)
+            assert st["floor_term"] >= st["latent_dim"] * f - 1e-6 and st["floor_term"] >= st["rate"] - 1e-4
 
 
 def test_state_rejects_values_outside_the_grid(grid):
@@ -123,3 +127,32 @@ def test_grid_arguments():
     m = MLPVAE(in_shape=(1, 2, 2), hidden=(4,), latent_dim=2)
     with pytest.raises(ValueError, match="full grid"):
         FB.grid_from_models({(1.0, 0.0): m, (2.0, 0.5): m}, torch.zeros(3, 1, 2, 2))
+
+
+def test_the_default_grid_uses_the_beta_sweep_recipe(grid, monkeypatch):
+    """Without a grid, the explorer trains DEFAULT_FREE_BITS x DEFAULT_BETAS with collapse.sweep_recipe() on the
+    sweep's data, so its λ = 0 column is the β-sweep (shared checkpoints); training settings can override it."""
+    from vaeutils import collapse
+    from vaeutils import data as D
+
+    seen = {}
+    tiny = next(iter(grid.entries.values()))
+
+    def fake_grid(free_bits, betas, **kw):
+        seen.update(free_bits=free_bits, betas=betas, **kw)
+        torch.manual_seed(0)
+        m = MLPVAE(in_shape=(1, 6, 6), hidden=(16,), latent_dim=4)
+        return {(b, f): m for b in betas for f in free_bits}
+
+    monkeypatch.setattr(FB, "train_free_bits_grid", fake_grid)
+    x = torch.rand(20, 1, 6, 6, generator=torch.Generator().manual_seed(0))
+    images = D.ImageData(train_x=x, train_y=torch.zeros(20), test_x=x, test_y=torch.zeros(20), name="tiny",
+                         source="test")
+    w = FB.free_bits_explorer(data=images, epochs=3)
+    assert set(FB.DEFAULT_BETAS) <= set(S.BETA_SWEEP), "the default β values are β-sweep models"
+    assert seen["free_bits"] == FB.DEFAULT_FREE_BITS and seen["betas"] == FB.DEFAULT_BETAS
+    assert {k: seen[k] for k in collapse.sweep_recipe() if k != "epochs"} == {
+        k: v for k, v in collapse.sweep_recipe().items() if k != "epochs"}
+    assert seen["epochs"] == 3, "a training setting passed to the explorer overrides the recipe"
+    assert bool(((seen["data"].test_x == 0) | (seen["data"].test_x == 1)).all()), "measured on binary test images"
+    assert w.grid.betas == FB.DEFAULT_BETAS and w.grid.latent_dim == len(tiny["kl_per_dim"])

@@ -30,15 +30,14 @@ from IPython.display import Image, display
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .. import data as _data
+from .. import collapse, metrics, plots, sweep
 from .. import losses as L
-from .. import metrics, plots
 from ..checks import distinct_values as _as_values
 from ..losses import ELBOLoss
 from ..sweep import train_free_bits_grid
 
-DEFAULT_FREE_BITS = (0.0, 0.25, 0.5, 1.0)
-DEFAULT_BETAS = (0.5, 1.0, 2.0)
+DEFAULT_FREE_BITS = (0.0, 0.5, 1.0)
+DEFAULT_BETAS = (1.0, 16.0)  # both in sweep.BETA_SWEEP: the λ = 0 column is the β-sweep itself
 N_RECONSTRUCTIONS = 8
 FIGSIZE = (11.0, 3.4)
 DPI = 80
@@ -211,13 +210,16 @@ def free_bits_explorer(grid: FreeBitsGrid | None = None, free_bits: float | None
     model's KL per dimension with λ drawn in, the active units of the whole grid, and reconstructions.
 
     ``grid``: from :func:`grid_from_models`; when omitted, ``sweep.train_free_bits_grid`` trains the default grid
-    (:data:`DEFAULT_FREE_BITS` × :data:`DEFAULT_BETAS` on MNIST, once, then loaded from the cache) with
-    ``train_kw``, and it is measured on the test set."""
+    (:data:`DEFAULT_FREE_BITS` × :data:`DEFAULT_BETAS`) with the β-sweep's recipe (``collapse.sweep_recipe()``, on
+    ``sweep.prepare_data(data)``: MNIST unless ``data`` is given), so its λ = 0 column is loaded from the β-sweep's
+    checkpoints; ``train_kw`` override the recipe, and the grid is measured on the binarized test set."""
     if grid is None:
-        data = train_kw.pop("data", None) or _data.load("mnist")
+        data = sweep.prepare_data(train_kw.pop("data", None))
         loss = ELBOLoss(**train_kw.get("loss_kw", {}))
-        models = train_free_bits_grid(DEFAULT_FREE_BITS, DEFAULT_BETAS, data=data, **train_kw)
-        grid = grid_from_models(models, data.test_x, loss, description="the default free-bits grid on MNIST")
+        models = train_free_bits_grid(DEFAULT_FREE_BITS, DEFAULT_BETAS, data=data,
+                                      **{**collapse.sweep_recipe(), **train_kw})
+        grid = grid_from_models(models, data.test_x, loss,
+                                description="β × λ with the β-sweep's recipe on binarized MNIST (λ = 0: the β-sweep)")
     elif train_kw:
         raise ValueError(f"pass either a grid or training settings, not both (got {sorted(train_kw)})")
     return FreeBitsExplorer(grid, free_bits=free_bits, beta=beta)
