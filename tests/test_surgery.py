@@ -190,3 +190,25 @@ def test_bad_inputs_are_named(tiny):
         surgery.log_aggregate(torch.zeros(2, 3), mu[0], logvar[0])
     with pytest.raises(ValueError, match="finite"):
         surgery.kl_split_codes(mu * float("nan"), logvar)
+
+
+def test_latent_map_draws_the_aggregate_posterior_and_its_holes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from vaeutils import plots
+
+    mu = torch.tensor([[-1.5, 0.0], [1.5, 0.0]], dtype=torch.float64)     # two codes, a hole between them
+    logvar = torch.full_like(mu, math.log(0.1))
+    grid = torch.linspace(-3, 3, 31, dtype=torch.float64)
+    z1, z2 = torch.meshgrid(grid, grid, indexing="xy")
+    cells = torch.stack([z1.flatten(), z2.flatten()], 1)
+    log_q = surgery.log_aggregate(cells, mu, logvar).view(31, 31)
+    log_p = Normal(0.0, 1.0).log_prob(cells).sum(1).view(31, 31)
+    assert log_q[15, 15] < log_p[15, 15] + math.log(0.1)                   # the origin is a hole
+    fig = plots.latent_map(grid, log_q, log_p, mu, torch.tensor([0, 1]))
+    assert len(fig.axes) == 4                                               # three panels and a colour bar
+    assert "0.1" in fig.axes[2].get_title()
+    with pytest.raises(ValueError, match="log_q and log_p must be shaped"):
+        plots.latent_map(grid, log_q[:5], log_p)
+    matplotlib.pyplot.close(fig)

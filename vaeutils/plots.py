@@ -1,5 +1,5 @@
 """Pictures the notebooks share: image grids, latent traversals, the rate–distortion plane,
-per-dimension KL bars, and live training curves."""
+per-dimension KL bars, live training curves, and the aggregate posterior of a 2-D latent space."""
 
 from __future__ import annotations
 
@@ -160,5 +160,37 @@ def plot_history(history, terms=("rec", "kl", "loss")):
         ax.set_title({"rec": "reconstruction NLL", "kl": "KL", "loss": "loss"}.get(term, term))
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def latent_map(grid, log_q, log_p, points=None, labels=None, hole_ratio: float = 0.1):
+    """Three panels over a 2-D latent ``grid`` (1-D tensor of coordinates, the same on both axes): the codes
+    ``points`` (N, 2) coloured by ``labels``; log q(z); and log q(z)/p(z) with the line q = ``hole_ratio``·p that
+    encloses the prior's holes. ``log_q``, ``log_p``: (len(grid), len(grid)), row i at z₂ = grid[i].
+    The prior's 1-, 2- and 3-σ circles are drawn on each panel. Returns the figure (unit 04)."""
+    g = torch.as_tensor(grid, dtype=torch.float64).cpu()
+    log_q, log_p = (torch.as_tensor(t, dtype=torch.float64).cpu() for t in (log_q, log_p))
+    if log_q.shape != (len(g), len(g)) or log_p.shape != log_q.shape:
+        raise ValueError(f"log_q and log_p must be shaped ({len(g)}, {len(g)}) like the grid, "
+                         f"got {tuple(log_q.shape)} and {tuple(log_p.shape)}")
+    u, v = torch.meshgrid(g, g, indexing="xy")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    if points is not None:
+        pts = torch.as_tensor(points).detach().cpu()
+        axes[0].scatter(pts[:, 0], pts[:, 1], c=None if labels is None else torch.as_tensor(labels).cpu(),
+                        cmap="tab10", s=5)
+    axes[0].set_title("posterior means of the test images")
+    axes[1].contourf(u, v, log_q.clamp(min=log_q.max() - 12), levels=20, cmap="viridis")
+    axes[1].set_title("log q(z), the aggregate posterior")
+    ratio = (log_q - log_p).clamp(-5, 5)
+    shade = axes[2].contourf(u, v, ratio, levels=np.linspace(-5, 5, 21), cmap="RdBu")
+    axes[2].contour(u, v, ratio, levels=[math.log(hole_ratio)], colors="k", linewidths=1.2)
+    axes[2].set_title(f"log q(z)/p(z); black: q = {hole_ratio:g}·p")
+    fig.colorbar(shade, ax=axes[2])
+    circles = sorted(-math.log(2 * math.pi) - r**2 / 2 for r in (1, 2, 3))
+    for ax in axes:
+        ax.contour(u, v, log_p, levels=circles, colors="grey", linewidths=0.6)
+        ax.set(xlim=(g[0], g[-1]), ylim=(g[0], g[-1]), aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
     fig.tight_layout()
     return fig
