@@ -23,6 +23,16 @@ def widget_figure(fig, figsize, dpi: int) -> Figure:
     return fig
 
 
+def widget_artists(fig, figsize, dpi: int, registry, build) -> tuple[Figure, dict]:
+    """``(fig, artists)`` for a widget that redraws: :func:`widget_figure`, laid out by ``build(fig)`` the first
+    time and remembered in ``registry`` (a ``weakref.WeakKeyDictionary``), so later draws only update artists."""
+    fig = widget_figure(fig, figsize, dpi)
+    art = registry.get(fig)
+    if art is None:
+        art = registry[fig] = build(fig)
+    return fig, art
+
+
 def figure_png(fig) -> bytes:
     """A figure drawn in full as PNG bytes: what the widgets display."""
     if not isinstance(fig, Figure):

@@ -152,10 +152,7 @@ def draw_kl_explorer(state: dict, fig: Figure | None = None) -> Figure:
     Returns the figure (display it, save it, or turn it into PNG bytes with :func:`render_png`)."""
     if not isinstance(state, dict) or "contributions" not in state:
         raise TypeError("state must be the dict returned by kl_explorer_state(mu, sigma=...)")
-    fig = plots.widget_figure(fig, FIGSIZE, DPI)
-    art = _ARTISTS.get(fig)
-    if art is None:
-        art = _ARTISTS[fig] = _build(fig)
+    fig, art = plots.widget_artists(fig, FIGSIZE, DPI, _ARTISTS, _build)
 
     z, q, prior = state["z"], state["q"], state["prior"]
     art["prior"].set_data(z, prior)

@@ -167,10 +167,7 @@ def draw_recon_explorer(state: dict, fig: Figure | None = None) -> Figure:
     The first call lays the figure out; later calls on the same figure only update the artists."""
     if not isinstance(state, dict) or "curves" not in state or "beta_sse" not in state:
         raise TypeError("state must be the dict returned by recon_explorer_state(target, prediction, sigma)")
-    fig = plots.widget_figure(fig, FIGSIZE, DPI)
-    art = _ARTISTS.get(fig)
-    if art is None:
-        art = _ARTISTS[fig] = _build(fig)
+    fig, art = plots.widget_artists(fig, FIGSIZE, DPI, _ARTISTS, _build)
     grid, p, x = state["grid"], state["prediction"], state["target"]
     for name in LOSS_NAMES:
         art["lines"][name].set_data(grid, state["curves"][name])
