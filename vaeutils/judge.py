@@ -32,8 +32,8 @@ from .objectives import gan_discriminator_loss, gan_generator_loss
 from .sweep import SWEEP_HIDDEN, SWEEP_LATENT_DIM, prepare_data, sweep_epochs
 from .train import TrainResult, fit
 
-GAN_G = {"latent_dim": 64, "hidden": (256, 512)}
-GAN_D = {"hidden": (512, 256), "dropout": 0.3}
+GAN_G = {"latent_dim": 64, "hidden": (128, 256)}
+GAN_D = {"hidden": (256, 128), "dropout": 0.3}
 CLASSIFIER = {"n_classes": 10, "channels": (16, 32), "feature_dim": 128}
 
 
@@ -249,12 +249,14 @@ def top_probability(classifier: SmallClassifier, images: torch.Tensor) -> torch.
 
 @torch.no_grad()
 def judge(images: torch.Tensor, classifier: SmallClassifier, test_x: torch.Tensor, train_x: torch.Tensor, *,
-          n_nn: int = 300, real_nn: torch.Tensor | None = None, exclude_self: bool = False) -> dict:
+          n_nn: int = 300, real_nn: torch.Tensor | None = None, exclude_self: bool = False,
+          test_feats: torch.Tensor | None = None) -> dict:
     """Every offline score of ``images`` (compare sets of equal size): ``FD`` against ``test_x`` on the
     classifier's features, ``score`` (exp E KL(p(y|x) ‖ p(y))), ``coverage`` (``metrics.class_coverage``),
     ``confidence`` (mean top probability), ``sharpness``, ``diversity``, ``nn`` (mean distance of the first
     ``n_nn`` images to their nearest training image) and, given the test set's own ``real_nn``, ``nn_ratio``
-    (``nn`` over theirs) and ``copies`` (:func:`copy_fraction`)."""
+    (``nn`` over theirs) and ``copies`` (:func:`copy_fraction`). ``test_feats``: :func:`features` of ``test_x``,
+    when already computed (judging many sets against one test set)."""
     checks.images("images", images)
     images = images.to(test_x.device)
     feats = features(classifier, images)
@@ -262,7 +264,8 @@ def judge(images: torch.Tensor, classifier: SmallClassifier, test_x: torch.Tenso
     p_y = probs.mean(0, keepdim=True)
     score = math.exp(float((probs * (probs.clamp_min(1e-12).log() - p_y.log())).sum(1).mean()))
     nearest = nn_distances(images[:n_nn], train_x, exclude_self=exclude_self)
-    out = {"FD": _metrics.frechet_distance(feats, features(classifier, test_x)), "score": score,
+    test_feats = features(classifier, test_x) if test_feats is None else test_feats
+    out = {"FD": _metrics.frechet_distance(feats, test_feats), "score": score,
            "coverage": _metrics.class_coverage(probs.argmax(1), probs.shape[1]),
            "confidence": float(probs.max(1).values.mean()), "sharpness": sharpness(images),
            "diversity": diversity(images), "nn": float(nearest.mean())}
