@@ -29,7 +29,9 @@ import nbformat
 
 from . import config, site
 
-SHAPED_UNITS: tuple[str, ...] = ()  # the units already reshaped to v2; `check` and tests/test_kit.py check these
+SHAPED_UNITS = tuple(f"{u}.ipynb" for u in (  # the units in the v2 shape: `check` and tests/test_kit.py check these
+    "00_setup_and_data 01_kl_divergence 02_reconstruction_losses 03_the_elbo_and_training 04_evaluating_a_vae "
+    "07_collapse_and_free_bits 08_balancing_automatically 09_beyond_the_vae_loss").split())
 
 HEADINGS = ("What you will learn", "Before this unit", "Time plan", "Summary", "Exercises", "References")
 MAX_MINUTES = 90
@@ -39,8 +41,7 @@ HIDDEN_TESTS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 TEXT_STUB = ("YOUR ANSWER HERE",)
 GRADE_ID = re.compile(r"^[A-Za-z0-9_\-]+$")  # what nbgrader accepts as a grade_id
-SOLUTION_META = ('{"nbgrader": {"grade": false, "grade_id": "<id>", "locked": false, "schema_version": 3, '
-                 '"solution": true, "task": false}}')
+SOLUTION_META = '{"nbgrader": {"grade": false, "grade_id": "<id>", "locked": false, "solution": true, ...}}'
 RUN_METADATA = ("execution", "ExecuteTime")  # per-run cell metadata (nbclient timings, a Lab extension)
 
 NODE_MODULES = config.ROOT / "node_modules"
