@@ -73,6 +73,7 @@ def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1
     loss: the ``losses.ELBOLoss`` whose likelihood measures the distortion (β, free bits and capacity play no
     part: the numbers are those of the plain ELBO). One z per image from a generator seeded with ``seed``, so
     ``rate``/``distortion``/``neg_elbo`` equal ``train.evaluate``'s ``kl``/``rec``/``loss`` exactly.
+    The rate is the KL to the N(0, I) prior; a model with a learned prior is measured by ``priors.prior_summary``.
     Returns: ``rate`` (mean KL, nats), ``distortion`` (mean NLL, nats), ``neg_elbo`` (their sum), ``kl_per_dim``
     (numpy, nats per latent dimension), ``active`` (units with Var_x μ_u > ``threshold``, Burda et al. 2016),
     ``mu_var`` (numpy, those variances), ``latent_dim``, ``mu`` and ``logvar`` (CPU tensors), and with
