@@ -1,4 +1,4 @@
-"""The β tools of notebook 04, driven headlessly: the sweep, the explorer's slider, the live trainer's
+"""The β tools of unit 05, driven headlessly: the sweep, the explorer's slider, the live trainer's
 thread (start, β change, stop, close, kernel interrupt) and the pure functions behind them.
 
 Everything runs on a tiny slice of MNIST with one or two epochs, so the whole file takes seconds.
@@ -126,6 +126,55 @@ def test_render_beta_panel_checks_its_index(tiny, tiny_sweep):
     assert B.render_beta_panel(points, 1, images)[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="index"):
         B.render_beta_panel(points, 2, images)
+
+
+# --------------------------------------------------------------------------- unit 05's pictures and sample measures
+
+def test_sweep_gallery_has_a_row_per_beta_and_the_same_codes(tiny, tiny_sweep):
+    fig = B.sweep_gallery(tiny_sweep, S.prepare_data(tiny).test_x[:5], n_samples=6, seed=3)
+    assert len(fig.axes) == 2 * (len(tiny_sweep) + 1)
+    drawn = [ax.images[0].get_array() for ax in fig.axes[3::2]]  # the sample column of every β
+    assert all(d.shape == drawn[0].shape for d in drawn) and not (drawn[0] == drawn[1]).all()
+    with pytest.raises(TypeError, match="triples"):
+        B.sweep_gallery([1, 2], tiny.test_x[:5])
+
+
+def test_nearest_distance_counts_pixels_and_expected_pixels():
+    ref = torch.tensor([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=torch.float32).view(2, 1, 2, 2)
+    binary = torch.tensor([[1, 1, 1, 0], [0, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.float32).view(3, 1, 2, 2)
+    assert B.nearest_distance(binary, ref).tolist() == [1.0, 1.0, 0.0]       # Hamming to the nearest
+    grey = torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.9, 0.8, 0.1, 0.0]]).view(2, 1, 2, 2)
+    # E[pixels differing] of a binary draw from p against t is Σ|p − t|; the nearest reference for each
+    assert B.nearest_distance(grey, ref).numpy() == pytest.approx([2.0, 0.4], abs=1e-6)
+    g = torch.Generator().manual_seed(0)
+    draws = torch.bernoulli(grey[1:].expand(20000, -1, -1, -1), generator=g)
+    assert (draws.flatten(1) != ref[0].flatten()).sum(1).float().mean().item() == pytest.approx(0.4, abs=0.02)
+    with pytest.raises(ValueError, match="binary"):
+        B.nearest_distance(binary, grey)
+    with pytest.raises(ValueError, match="same size"):
+        B.nearest_distance(binary, torch.zeros(2, 1, 3, 3))
+
+
+def test_sample_realism_repeats_and_scores_a_copying_decoder_zero(tiny, tiny_sweep):
+    ref = S.prepare_data(tiny).test_x
+    model = tiny_sweep[0].model
+    a, b = B.sample_realism(model, ref, n=50, seed=4), B.sample_realism(model, ref, n=50, seed=4)
+    assert (a["distance"] == b["distance"]).all() and a["diversity"] == b["diversity"] > 0
+    assert (a["distance"] > 0).all() and a["distance"].shape == (50,)
+
+    class Copier(torch.nn.Module):  # "samples" that are reference images: distance 0, the most "too close"
+        latent_dim = 2
+
+        def eval(self):
+            return self
+
+        def sample(self, n, generator=None):
+            return ref[torch.randint(len(ref), (n,), generator=generator)]
+
+    copied = B.sample_realism(Copier(), ref, n=30)
+    assert (copied["distance"] == 0).all()
+    with pytest.raises(ValueError, match="n_diversity"):
+        B.sample_realism(model, ref, n=10, n_diversity=20)
 
 
 # --------------------------------------------------------------------------- pure pictures of the live trainer

@@ -10,6 +10,8 @@
   package in ``/usr/share/datasets/fashion-mnist`` (the full 70,000 images, offline).
 - ``"sprites"``: procedural dSprites-like shapes with known factors (shape, scale, rotation, x, y),
   for the disentanglement notebook; deterministic given the seed.
+- ``"rectangles"``: a centred soft-edged rectangle whose width and height are the two known factors
+  (unit 06: the data set on which β visibly lines latents up with factors).
 
 ``VAELAB_OFFLINE=1`` (or ``offline=True``) skips the network. Whether the download server is reachable is
 found out once per session with one short request (two seconds at worst) and remembered.
@@ -28,11 +30,12 @@ import torch
 
 from . import checks
 from . import config as _config
+from . import shapes as _shapes
 from .files import atomic_save, load_verified
 from .idx import IDX_FILES, _idx_split, _offline_reason, _torchvision_split, check_split, read_idx  # noqa: F401
 from .shapes import SPRITE_FACTOR_NAMES, SPRITE_FACTOR_SIZES, SPRITE_SHAPES, render_sprites  # noqa: F401
 
-DATASETS = ("mnist", "fashion-mnist", "sprites")
+DATASETS = ("mnist", "fashion-mnist", "sprites", "rectangles")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 _MNIST_5K_FORMAT = 2  # 2: the file carries a SHA-256 (files.load_verified)
@@ -253,12 +256,52 @@ def sprites(n: int = 20000, seed: int = 0, size: int = 32, n_test: int = 2000, d
                      factor_names=SPRITE_FACTOR_NAMES, factor_sizes=SPRITE_FACTOR_SIZES)
 
 
+# --------------------------------------------------------------------------- rectangles (drawn by vaeutils.shapes)
+
+def rectangles(n: int = 5000, seed: int = 0, size: int = 32, n_test: int = 2000, device=None,
+               factor_sizes=_shapes.RECTANGLE_FACTOR_SIZES, sub_steps: int = 4, extent=_shapes.RECTANGLE_EXTENT,
+               edge: float = _shapes.RECTANGLE_EDGE) -> ImageData:
+    """``n`` train and ``n_test`` test images of a centred, soft-edged rectangle (``shapes.render_rectangles``)
+    whose two factors, width and height, are drawn independently and uniformly (same seed, same set; a smaller
+    ``n`` gives a prefix of a larger one).
+
+    Each factor has ``factor_sizes`` values, and each value is a bin of ``sub_steps`` evenly spaced side lengths
+    over ``extent`` pixels, one of them drawn uniformly per image: the images vary continuously enough that a
+    model cannot memorise a grid, while the factors stay coarse enough for MIG's histogram estimator.
+    ``train_factors``/``test_factors`` are (N, 2) int64 bin indices for ``factor_names`` = ("width", "height");
+    the label ``train_y`` is the width's. Grey images (the soft edge), for a Bernoulli or Gaussian decoder.
+    """
+    n, n_test, seed = checks.integer("n", n, 1), checks.integer("n_test", n_test, 1), checks.integer("seed", seed, 0)
+    sub_steps = checks.integer("sub_steps", sub_steps, low=1, hint="side lengths per factor value")
+    device = _resolve_device(device)
+    fine_sizes = tuple(int(k) * sub_steps for k in factor_sizes)
+    fine = torch.tensor(fine_sizes)
+
+    def draw(count, stream):  # as for the sprites: row by row from its own stream
+        u = torch.rand(count, 2, generator=torch.Generator().manual_seed(stream), dtype=torch.float64)
+        return torch.minimum((u * fine).long(), fine - 1)
+
+    def images(steps):
+        return _shapes.render_rectangles(steps, size, fine_sizes, edge, extent).to(device)
+
+    train_s, test_s = draw(n, seed), draw(n_test, 2**32 + seed)
+    train_f, test_f = train_s // sub_steps, test_s // sub_steps
+    source = (f"procedural rectangles (seed {seed}, {size}x{size}, width and height over {extent} px in "
+              f"{factor_sizes[0]}x{factor_sizes[1]} bins of {sub_steps}, edge {edge:g} px): "
+              f"{n:,} train / {n_test:,} test")
+    return ImageData(train_x=images(train_s), train_y=train_f[:, 0].to(device), test_x=images(test_s),
+                     test_y=test_f[:, 0].to(device), name="rectangles", source=source,
+                     train_factors=train_f.to(device), test_factors=test_f.to(device),
+                     factor_names=_shapes.RECTANGLE_FACTOR_NAMES, factor_sizes=tuple(int(k) for k in factor_sizes))
+
+
 # --------------------------------------------------------------------------- the one entry point
 
 def load(name: str = "mnist", device=None, **kw) -> ImageData:
-    """``load("mnist" | "fashion-mnist" | "sprites", device=None, **kw)``; ``kw`` go to that dataset's function."""
+    """``load("mnist" | "fashion-mnist" | "sprites" | "rectangles", device=None, **kw)``; ``kw`` go to that
+    dataset's function."""
     key = name.strip().lower().replace("_", "-") if isinstance(name, str) else None
-    makers = {"mnist": mnist, "fashion-mnist": fashion_mnist, "sprites": sprites}
+    makers = {"mnist": mnist, "fashion-mnist": fashion_mnist, "sprites": sprites, "rectangles": rectangles}
     if key not in makers:
         raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
     return makers[key](device=device, **kw)

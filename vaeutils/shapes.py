@@ -1,7 +1,10 @@
-"""Procedural images drawn from known factors, for the disentanglement units: the dSprites-like sprites.
+"""Procedural images drawn from known factors, for the disentanglement unit (06): sprites and rectangles.
 
 ``render_sprites(factors)`` draws a white square, ellipse (2:1) or heart on black from integer factor indices
 (shape, scale, rotation, x, y); ``vaeutils.data.sprites`` draws the factors and builds the data set.
+``render_rectangles(factors)`` draws a centred soft-edged rectangle from (width, height) indices, and
+``measure_rectangles(images)`` reads the two sides back off an image (a decoded one too); ``vaeutils.data.rectangles``
+builds that data set.
 """
 
 from __future__ import annotations
@@ -61,3 +64,76 @@ def render_sprites(factors: torch.Tensor, size: int = 32) -> torch.Tensor:
             v = (-sin * dx + cos * dy) / radius
             out[rows, 0] = _inside(shape, u, v).float()
     return out
+
+
+# --------------------------------------------------------------------------- rectangles (unit 06)
+
+RECTANGLE_FACTOR_NAMES = ("width", "height")
+RECTANGLE_FACTOR_SIZES = (16, 16)
+RECTANGLE_EXTENT = ((16.0, 28.0), (4.0, 16.0))  # (shortest, longest) width, then height: always wider than tall
+RECTANGLE_EDGE = 1.0  # the soft edge: the logistic ramp's scale, in pixels
+
+
+def rectangle_sides(n_values: int, size: int = 32, extent=RECTANGLE_EXTENT[0]) -> torch.Tensor:
+    """The ``n_values`` side lengths (pixels) of one factor's grid, evenly spaced over ``extent`` = (shortest,
+    longest), given in pixels of a 32-pixel image and scaled to ``size``."""
+    n_values = checks.integer("n_values", n_values, low=2)
+    try:
+        lo, hi = (float(e) * size / 32 for e in extent)
+    except (TypeError, ValueError):
+        raise ValueError(f"extent must be (shortest, longest) side in pixels, got {extent!r}") from None
+    if not 0 < lo < hi <= size:
+        raise ValueError(f"extent must be two increasing side lengths in (0, {size}] pixels, got {extent!r}")
+    return torch.linspace(lo, hi, n_values)
+
+
+def render_rectangles(factors: torch.Tensor, size: int = 32, factor_sizes=RECTANGLE_FACTOR_SIZES,
+                      edge: float = RECTANGLE_EDGE, extent=RECTANGLE_EXTENT) -> torch.Tensor:
+    """Grey images (N, 1, size, size) of a centred, axis-aligned bright rectangle with soft edges.
+
+    factors: integer indices (N, 2) into the grids of ``factor_sizes`` side lengths (width, height), evenly spaced
+    over ``extent`` = ((shortest, longest) width, (shortest, longest) height), in pixels of a 32-pixel image.
+    A pixel at (u, v) from the centre has intensity s((w/2 − |u|)/edge) · s((h/2 − |v|)/edge) with s the
+    logistic function: 1 deep inside, ½ on the edge, 0 far outside, a ramp ``edge`` pixels wide.
+    Width changes only the columns near the left and right edges and height only the rows near the top and
+    bottom, which is why a β-VAE can line its latents up with them (unit 06).
+    """
+    factors = torch.as_tensor(factors)
+    if factors.dim() != 2 or factors.shape[1] != 2 or factors.is_floating_point():
+        raise ValueError(f"factors must be an integer tensor shaped (N, 2), got {tuple(factors.shape)} {factors.dtype}")
+    if len(factor_sizes) != 2:
+        raise ValueError(f"factor_sizes must give two grid sizes (width, height), got {factor_sizes!r}")
+    size = checks.integer("size", size, low=8, hint="pixels")
+    edge = checks.positive("edge", edge, hint="pixels")
+    if len(extent) != 2:
+        raise ValueError(f"extent must give a (shortest, longest) range for the width and one for the height, "
+                         f"got {extent!r}")
+    widths, heights = (rectangle_sides(n, size, e) for n, e in zip(factor_sizes, extent))
+    if len(factors) and ((factors < 0).any() or (factors >= torch.tensor(tuple(factor_sizes))).any()):
+        raise ValueError(f"factors out of range: column i must lie in [0, {tuple(factor_sizes)}[i])")
+    f = factors.long().cpu()
+    coords = torch.arange(size, dtype=torch.float32) + 0.5 - size / 2  # pixel centres, from the image centre
+    half_w = widths[f[:, 0]].view(-1, 1, 1) / 2
+    half_h = heights[f[:, 1]].view(-1, 1, 1) / 2
+    across = torch.sigmoid((half_w - coords.abs().view(1, 1, -1)) / edge)  # columns
+    down = torch.sigmoid((half_h - coords.abs().view(1, -1, 1)) / edge)    # rows
+    return (across * down).unsqueeze(1)
+
+
+def measure_rectangles(images: torch.Tensor) -> torch.Tensor:
+    """(width, height) in pixels of the bright rectangle in each grey image (N, 1, H, W): the summed intensity
+    of the middle row (width) and of the middle column (height), each divided by the brightest pixel of the image.
+
+    For a rectangle of :func:`render_rectangles` (edge 1 pixel) the reading grows with the side and does not depend
+    on the other side; it is within 0.3 pixel of the side for sides from 8 to 28 pixels of a 32-pixel image (the
+    frame trims the widest a little) and reads short sides wide (by 1.2 pixels at 4 pixels: their plateau stays
+    below full brightness). For a decoded image it reads off the sides the decoder
+    drew, which is how unit 06 tells which factor a latent moves. Returns (N, 2).
+    """
+    checks.images("images", images)
+    x = images.detach().float().cpu()[:, 0]
+    h, w = x.shape[1:]
+    peak = x.flatten(1).amax(1).clamp_min(1e-6)
+    middle_row = x[:, h // 2 - 1: h // 2 + 1 if h % 2 == 0 else h // 2 + 1].mean(1)     # (N, W)
+    middle_col = x[:, :, w // 2 - 1: w // 2 + 1 if w % 2 == 0 else w // 2 + 1].mean(2)  # (N, H)
+    return torch.stack([middle_row.sum(1) / peak, middle_col.sum(1) / peak], 1)

@@ -1,10 +1,14 @@
-"""The β explorer of unit 05 and the app: a slider over the β-sweep trained once (``vaeutils.sweep``).
+"""The β tools of unit 05 and the app: a slider over the β-sweep trained once (``vaeutils.sweep``), and the
+pictures and sample measures unit 05 draws from the same sweep.
 
 Every panel (reconstructions, prior samples, a traversal, the KL per dimension and the rate–distortion plane
 with that β ringed) is rendered once, when the explorer is built; moving the slider only swaps PNG bytes and a
 line of HTML, so an update costs well under a millisecond in the kernel. The pictures come from plain functions
 (:func:`beta_panel_images`, :func:`render_beta_panel`) that the tests call directly, because ipywidgets swallows
 exceptions raised inside a widget callback. The live β trainer is in ``vaeutils.widgets.live``.
+
+For the unit's own pages: :func:`sweep_gallery` (reconstructions and prior samples of every β in one figure) and
+:func:`sample_realism` (how far prior samples land from the nearest training image, and how varied they are).
 """
 
 from __future__ import annotations
@@ -17,6 +21,69 @@ from matplotlib.figure import Figure
 from .. import checks
 from .. import plots as _plots
 from ..sweep import BETA_SWEEP, _check_image_data, _check_sweep, prepare_data, sweep_points, train_beta_sweep
+
+# --------------------------------------------------------------------------- unit 05's pictures and measures
+
+def sweep_gallery(sweep, x_show: torch.Tensor, n_samples: int = 10, seed: int = 1):
+    """One figure, one row per β of ``sweep``: ``x_show`` reconstructed (left) and ``n_samples`` decoded draws
+    from the prior (right), the same draws z for every β (``seed``). The top row shows ``x_show`` itself."""
+    import matplotlib.pyplot as plt
+
+    entries = _check_sweep(sweep)
+    checks.images("x_show", x_show)
+    n_samples = checks.integer("n_samples", n_samples, low=1)
+    z = torch.randn(n_samples, entries[0].model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    fig, axes = plt.subplots(len(entries) + 1, 2, figsize=(12, 0.95 * (len(entries) + 1)))
+    _plots.image_grid(x_show, nrow=len(x_show), ax=axes[0, 0], title="test images → reconstructions")
+    axes[0, 1].set_axis_off()
+    axes[0, 1].set_title("samples from the prior (the same z in every row)")
+    with torch.no_grad():
+        for row, entry in enumerate(entries, start=1):
+            m = entry.model.eval()
+            _plots.image_grid(m.reconstruct(x_show), nrow=len(x_show), ax=axes[row, 0])
+            _plots.image_grid(m.mean_image(m.decode(z.to(x_show.device))), nrow=n_samples, ax=axes[row, 1])
+            axes[row, 0].text(-3, 14, f"β={entry.beta:g}", ha="right", va="center", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def nearest_distance(images: torch.Tensor, reference: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
+    """For each image p of ``images`` (N, …, pixels in [0, 1]): Σ |p − t| over the pixels, for the nearest
+    binary image t of ``reference`` (M, …). When p is binary this counts the pixels in which it differs from t
+    (a Hamming distance); when p is a decoder's mean it is the expected number of pixels in which a binary image
+    drawn from p would differ from t. Shape (N,), float64."""
+    checks.images("images", images)
+    checks.images("reference", reference)
+    a, b = images.flatten(1).float(), reference.flatten(1).float().to(images.device)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"images and reference must have the same size, got {a.shape[1]} and {b.shape[1]} pixels")
+    if not ((b == 0) | (b == 1)).all():
+        raise ValueError("reference must be binary images (0/1): binarize them with data.static_binarize")
+    if a.min() < 0 or a.max() > 1:
+        raise ValueError("images must lie in [0, 1]: pass decoded means (model.mean_image) or binary images")
+    b_ones = b.sum(1)  # for binary t, Σ|p − t| = Σp + Σt − 2 p·t: one matrix product per chunk
+    out = [(ac.sum(1, keepdim=True) + b_ones - 2 * ac @ b.T).min(1).values for ac in a.split(chunk)]
+    return torch.cat(out).double().cpu()
+
+
+@torch.no_grad()
+def sample_realism(model, reference: torch.Tensor, n: int = 2000, seed: int = 2,
+                   n_diversity: int | None = None) -> dict:
+    """How like the binary ``reference`` images (the statically binarized training set) ``n`` prior samples are.
+
+    Each sample is a code z ~ N(0, I) (the same ``seed`` gives the same codes to every model of a sweep)
+    decoded to its mean image p. Returns ``distance`` (numpy, (n,)): :func:`nearest_distance` of each p, the
+    expected number of pixels in which a binary draw from p differs from its nearest reference image (a blurred
+    pixel costs half a pixel whatever the reference, so blur is not flattered); and ``diversity``: the mean
+    Euclidean distance between two of the first ``n_diversity`` (default: 500, or n if fewer) decoded means (pixels
+    in [0, 1])."""
+    n = checks.integer("n", n, low=2)
+    n_diversity = checks.integer("n_diversity", min(500, n) if n_diversity is None else n_diversity, low=2, high=n)
+    model.eval()
+    means = model.sample(n, generator=torch.Generator().manual_seed(seed))
+    return {"distance": nearest_distance(means, reference).numpy(),
+            "diversity": float(torch.pdist(means[:n_diversity].flatten(1).double()).mean())}
+
 
 # --------------------------------------------------------------------------- the explorer's pictures
 
