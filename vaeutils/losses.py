@@ -146,18 +146,23 @@ def _check_scale(name: str, value, like: torch.Tensor) -> torch.Tensor:
     return value
 
 
+def _location_scale(loc_name: str, loc, x, scale_name: str, scale, reduction: str):
+    """The checked inputs of a location–scale NLL, in float32 or wider: (loc, x, log-scale)."""
+    checks.tensor(loc_name, loc)
+    checks.tensor("x", x)
+    checks.same_shape(loc_name, loc, "x", x)
+    _check_reduction(reduction)
+    loc, x = _wide(loc), _wide(x)
+    return loc, x, _wide(_check_scale(scale_name, scale, x))
+
+
 def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma=0.0, reduction: str = "none") -> torch.Tensor:
     """−log N(x | mean, σ²) with σ = exp(log_sigma), constant ½log 2π included.
 
     ``log_sigma``: a number or a tensor broadcastable to ``x`` (per pixel, per image, learned).
     Equals ``-Normal(mean, exp(log_sigma)).log_prob(x)`` summed per example.
     """
-    checks.tensor("mean", mean)
-    checks.tensor("x", x)
-    checks.same_shape("mean", mean, "x", x)
-    _check_reduction(reduction)
-    mean, x = _wide(mean), _wide(x)
-    log_sigma = _wide(_check_scale("log_sigma", log_sigma, x))
+    mean, x, log_sigma = _location_scale("mean", mean, x, "log_sigma", log_sigma, reduction)
     per_element = 0.5 * ((x - mean) * torch.exp(-log_sigma)).square() + log_sigma + _HALF_LOG_2PI
     return _reduce(per_element, reduction)
 
@@ -167,12 +172,7 @@ def laplace_nll(loc: torch.Tensor, x: torch.Tensor, log_scale=0.0, reduction: st
 
     Same conventions as :func:`gaussian_nll`; with a fixed scale it is L1 loss plus a constant.
     """
-    checks.tensor("loc", loc)
-    checks.tensor("x", x)
-    checks.same_shape("loc", loc, "x", x)
-    _check_reduction(reduction)
-    loc, x = _wide(loc), _wide(x)
-    log_scale = _wide(_check_scale("log_scale", log_scale, x))
+    loc, x, log_scale = _location_scale("loc", loc, x, "log_scale", log_scale, reduction)
     per_element = (x - loc).abs() * torch.exp(-log_scale) + log_scale + _LOG_2
     return _reduce(per_element, reduction)
 
