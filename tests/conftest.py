@@ -141,3 +141,16 @@ def tiny_split():
     """``tiny_split(folder, n_train=6, n_test=4, compress=False)`` writes the four MNIST IDX files of random
     28x28 images into ``folder`` and returns their tensors."""
     return _tiny_split
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One Chromium (Debian's, driven by Playwright) per test module; tests that use it skip or fail as their
+    module decides when the browser is missing (see browser_helpers.browser_unavailable)."""
+    from browser_helpers import launch_chromium
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()

@@ -28,7 +28,6 @@ from browser_helpers import (
     drag_slider_to,
     image_sources,
     lab_server,
-    launch_chromium,
     page_problems,
     press_slider_key,
     server_environment,
@@ -59,16 +58,6 @@ def _env(tmp: Path) -> dict:
         for name in ("SMOKE", "CI"):
             env.pop(name, None)
     return env
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

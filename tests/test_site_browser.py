@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_helpers import browser_unavailable, launch_chromium
+from browser_helpers import browser_unavailable
 
 _missing = browser_unavailable()
 if _missing and os.environ.get("CI"):
@@ -151,16 +151,6 @@ def built(tmp_path_factory):
     site_dir = build_site(folder)
     expected = json.loads((folder / "notebooks" / "expected.json").read_text())
     return site_dir, expected
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture
