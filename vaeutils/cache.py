@@ -8,7 +8,7 @@ owned by someone else is read when it can be and otherwise skipped: never an err
 for this session only (said in one line).
 
 Writes are atomic (``files.atomic_save``: temporary file, then rename), so an interrupted run never leaves a
-half-written checkpoint. A writer killed mid-save (SIGKILL) leaves its ``*.pt.XXXX.tmp`` behind; the next
+half-written checkpoint. A writer killed mid-save (SIGKILL) leaves its ``*.pt.<random>.tmp`` behind; the next
 save or clear in that folder removes such files once they are older than any writer could still be busy
 with them (:data:`STALE_TMP_SECONDS`). A corrupt file or one whose stored config differs is reported in one
 line and the next layer is tried, or the model retrained.

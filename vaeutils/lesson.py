@@ -50,7 +50,7 @@ def _as_float(name: str, value) -> float:
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise AssertionError(f"{name}: expected a number, got {value!r}; replace the placeholder with your answer")
+        raise AssertionError(f"{name}: expected a number, got {value!r}; replace the stub with your answer")
     return float(value)
 
 

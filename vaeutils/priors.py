@@ -87,7 +87,8 @@ class StandardNormalPrior(nn.Module):
 
 class _Mixture(nn.Module):
     def components(self, vae) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        """(log weights, means, log-variances) of the mixture: each prior below says where they come from."""
+        raise TypeError(f"{type(self).__name__} is a mixture without components; use MixturePrior or VampPrior")
 
     def log_prob(self, z: torch.Tensor, vae=None) -> torch.Tensor:
         """log p(z), one value per row of z."""
