@@ -42,6 +42,7 @@ APP = ROOT / "notebooks" / "beta_explorer_app.ipynb"
 DOCS = ROOT / "docs"
 UPDATE_SCREENSHOTS = os.environ.get("UPDATE_SCREENSHOTS", "").strip().lower() in {"1", "true", "yes"}
 PAGE_TIMEOUT_MS = 600_000  # a cold cache trains the sweep while the page is built
+FIRST_DRAW_TIMEOUT_MS = 180_000  # the sweep is ready before the server starts: a page draws in well under this
 UPDATE_TIMEOUT_S = 10.0
 LOOSE_LATENCY_MS = 5000  # fails only when the view does not follow at all; the target (200 ms) is reported
 
@@ -76,11 +77,23 @@ def app_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def app_page(browser, app_server):
     """One page of the app for the tests of this module, loaded once: Voila runs the notebook per page."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     t0 = time.perf_counter()
-    page.goto(app_server.base_url, wait_until="commit", timeout=PAGE_TIMEOUT_MS)
-    for selector in (".kl-explorer img", ".beta-explorer img", ".live-trainer img"):
-        page.wait_for_selector(selector, state="attached", timeout=PAGE_TIMEOUT_MS)
+    # The sweep is trained before the server starts, so a page is drawn in well under two minutes. Now and then a
+    # Voila page stays blank although its kernel went idle (the class-server benchmark sees it too); such a page is
+    # loaded once more, and a second blank page fails the test.
+    for attempt in (1, 2):
+        page.goto(app_server.base_url, wait_until="commit", timeout=PAGE_TIMEOUT_MS)
+        try:
+            for selector in (".kl-explorer img", ".beta-explorer img", ".live-trainer img"):
+                page.wait_for_selector(selector, state="attached", timeout=FIRST_DRAW_TIMEOUT_MS)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            print("\napp page still blank: loading it once more")
     print(f"\napp page: every widget drawn {time.perf_counter() - t0:.1f} s after the request")
     page.app_state = {"beta_changes": 0}
     yield page
