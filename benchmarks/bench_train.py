@@ -195,16 +195,32 @@ def gemm_gflops(m: int, k: int, n: int, seconds: float = 0.5, device: str = "cpu
     return 2 * m * k * n * reps / elapsed / 1e9
 
 
-def model_matmuls(batch: int) -> list[tuple[int, int, int]]:
-    """(m, k, n) of every matmul of one training step of 784-400-20 (forward, input grads, weight grads)."""
+def step_matmuls(batch: int, dtype: torch.dtype) -> list[tuple[int, object]]:
+    """(flops, call) for every matrix multiply of one training step of 784-400-20, shaped and laid out as the
+    fused step calls them (``vaeutils.fused``): forward ``addmm(b, a, Wᵀ)``, the input gradient ``g @ W`` (not
+    needed for the images) and the weight gradient ``gᵀ @ a``."""
     layers = [(784, 400), (400, 40), (20, 400), (400, 784)]
-    shapes = []
+    calls = []
     for i, (d_in, d_out) in enumerate(layers):
-        shapes.append((batch, d_in, d_out))          # forward
+        a, w = torch.randn(batch, d_in, dtype=dtype), torch.randn(d_out, d_in, dtype=dtype)
+        b, g = torch.randn(d_out, dtype=dtype), torch.randn(batch, d_out, dtype=dtype)
+        flops = 2 * batch * d_in * d_out
+        calls.append((flops, lambda a=a, w=w, b=b: torch.addmm(b, a, w.t())))
         if i > 0:
-            shapes.append((batch, d_out, d_in))      # gradient of the layer's input (not needed for x)
-        shapes.append((d_out, batch, d_in))          # gradient of the weights
-    return shapes
+            calls.append((flops, lambda g=g, w=w: g @ w))
+        calls.append((flops, lambda g=g, a=a: g.t() @ a))
+    return calls
+
+
+def call_gflops(flops: int, call, seconds: float) -> float:
+    for _ in range(3):
+        call()
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for _ in range(10):
+            call()
+        reps += 10
+    return flops * reps / (time.perf_counter() - t0) / 1e9
 
 
 def forward_flops_per_image() -> int:
@@ -319,10 +335,8 @@ def main(argv=None) -> int:
     print("\nmeasuring matmul throughput", flush=True)
     dtype = torch.bfloat16 if ours_precision == "bf16" else torch.float32
     peak = gemm_gflops(2048, 2048, 2048, gemm_seconds, dtype=dtype)
-    shapes = model_matmuls(cfg.batch_size)
-    shape_rates = [gemm_gflops(m, k, n, gemm_seconds / 2, dtype=dtype) for m, k, n in shapes]
-    shape_peak = sum(2 * m * k * n for m, k, n in shapes) / sum(
-        2 * m * k * n / rate for (m, k, n), rate in zip(shapes, shape_rates))
+    calls = step_matmuls(cfg.batch_size, dtype)
+    shape_peak = sum(f for f, _ in calls) / sum(f / call_gflops(f, c, gemm_seconds / 2) for f, c in calls)
     flops_epoch = 3 * forward_flops_per_image() * 60000
     ours_epoch = statistics.median(x["ours_epoch"] for x in rounds)
     achieved = flops_epoch / ours_epoch / 1e9
@@ -332,10 +346,12 @@ def main(argv=None) -> int:
     row("---", "---:")
     row("matmul work per epoch (3 × forward, 60,000 images)", f"{flops_epoch / 1e9:.0f} GFLOP")
     row(f"{name}, 2048 × 2048 × 2048 (`torch.mm`)", f"{peak:.0f} GFLOP/s")
-    row(f"{name} at the model's own shapes, batch {cfg.batch_size} (time-weighted)", f"{shape_peak:.0f} GFLOP/s")
+    row(f"{name} at the step's own shapes and layouts, batch {cfg.batch_size} (the 11 products of a step, "
+        "time-weighted)", f"{shape_peak:.0f} GFLOP/s")
     row(f"achieved by our training epoch ({ours_epoch:.2f} s, median)", f"{achieved:.0f} GFLOP/s")
     row(f"**achieved / large-square {name}** (goal ≥ {GOAL_MATMUL:.0%})", f"**{achieved / peak:.0%}**")
-    row(f"achieved / model-shape {name}", f"{achieved / shape_peak:.0%}")
+    row(f"achieved / {name} at the step's shapes (the ceiling for this model and batch)",
+        f"{achieved / shape_peak:.0%}")
 
     if torch.cuda.is_available():
         print(f"\n## GPU ({torch.cuda.get_device_name(0)}), data resident on the device\n", flush=True)
@@ -353,7 +369,8 @@ def main(argv=None) -> int:
 
     median = statistics.median(speedups) if len(speedups) == len(rounds) else 0.0
     print(f"\nGoals: median speed-up ≥ {GOAL_SPEEDUP:g}× → {'met' if median >= GOAL_SPEEDUP else 'NOT met'}; "
-          f"epoch at ≥ {GOAL_MATMUL:.0%} of {name} → {'met' if achieved / peak >= GOAL_MATMUL else 'NOT met'}"
+          f"epoch at ≥ {GOAL_MATMUL:.0%} of {name} → {'met' if achieved / peak >= GOAL_MATMUL else 'NOT met'} "
+          f"(large square), {'met' if achieved / shape_peak >= GOAL_MATMUL else 'NOT met'} (the step's shapes)"
           + (" (quick mode: a smoke check, not a measurement)" if args.quick else ""))
     return 0
 

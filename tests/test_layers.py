@@ -20,7 +20,7 @@ LAYERS = [
     ["losses"],
     ["models", "exact"],
     ["priors"],
-    ["cache", "precision"],
+    ["cache", "precision", "fused", "optim"],
     ["train"],
     ["train.cli"],
     ["train.__main__"],
