@@ -90,3 +90,4 @@ def test_tune_allocator_is_on_for_glibc_and_off_when_asked(monkeypatch):
     monkeypatch.setenv("VAELAB_TUNE_MALLOC", "0")
     assert config.tune_allocator() is False
     config.tune_allocator.cache_clear()
+

@@ -48,3 +48,20 @@ def test_a_loaded_state_is_used_from_the_next_step():
         p.grad = torch.ones(p.shape)
     opt2.step()
     assert int(opt2.state[params[0]]["step"]) == 4
+
+
+def test_running_means_of_weights_without_gradient_never_turn_denormal():
+    p = torch.nn.Parameter(torch.ones(4))
+    opt = optim.LeanAdam([p], lr=1e-3)
+    for step in range(1000):
+        p.grad = torch.full((4,), 1.0 if step == 0 else 0.0)  # one gradient, then none: the mean decays by 0.9
+        opt.step()
+        m = opt.state[p]["exp_avg"]
+        assert not bool(((m != 0) & (m.abs() < torch.finfo(torch.float32).tiny)).any()), step
+    assert bool((m == 0).all())
+    ref = torch.nn.Parameter(torch.ones(4))
+    ref_opt = torch.optim.Adam([ref], lr=1e-3, fused=True)
+    for step in range(1000):
+        ref.grad = torch.full((4,), 1.0 if step == 0 else 0.0)
+        ref_opt.step()
+    assert torch.allclose(p, ref, rtol=0, atol=1e-12)  # the same weights: the flushed means moved nothing
