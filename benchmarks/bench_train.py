@@ -9,9 +9,10 @@ where torchvision expects them. Left out of the reference: its log prints and th
 
 Ours: ``python -m vaeutils.train --dataset fashion-mnist --hidden 400 --latent-dim 20 --epochs 7 --json
 --precision auto`` with its default speed settings: the data resident as one tensor, shuffled index batches of
-256, fused Adam with a peak learning rate of 6e-3 decayed linearly to zero over the 7 epochs, the output bias
-started at the log-odds of the mean image, and bfloat16 autocast for the matrix multiplies where the CPU runs them
-fast (AVX512-BF16 or AMX; float32 elsewhere). Same model, same loss, same data; one JSON line per epoch.
+256, the fused MLP-VAE step (``vaeutils.fused``), fused Adam with a peak learning rate of 6e-3 decayed linearly to
+zero over the 7 epochs, the output bias started at the log-odds of the mean image, and bfloat16 matrix multiplies
+where the CPU runs them fast (AVX512-BF16 or AMX; float32 elsewhere). Same model, same loss, same data; one JSON
+line per epoch (see benchmarks/README.md for what each setting is worth).
 
 Rounds: the reference and ours run alternately (``--rounds``, default 3; the order flips every round), and the
 table reports every round, then the median speed-up with its min and max, and the load average before and after.
@@ -178,7 +179,7 @@ def run_ours(epochs: int, target: float, device: str | None, extra: list[str]) -
 def gemm_gflops(m: int, k: int, n: int, seconds: float = 0.5, device: str = "cpu",
                 dtype: torch.dtype = torch.float32) -> float:
     """Achieved GFLOP/s of ``torch.mm`` at (m, k) @ (k, n) in ``dtype`` (float32: sgemm; bfloat16: the precision
-    our autocast epoch multiplies in)."""
+    our bf16 epoch multiplies in)."""
     a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
     for _ in range(3):
         torch.mm(a, b)

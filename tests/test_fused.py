@@ -132,6 +132,8 @@ def test_bad_batches_get_the_models_and_the_losses_errors(tiny_vae):
         fused.elbo_terms(model, L.ELBOLoss(), torch.rand(4, 1, 27, 28))
     with pytest.raises(ValueError, match="empty"):
         fused.elbo_terms(model, L.ELBOLoss(), torch.rand(0, 1, 28, 28))
+    with pytest.raises(ValueError, match="precision"):
+        fused.elbo_terms(model, L.ELBOLoss(), torch.rand(2, 1, 28, 28), precision="auto")
 
 
 def test_pixels_outside_0_1_are_refused_by_train_step_before_the_update(tiny_vae):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from . import checks
 from .losses import ELBOLoss
 from .models import MLPVAE
 
@@ -65,10 +66,11 @@ def elbo_terms(model: MLPVAE, loss: ELBOLoss, x: torch.Tensor, step: int = 0, ge
     n_enc = len(lay) - 1 - (len(model.decoder) + 1) // 2
     eps = torch.randn((len(x), model.latent_dim), generator=generator, device=x.device, dtype=torch.float32)
     flat = [t for m in lay for t in (m.weight, m.bias)]
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    dtype = torch.bfloat16 if checks.choice("precision", precision, ("fp32", "bf16")) == "bf16" else torch.float32
     loss_value, rec, kl = _FusedELBO.apply(x.reshape(len(x), -1), eps, beta, float(loss.free_bits), n_enc, dtype,
                                            *flat)
-    in_range = (x.min() >= 0) & (x.max() <= 1)
+    low, high = torch.aminmax(x)
+    in_range = (low >= 0) & (high <= 1)
     return {"loss": loss_value, "rec": rec, "kl": kl, "beta": beta, "x_in_range": in_range}
 
 

@@ -41,16 +41,18 @@ class NonFiniteLossError(RuntimeError):
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: torch.Tensor, step: int,
                generator: torch.Generator | None = None, on_finite=None, precision: str = "fp32") -> dict[str, float]:
-    """One optimiser step on the batch ``xb``: forward, a check that every term is finite, backward, update.
+    """One optimiser step on the batch ``xb``: forward, backward, a check that every term is finite, update.
 
     ``loss_fn(model, xb, step)`` returns a dict with ``loss`` (minimised) and other terms; a generator, if given,
     is passed on for the reparameterisation noise. Returns every term as a float (one host sync for all).
     A non-finite term raises :class:`NonFiniteLossError` before the weights change; ``on_finite()``, if given, runs
     once the terms are known to be finite, before the update (``fit`` keeps a copy of the good weights there).
-    ``precision``: ``"bf16"`` runs the forward pass under bfloat16 autocast (``vaeutils.precision``); the weights,
-    the gradients and the optimiser stay float32. A non-finite gradient raises :class:`NonFiniteLossError` (term
-    ``"gradient"``) at the step that made it, before the update. Used by :func:`fit` and by the live β trainer, so
-    both train the same way.
+    ``precision``: ``"bf16"`` multiplies in bfloat16 (``vaeutils.precision``); the weights, the gradients, the
+    loss terms and the optimiser stay float32. A non-finite gradient raises :class:`NonFiniteLossError` (term
+    ``"gradient"``) at the step that made it, before the update. An ``MLPVAE`` with a Bernoulli ``ELBOLoss``
+    takes the fused step of ``vaeutils.fused`` (the same terms and gradients, several times fewer operations);
+    everything else goes through autograd (under autocast for bf16). Used by :func:`fit` and by the live β
+    trainer, so both train the same way.
     """
     _config.tune_allocator()
     if _fused.supports(model, loss_fn):
