@@ -91,6 +91,7 @@ c.Spawner.environment = {
     "VAELAB_SHARED_CACHE": shared_cache,  # read first; nothing is ever written there
     "VAELAB_DATA": _user_data,  # models not in the shared cache are trained into ~/.vae-loss-lab/cache
     "VAELAB_OFFLINE": "1",  # the class server needs no network: MNIST is the shipped sample
+    "VAELAB_PRECISION": env("VAELAB_PRECISION", "fp32"),  # as for `make models`, or the shared models don't match
     "GIT_CONFIG_SYSTEM": str(git_config),  # nbgitpuller's git may read the instructor's course repository
     "PATH": f"{BIN}:/usr/local/bin:/usr/bin:/bin",
 }
