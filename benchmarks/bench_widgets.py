@@ -1,4 +1,4 @@
-"""How fast the β tools of notebook 04 answer, measured inside a real Jupyter kernel.
+"""How fast the β tools of unit 05 answer, measured inside a real Jupyter kernel.
 
 A kernel is started (as JupyterLab or Voila would), the widgets are built and displayed there, and:
 
@@ -10,7 +10,7 @@ A kernel is started (as JupyterLab or Voila would), the widgets are built and di
 3. The kernel stays usable meanwhile: the round trip of a trivial cell (``1 + 1``) sent by the client,
    p50 / p95, while the trainer runs and, for contrast, while it does not.
 
-The explorer uses the default sweep from the cache (notebook 04 trains it; a cold cache trains it
+The explorer uses the default sweep from the cache (unit 05 trains it; a cold cache trains it
 here first, which takes minutes). ``--tiny`` uses a 2-β sweep trained in seconds instead: a smoke check.
 Timings are wall-clock; the load average is printed first, because other jobs on the cores count.
 
