@@ -1,4 +1,4 @@
-"""How long one redraw of the KL explorer (notebook 01) takes in the kernel.
+"""How long one redraw of the KL explorer (unit 01) takes in the kernel.
 
 Builds the widget inside an IPython shell (so ``display`` runs the real formatter, as in a
 notebook), then sets slider values one at a time and times each complete update: the state,

@@ -1,4 +1,4 @@
-"""The KL part of vaeutils.losses (taught in notebook 01): kl_per_dim and kl_terms."""
+"""The KL part of vaeutils.losses (taught in unit 01): kl_per_dim and kl_terms."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The calibrated decoder's scale (σ-VAE, notebook 06): σ* = √MSE and b* = mean |x − loc| in closed form, the
+"""The calibrated decoder's scale (σ-VAE, unit 08): σ* = √MSE and b* = mean |x − loc| in closed form, the
 minimum of their NLLs, and ELBOLoss(log_scale="optimal") using them."""
 
 import math

@@ -1,4 +1,4 @@
-"""The reconstruction part of vaeutils.losses (taught in notebook 02): bernoulli_nll, gaussian_nll, laplace_nll.
+"""The reconstruction part of vaeutils.losses (taught in unit 02): bernoulli_nll, gaussian_nll, laplace_nll.
 
 Each NLL is compared with torch.distributions summed per example, on random and extreme inputs, with
 every form of scale (scalar, per pixel, per example), through float64 gradcheck, and with every bad input:

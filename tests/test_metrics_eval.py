@@ -1,4 +1,4 @@
-"""vaeutils.metrics for notebook 03: the IWAE bound, active units, KL per dimension, rate/distortion; bad input
+"""vaeutils.metrics for unit 04: the IWAE bound, active units, KL per dimension, rate/distortion; bad input
 (batch sizes, NaN pixels, a missing model) named, never measured."""
 
 import math

@@ -1,4 +1,4 @@
-"""Judging samples offline (notebook 06): the Fréchet distance against closed forms, and the
+"""Judging samples offline (unit 09): the Fréchet distance against closed forms, and the
 class-coverage entropy."""
 
 import math

@@ -1,5 +1,5 @@
 """vaeutils.models: shapes, the PyTorch example's parameter count, the reparameterisation, sampling, the GAN and
-classifier models of notebook 06, and bad arguments named."""
+classifier models of unit 09, and bad arguments named."""
 
 import numpy as np
 import pytest

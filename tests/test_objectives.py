@@ -1,4 +1,4 @@
-"""vaeutils.objectives (notebook 06): GECO's multiplier and its NaN handling, the GAN and energy losses."""
+"""vaeutils.objectives (units 08 and 09): GECO's multiplier and its NaN handling, the GAN and energy losses."""
 
 import math
 from dataclasses import dataclass
@@ -106,7 +106,7 @@ def test_one_nan_skips_that_update_says_so_and_geco_goes_on():
 
 @dataclass
 class GECOLoss:
-    """The Bernoulli ELBO terms balanced by GECO, as notebook 06 writes it; ``nan_at`` poisons one step's rec."""
+    """The Bernoulli ELBO terms balanced by GECO, as unit 08 writes it; ``nan_at`` poisons one step's rec."""
 
     geco: L.GECO
     nan_at: int = -1

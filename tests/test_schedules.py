@@ -1,7 +1,7 @@
 """β and capacity schedules: values at known steps and bad arguments.
 
 The trainer calls ``schedule(step)`` once per optimiser step (step 0 is the first update), and
-notebook 05 plots the same objects, so the curve in the lesson is the curve the trainer used.
+unit 07 plots the same objects, so the curve in the lesson is the curve the trainer used.
 """
 
 import dataclasses

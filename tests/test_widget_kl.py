@@ -1,4 +1,4 @@
-"""The KL explorer (vaeutils.widgets.kl, notebook 01): its pure functions, then the widget headless.
+"""The KL explorer (vaeutils.widgets.kl, unit 01): its pure functions, then the widget headless.
 
 ipywidgets swallows exceptions raised inside a callback when a kernel runs it, so the pure
 functions are tested directly as well as through slider changes.

@@ -1,4 +1,4 @@
-"""The reconstruction-loss explorer (vaeutils.widgets.recon, notebook 02): its pure functions, then the
+"""The reconstruction-loss explorer (vaeutils.widgets.recon, unit 02): its pure functions, then the
 widget headless (set slider values, check what it shows). ipywidgets swallows exceptions raised inside a
 callback, so the pure functions are tested directly as well."""
 

@@ -15,7 +15,7 @@
 
 ``VAELAB_OFFLINE=1`` (or ``offline=True``) skips the network. Whether the download server is reachable is
 found out once per session with one short request (two seconds at worst) and remembered.
-Binarization (notebook 00): ``binarize`` draws a fresh Bernoulli sample on every call (dynamic);
+Binarization (unit 00): ``binarize`` draws a fresh Bernoulli sample on every call (dynamic);
 ``static_binarize`` draws one fixed sample per seed (static).
 """
 

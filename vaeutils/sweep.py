@@ -26,7 +26,7 @@ from .losses import ELBOLoss
 from .train import TrainResult, train_vae
 
 BETA_SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
-"""The β values of the sweep shared by notebook 04 and :func:`beta_explorer`."""
+"""The β values of the sweep shared by unit 05, the later units and :func:`beta_explorer`."""
 
 SWEEP_NAME = "beta-sweep"
 SWEEP_HIDDEN = (400,)

@@ -1,4 +1,4 @@
-"""The KL explorer of notebook 01: sliders for μ and σ (or log σ²) redraw q = N(μ, σ²)
+"""The KL explorer of unit 01: sliders for μ and σ (or log σ²) redraw q = N(μ, σ²)
 against the prior N(0, 1), the contribution of each term of −½(1 + log σ² − σ² − μ²),
 and the KL value.
 

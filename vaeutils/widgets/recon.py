@@ -1,4 +1,4 @@
-"""The reconstruction-loss explorer of notebook 02: one pixel, three likelihoods.
+"""The reconstruction-loss explorer of unit 02: one pixel, three likelihoods.
 
 Sliders set a target pixel value x, the decoder's prediction p (its image-space mean, i.e. the
 Bernoulli probability or the Gaussian/Laplace mean) and the Gaussian σ. The view shows, for the
