@@ -181,19 +181,8 @@ def gemm_gflops(m: int, k: int, n: int, seconds: float = 0.5, device: str = "cpu
     """Achieved GFLOP/s of ``torch.mm`` at (m, k) @ (k, n) in ``dtype`` (float32: sgemm; bfloat16: the precision
     our bf16 epoch multiplies in)."""
     a, b = torch.randn(m, k, device=device, dtype=dtype), torch.randn(k, n, device=device, dtype=dtype)
-    for _ in range(3):
-        torch.mm(a, b)
-    reps, elapsed = 0, 0.0
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    sync()
-    t0 = time.perf_counter()
-    while elapsed < seconds:
-        for _ in range(10):
-            torch.mm(a, b)
-        sync()
-        reps += 10
-        elapsed = time.perf_counter() - t0
-    return 2 * m * k * n * reps / elapsed / 1e9
+    sync = torch.cuda.synchronize if device == "cuda" else None
+    return call_gflops(2 * m * k * n, lambda: torch.mm(a, b), seconds, sync)
 
 
 def step_matmuls(batch: int, dtype: torch.dtype) -> list[tuple[int, object]]:
@@ -213,13 +202,17 @@ def step_matmuls(batch: int, dtype: torch.dtype) -> list[tuple[int, object]]:
     return calls
 
 
-def call_gflops(flops: int, call, seconds: float) -> float:
+def call_gflops(flops: int, call, seconds: float, sync=None) -> float:
+    """GFLOP/s of ``call()`` (``flops`` of work each) repeated for about ``seconds``; ``sync`` waits for a GPU."""
+    sync = sync or (lambda: None)
     for _ in range(3):
         call()
+    sync()
     reps, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:
         for _ in range(10):
             call()
+        sync()
         reps += 10
     return flops * reps / (time.perf_counter() - t0) / 1e9
 

@@ -106,6 +106,12 @@ def kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
 
 # --------------------------------------------------------------- reconstruction (unit 02)
 
+def pixel_range_error(x: torch.Tensor) -> ValueError:
+    """The error for Bernoulli targets outside [0, 1] (raised by :func:`bernoulli_nll` and the fused step)."""
+    return ValueError(f"x must lie in [0, 1] for a Bernoulli likelihood, got values in [{x.min().item():.3g}, "
+                      f"{x.max().item():.3g}]; rescale the images (x / 255) or use gaussian_nll")
+
+
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none") -> torch.Tensor:
     """−log Bernoulli(x | sigmoid(logits)), summed over every non-batch dimension.
 
@@ -117,10 +123,7 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none"
     checks.same_shape("logits", logits, "x", x)
     _check_reduction(reduction)
     if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(
-            f"x must lie in [0, 1] for a Bernoulli likelihood, got values in [{x.min().item():.3g}, "
-            f"{x.max().item():.3g}]; rescale the images (x / 255) or use gaussian_nll"
-        )
+        raise pixel_range_error(x)
     per_element = F.binary_cross_entropy_with_logits(_wide(logits), _wide(x), reduction="none")
     return _reduce(per_element, reduction)
 

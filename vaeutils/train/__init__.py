@@ -24,7 +24,7 @@ from .. import data as _data
 from .. import fused as _fused
 from .. import optim as _optim
 from .. import precision as _precision
-from ..losses import ELBOLoss, kl_per_dim
+from ..losses import ELBOLoss, kl_per_dim, pixel_range_error
 from ..models import build_model
 
 
@@ -75,7 +75,7 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: 
     values = torch.stack([terms[k].detach().float().reshape(()) for k in names] + extra).tolist()
     grad_sum = values.pop() if grads else 0.0
     if in_range is not None and not values.pop():
-        raise _fused.range_error(xb)
+        raise pixel_range_error(xb)
     bad = [(k, v) for k, v in zip(names, values, strict=True) if not math.isfinite(v)]
     if bad:
         term, value = min(bad, key=lambda kv: kv[0] == "loss")  # the culprit, not the total it spoils
