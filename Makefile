@@ -25,9 +25,9 @@ $(STAMP): requirements.txt | $(PY)
 	$(PY) -m pip install --disable-pip-version-check --progress-bar off --quiet -r requirements.txt
 	@touch $@
 
-venv: $(STAMP) ## create the venv if missing, install requirements.txt, install vaeutils from this folder (editable)
-	@(cd / && $(abspath $(PY)) -c 'import os, sys, vaeutils; sys.exit(os.path.realpath(vaeutils.__file__) != sys.argv[1])' \
-	    "$(realpath vaeutils/__init__.py)" 2>/dev/null) \
+venv: $(STAMP) ## create the venv if missing, install requirements.txt, install vaeutils and coursekit from this folder (editable)
+	@(cd / && $(abspath $(PY)) -c 'import os, sys, vaeutils, coursekit; sys.exit(os.path.realpath(vaeutils.__file__) != sys.argv[1] \
+	    or os.path.realpath(coursekit.__file__) != sys.argv[2])' "$(realpath vaeutils/__init__.py)" "$(realpath coursekit/__init__.py)" 2>/dev/null) \
 	  || $(PY) -m pip install --disable-pip-version-check --quiet --no-deps --no-build-isolation --editable .
 
 lab: venv ## start JupyterLab on notebooks/ (extra options: LAB_ARGS="--port 9999 --no-browser")
@@ -35,7 +35,7 @@ lab: venv ## start JupyterLab on notebooks/ (extra options: LAB_ARGS="--port 999
 
 PORT ?= 8866
 app: venv ## the β explorer dashboard (Voila) at http://127.0.0.1:8866/ (PORT=...); trains the β-sweep first if needed
-	$(PY) -m vaeutils.app --port $(PORT)
+	$(PY) -m coursekit app --port $(PORT)
 
 test: venv ## ruff, the unit tests, then every notebook through nbmake (full mode; SMOKE=1 for a quick run)
 	$(VENV)/bin/ruff check .
@@ -43,31 +43,31 @@ test: venv ## ruff, the unit tests, then every notebook through nbmake (full mod
 	$(VENV)/bin/pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) --durations=0 notebooks
 
 course: venv ## execute every notebook in order; executed HTML and index.html in build/
-	$(PY) -m vaeutils.nbtools course notebooks build
+	$(PY) -m coursekit course notebooks build
 
 .PHONY: student slides
 student: venv ## student copies without solutions in build/student/
-	$(PY) -m vaeutils.kit student notebooks build/student
+	$(PY) -m coursekit student notebooks build/student
 
 # reveal.js, require.js and jQuery come from the npm registry, pinned in package-lock.json
 slides: venv ## one reveal.js deck per unit in build/slides/, offline
 	@test -d node_modules/reveal.js || npm ci --no-audit --no-fund
-	$(PY) -m vaeutils.kit slides notebooks build/slides
+	$(PY) -m coursekit slides notebooks build/slides
 
 # The class server (docs/classroom.md). `make models` runs every unit notebook and the app's sweep in full mode
 # with VAELAB_DATA=$(MODELS_DIR): the notebooks are the list of models, so nothing here names them.
 .PHONY: models hub
 MODELS_DIR ?= data
 models: venv ## train every model of the course once into $(MODELS_DIR)/cache, to share read-only (MODELS_DIR=...)
-	$(PY) classroom/make_models.py --data-dir $(MODELS_DIR)
+	$(PY) -m coursekit models --data-dir $(MODELS_DIR)
 
 HUB_PORT ?= 8000
 hub: venv ## a trial JupyterHub at http://127.0.0.1:8000/ (as root; students log in with local accounts)
 	@test -x node_modules/.bin/configurable-http-proxy || npm ci --no-audit --no-fund
-	$(PY) classroom/hub.py --port $(HUB_PORT) --models $(MODELS_DIR)
+	$(PY) -m coursekit hub --port $(HUB_PORT) --models $(MODELS_DIR)
 
 strip: venv ## clear outputs and execution counts of the notebooks (do it before committing)
-	$(PY) -m vaeutils.nbtools strip $(NOTEBOOKS)
+	$(PY) -m coursekit strip $(NOTEBOOKS)
 
 clean-cache: venv ## delete the trained checkpoints in data/cache
 	@if $(PY) -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("vaeutils.cache") is None)'; \

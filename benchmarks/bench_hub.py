@@ -42,9 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "classroom"), str(ROOT / "tests")]
-import hubtools  # noqa: E402
+from coursekit import hubtools
+from coursekit.paths import ROOT
 
 APP = ROOT / "notebooks" / "beta_explorer_app.ipynb"
 GROUP = "vaelab-bench-students"
@@ -161,8 +160,9 @@ def kernel_index(s) -> int:
 
 async def browser_student(playwright, hub, user, password, seconds, think, latencies, errors, ready, go, failed,
                           reloads):
-    from browser_helpers import CHROMIUM, CHROMIUM_ARGS, WATCH_JS, WIDGET_ERROR
     from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    from coursekit.browser import CHROMIUM, CHROMIUM_ARGS, WATCH_JS, WIDGET_ERROR
 
     browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
     try:
@@ -305,7 +305,7 @@ def main(argv=None) -> int:
         print(f"bench_hub: {reason}", file=sys.stderr)
         return 2
     if args.browsers:
-        from browser_helpers import browser_unavailable
+        from coursekit.browser import browser_unavailable
 
         if browser_unavailable():
             print(f"bench_hub: no browsers ({browser_unavailable()}); kernel clients only", file=sys.stderr)

@@ -15,13 +15,9 @@ import contextlib
 import io
 import math
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 TARGET_MS = 100.0
 

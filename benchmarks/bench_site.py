@@ -1,6 +1,6 @@
 """How big the course site is and how fast its live views answer in a browser, with no kernel.
 
-The site is built as ``make course`` builds it (``nbtools.build_course``): by default only the app page
+The site is built as ``make course`` builds it (``coursekit.course.build_course``): by default only the app page
 (``notebooks/beta_explorer_app.ipynb``: the KL explorer and the β explorer over the course's sweep, trained
 first when the cache lacks it), into a temporary folder; ``--site DIR`` measures a site already built (e.g.
 ``build/`` after ``make course``); ``--tiny`` builds the browser tests' one-page site (a 3-β sweep trained in
@@ -28,8 +28,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 TARGET_MS = 100.0
 SLIDERS = {"beta-explorer": ["vaelab-beta-slider"], "kl-explorer": ["vaelab-kl-mu", "vaelab-kl-sigma"]}
@@ -99,10 +97,11 @@ def main(argv=None) -> int:
     parser.add_argument("--moves", type=int, default=40, help="arrow presses per slider (default 40)")
     parser.add_argument("--opens", type=int, default=5, help="fresh page loads for open → answer (default 5)")
     args = parser.parse_args(argv)
-    from browser_helpers import launch_chromium
     from playwright.sync_api import sync_playwright
 
-    from vaeutils import config, nbtools
+    from coursekit import course
+    from coursekit.browser import launch_chromium
+    from vaeutils import config
 
     print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs; "
           f"mode {'smoke' if config.is_smoke() else 'full'}\n")
@@ -116,7 +115,7 @@ def main(argv=None) -> int:
             site = build_site(Path(tmp))
         else:
             site = Path(tmp) / "site"
-            nbtools.build_course(ROOT / "notebooks", site, pages=nbtools.EXTRA_PAGES)
+            course.build_course(ROOT / "notebooks", site, pages=course.EXTRA_PAGES)
         if not args.site:
             print(f"\nbuilt {site} in {time.perf_counter() - t0:.0f} s\n")
         print("| part of the site | size |\n| --- | ---: |")

@@ -265,7 +265,6 @@ def main(argv=None) -> int:
         args.rounds = 1
     gemm_seconds = 0.2 if args.quick else 1.0
 
-    sys.path.insert(0, str(ROOT))
     from vaeutils import precision as vprecision
     from vaeutils.train import cli as vcli
 

@@ -25,7 +25,6 @@ import json
 import os
 import queue
 import statistics
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -33,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 EXPLORER_TARGET_MS = 50.0
 LIVE_TARGET_PER_S = 5.0

@@ -146,9 +146,10 @@ def tiny_split():
 @pytest.fixture(scope="module")
 def browser():
     """One Chromium (Debian's, driven by Playwright) per test module; tests that use it skip or fail as their
-    module decides when the browser is missing (see browser_helpers.browser_unavailable)."""
-    from browser_helpers import launch_chromium
+    module decides when the browser is missing (see coursekit.browser.browser_unavailable)."""
     from playwright.sync_api import sync_playwright
+
+    from coursekit.browser import launch_chromium
 
     with sync_playwright() as playwright:
         chromium = launch_chromium(playwright)

@@ -32,10 +32,6 @@ LAYERS = [
     ["lesson"],
     ["widgets.kl", "widgets.recon", "widgets.beta", "widgets.free_bits", "widgets.live"],
     ["widgets"],
-    ["site"],
-    ["nbtools"],
-    ["kit"],
-    ["app"],
 ]
 RANK = {name: i for i, layer in enumerate(LAYERS) for name in layer}
 MAX_LINES = 400

@@ -212,7 +212,7 @@ class BetaExplorer(widgets.VBox):
         self.n_updates += 1
 
     def site_view(self) -> dict:
-        """What the course site (``vaeutils.site``) needs to run this explorer in a page with no kernel, as
+        """What the course site (``coursekit.site``) needs to run this explorer in a page with no kernel, as
         JSON-able values: the β values and their slider labels, every panel (base64 PNG), the readout HTML of
         every β, the index shown now and the model ids of the explorer and its slider (the site starts from
         the slider's saved position)."""

@@ -292,7 +292,7 @@ class KLExplorer(widgets.VBox):
         display(Image(data=self.last_png, format="png"))
 
     def site_view(self) -> dict:
-        """What the course site (``vaeutils.site``) needs to run this explorer in a page with no kernel, as
+        """What the course site (``coursekit.site``) needs to run this explorer in a page with no kernel, as
         JSON-able values: each slider's label, limits, step, readout format, value and model id (the site
         starts from the saved state), which input is in use, and the fixed scales of the picture. The page
         computes everything else from μ and σ with the formulas of :func:`kl_explorer_state`."""

@@ -1,5 +1,5 @@
 """The course site's live views in a real browser, with no kernel and no network: the KL and β explorers of a
-small site that ``nbtools.build_course`` writes into a temporary folder, opened from ``file://`` (and once from
+small site that ``course.build_course`` writes into a temporary folder, opened from ``file://`` (and once from
 a static web server) in Debian's Chromium, every request that is not a file of the site aborted and recorded.
 
 The site is built once per module from a tiny notebook: a β explorer over a 3-β sweep trained in seconds
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from browser_helpers import browser_unavailable
+
+from coursekit.browser import browser_unavailable
 
 _missing = browser_unavailable()
 if _missing and os.environ.get("CI"):
@@ -74,13 +75,13 @@ MOVE_JS = """(sel) => {
 
 def build_site(folder: Path) -> Path:
     """The tiny course (one page, both explorers) built by ``build_course`` into ``folder/site``."""
-    from vaeutils import nbtools
+    from coursekit import course
 
     notebooks = folder / "notebooks"
     notebooks.mkdir(parents=True, exist_ok=True)
     cells = [nbformat.v4.new_markdown_cell(NOTEBOOK[0])] + [nbformat.v4.new_code_cell(c) for c in NOTEBOOK[1:]]
     nbformat.write(nbformat.v4.new_notebook(cells=cells), notebooks / PAGE.replace(".html", ".ipynb"))
-    nbtools.build_course(notebooks, folder / "site", timeout=600)
+    course.build_course(notebooks, folder / "site", timeout=600)
     return folder / "site"
 
 
@@ -167,7 +168,7 @@ KL = '.vaelab-live[data-kind="kl-explorer"]'
 
 
 def test_the_page_says_which_views_are_live(page):
-    from vaeutils import site
+    from coursekit import site
 
     banner = page.inner_text(".vaelab-live-banner")
     assert "Live on this page" in banner and "the KL explorer" in banner and "the β explorer" in banner

@@ -24,7 +24,8 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import ROOT
+
 CONFIG = ROOT / "classroom" / "jupyterhub_config.py"
 CHP = ROOT / "node_modules" / ".bin" / "configurable-http-proxy"
 BIN = Path(sys.executable).parent

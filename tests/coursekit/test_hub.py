@@ -20,7 +20,6 @@ import pwd
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import urllib.parse
@@ -29,11 +28,9 @@ from pathlib import Path
 import pytest
 from torch import nn
 
+from coursekit import hubtools
+from coursekit.paths import ROOT
 from vaeutils import cache, config, data
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "classroom"))
-import hubtools  # noqa: E402
 
 GROUP = "vaelab-test-students"
 ALICE, BOB, OUTSIDER = "vlt-alice", "vlt-bob", "vlt-outsider"

@@ -1,19 +1,15 @@
-"""Notebook housekeeping: strip outputs before a commit, check that notebooks are clean, build the course.
+"""The executed course as a static site in ``build/``: every unit in order, then the app page.
 
-    python -m vaeutils.nbtools strip notebooks/*.ipynb    # clear outputs, execution counts, widget state
-    python -m vaeutils.nbtools check notebooks/*.ipynb    # exit 1 listing the notebooks that still carry any
-    python -m vaeutils.nbtools course notebooks build     # execute every notebook in order -> build/*.html
+    python -m coursekit course notebooks build
 
-Committed notebooks carry no outputs (they diff cleanly); ``make course`` produces the executed copies:
-the units, then the app page, with the KL and β explorers live in the page and every other widget a
-snapshot (``vaeutils.site``). The course is built in a temporary folder next to the output and moved in at
-the end, so a failing notebook leaves the previous ``build/`` untouched; only what the course wrote there
-(listed in ``build/.course-files``) is replaced, so ``build/student`` and ``build/slides`` stay.
+The course is built in a temporary folder next to the output and moved in at the end, so a failing notebook
+leaves the previous ``build/`` untouched; only what the course wrote there (listed in ``build/.course-files``)
+is replaced, so ``build/student`` and ``build/slides`` stay. The KL and β explorers run in the page without a
+kernel and every other widget is a snapshot (``coursekit.site``).
 """
 
 from __future__ import annotations
 
-import argparse
 import html
 import os
 import re
@@ -23,10 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
+from . import site
+from .notebooks import execute, read
 
-# Cell metadata that records a particular run rather than the lesson (nbclient timings, JupyterLab extensions).
-RUN_METADATA = ("execution", "ExecuteTime")
 # Built after the units, as the last page of the course: the classroom dashboard.
 EXTRA_PAGES = ("beta_explorer_app.ipynb",)
 # In the output folder: the names the last build_course wrote there (the only ones the next one replaces).
@@ -34,48 +29,6 @@ OWNED = ".course-files"
 # What build_course wrote before it kept that list (an older build/ is cleaned up as far as that goes).
 _OWNED_BEFORE = ("*.html", "mathjax")
 
-
-def dirt(nb) -> list[str]:
-    """What in a notebook records a run: outputs, execution counts, saved widget state (empty list: clean)."""
-    found = []
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    if n := sum(bool(c.get("outputs")) for c in code):
-        found.append(f"{n} cell(s) with outputs")
-    if n := sum(c.get("execution_count") is not None for c in code):
-        found.append(f"{n} execution count(s)")
-    if "widgets" in nb.metadata:
-        found.append("saved widget state")
-    if n := sum(any(k in c.metadata for k in RUN_METADATA) for c in nb.cells):
-        found.append(f"{n} cell(s) with run timings")
-    return found
-
-
-def strip(nb):
-    """Clear, in place, everything ``dirt`` reports; returns the notebook."""
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            cell.outputs = []
-            cell.execution_count = None
-        for key in RUN_METADATA:
-            cell.metadata.pop(key, None)
-    nb.metadata.pop("widgets", None)
-    return nb
-
-
-def strip_files(paths) -> list[Path]:
-    """Strip each notebook file; rewrites only those that change. Returns the rewritten paths."""
-    changed = []
-    for path in map(Path, paths):
-        nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
-        before = nbformat.writes(nb)
-        after = nbformat.writes(strip(nb))
-        if after != before:
-            path.write_text(after, encoding="utf-8")
-            changed.append(path)
-    return changed
-
-
-# --------------------------------------------------------------------------- the course index
 
 def describe(nb) -> tuple[str, str]:
     """(title, one-line description): the ``# `` heading and the first sentence of the first paragraph in the
@@ -146,9 +99,7 @@ def build_course(notebooks="notebooks", out="build", timeout: int = 1800, pages=
     that describe themselves (``site_view()``) run in the page without a kernel; other widgets are
     snapshots. All or nothing: ``out`` changes only on success, and only in the entries the course owns.
     ``pages``: file names in ``notebooks`` to build instead (a small site, e.g. for a benchmark)."""
-    from nbconvert.preprocessors import ExecutePreprocessor
-
-    from . import config, site
+    from vaeutils import config
 
     if pages is not None:
         paths = [Path(notebooks) / name for name in pages]
@@ -166,13 +117,12 @@ def build_course(notebooks="notebooks", out="build", timeout: int = 1800, pages=
     try:
         entries, any_live = [], False
         for path in paths:
-            nb = nbformat.read(path, as_version=4)
+            nb = read(path)
             title, text = describe(nb)
             print(f"executing {path} ...", flush=True)
             start = time.perf_counter()
             try:
-                ExecutePreprocessor(timeout=timeout, kernel_name="python3", extra_arguments=site.KERNEL_ARGS
-                                    ).preprocess(nb, {"metadata": {"path": str(path.parent.resolve())}})
+                execute(nb, path.parent, timeout=timeout, extra_arguments=site.KERNEL_ARGS)
             except Exception:
                 print(f"{path} failed", file=sys.stderr, flush=True)
                 raise
@@ -195,39 +145,25 @@ def build_course(notebooks="notebooks", out="build", timeout: int = 1800, pages=
     return [out / page for page, *_ in entries] + [out / "index.html"]
 
 
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vaeutils.nbtools", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("strip", "clear outputs, execution counts and widget state in place"),
-                       ("check", "exit 1 listing notebooks that carry outputs or run state")):
-        sub.add_parser(name, help=text).add_argument("files", nargs="+", type=Path)
-    course = sub.add_parser("course", help="execute every notebook in order and write HTML")
-    course.add_argument("notebooks", nargs="?", default="notebooks", type=Path)
-    course.add_argument("out", nargs="?", default="build", type=Path)
-    course.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
+    import argparse
+
+    from nbclient.exceptions import CellExecutionError
+
+    from . import paths
+    from .notebooks import NotebookError
+
+    parser = argparse.ArgumentParser(prog="python -m coursekit course", description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="?", default=paths.NOTEBOOKS, type=Path)
+    parser.add_argument("out", nargs="?", default=paths.ROOT / "build", type=Path)
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
     args = parser.parse_args(argv)
-
-    if args.command == "strip":
-        for path in strip_files(args.files):
-            print(f"stripped {path}")
-        return 0
-    if args.command == "check":
-        dirty = [(p, d) for p in args.files if (d := dirt(nbformat.read(p, as_version=nbformat.NO_CONVERT)))]
-        for path, found in dirty:
-            print(f"{path}: {', '.join(found)}")
-        if dirty:
-            print("run `make strip` (python -m vaeutils.nbtools strip FILES) before committing")
-        return 1 if dirty else 0
-    from nbconvert.preprocessors import CellExecutionError
-
     try:
         pages = build_course(args.notebooks, args.out, args.timeout)
-    except CellExecutionError as err:
+    except (CellExecutionError, NotebookError, FileNotFoundError) as err:
         print(f"\n{err}\nthe course was not built; {args.out}/ is unchanged", file=sys.stderr)
         return 1
     print(f"wrote {len(pages)} pages to {args.out}/ (open {args.out}/index.html)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

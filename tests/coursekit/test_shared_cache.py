@@ -20,11 +20,9 @@ import nbformat
 import pytest
 from torch import nn
 
+from coursekit import hubtools
+from coursekit.paths import ROOT
 from vaeutils import cache, config, data
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "classroom"))
-import hubtools  # noqa: E402
 
 STUDENT = "vaelab-cache-student"
 CFG = {"model": "tiny", "epochs": 1}
@@ -191,7 +189,7 @@ print("loaded" if result.loaded else "trained")
 
 def run_make_models(data_dir: Path, notebooks: Path) -> tuple[dict, str]:
     env = {k: v for k, v in os.environ.items() if k not in ("VAELAB_SHARED_CACHE",)}
-    r = subprocess.run([sys.executable, str(ROOT / "classroom" / "make_models.py"), "--data-dir", str(data_dir),
+    r = subprocess.run([sys.executable, "-m", "coursekit", "models", "--data-dir", str(data_dir),
                         "--notebooks", str(notebooks), "--no-app", "--json"], capture_output=True, text=True,
                        env={**env, "CI": "true"}, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stdout + r.stderr

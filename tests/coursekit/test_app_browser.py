@@ -22,7 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-from browser_helpers import (
+
+from coursekit.browser import (
     ROOT,
     browser_unavailable,
     drag_slider_to,
@@ -268,7 +269,7 @@ def test_course_page_reads_offline(browser, tmp_path):
     import nbformat
     from test_site import widget_tree
 
-    from vaeutils import site
+    from coursekit import site
     from vaeutils.widgets.kl import draw_kl_explorer, kl_explorer_state, render_png
 
     png = render_png(draw_kl_explorer(kl_explorer_state(1.5, sigma=0.5)))

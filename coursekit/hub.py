@@ -20,8 +20,7 @@ import sys
 import urllib.parse
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "classroom"))
+from .paths import ROOT
 
 
 def pull_link(base_url: str, course_repo: str, branch: str = "main",
@@ -33,14 +32,14 @@ def pull_link(base_url: str, course_repo: str, branch: str = "main",
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m coursekit hub", description=__doc__.splitlines()[0])
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--models", default=str(ROOT / "data"), help="the data folder `make models` filled")
     p.add_argument("--state", default=str(ROOT / "build" / "hub"), help="where the trial keeps its state")
     p.add_argument("--group", default="vaelab-students")
     args = p.parse_args(argv)
 
-    import hubtools
+    from . import hubtools
 
     reason = hubtools.hub_unavailable()
     if reason:

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from PIL import Image
 
-from vaeutils import site
+from coursekit import site
 
 
 def _png() -> bytes:
@@ -219,7 +219,7 @@ def test_site_assets_are_package_data():
     import tomllib
 
     root = site.ASSETS.parent.parent
-    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["vaeutils"]
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["coursekit"]
     files = [p.relative_to(site.ASSETS.parent).as_posix() for p in site.ASSETS.iterdir() if p.is_file()]
     assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), (files, patterns)
 
@@ -244,7 +244,7 @@ def _notebook(path, *code):
 
 @pytest.mark.slow
 def test_build_course_replaces_only_what_it_owns(tmp_path, capsys):
-    from vaeutils import nbtools
+    from coursekit import course
 
     notebooks, out = tmp_path / "notebooks", tmp_path / "build"
     notebooks.mkdir()
@@ -254,11 +254,11 @@ def test_build_course_replaces_only_what_it_owns(tmp_path, capsys):
     (out / "00_old_unit.html").write_text("a page of a unit that is gone")  # written before .course-files existed
     _notebook(notebooks / "01_kl.ipynb", "1 / 0")
     with pytest.raises(Exception, match="ZeroDivisionError"):
-        nbtools.build_course(notebooks, out, timeout=120)
+        course.build_course(notebooks, out, timeout=120)
     assert (out / "00_old_unit.html").is_file() and not (out / "index.html").exists()  # a failure changes nothing
 
     _notebook(notebooks / "01_kl.ipynb", "from vaeutils.widgets import kl_explorer\nkl_explorer()")
-    pages = nbtools.build_course(notebooks, out, timeout=300)
+    pages = course.build_course(notebooks, out, timeout=300)
     assert pages == [out / "01_kl.html", out / "index.html"]
     assert "live: kl-explorer" in capsys.readouterr().out
     for keep in ("student/01_kl.ipynb", "slides/01_kl.slides.html", "notes.txt"):
@@ -267,6 +267,6 @@ def test_build_course_replaces_only_what_it_owns(tmp_path, capsys):
     page = (out / "01_kl.html").read_text()
     assert 'data-kind="kl-explorer"' in page and '<script src="live/vaelab-live.js">' in page
     assert (out / "live" / "vaelab-live.js").is_file()
-    owned = set((out / nbtools.OWNED).read_text().split())
+    owned = set((out / course.OWNED).read_text().split())
     assert {"01_kl.html", "index.html", "live"} <= owned and not owned & {"student", "slides", "notes.txt"}
     assert not list(tmp_path.glob(".build-*"))  # no staging or old copies left behind

@@ -246,7 +246,7 @@ def html_exporter(site_dir=None):
 # --------------------------------------------------------------------------- live views
 
 LIVE_MIME = "application/vnd.vaelab.live-view+json"
-KERNEL_ARGS = ["--ext=vaeutils.site"]  # build_course starts each kernel with the extension below
+KERNEL_ARGS = ["--ext=coursekit.site"]  # build_course starts each kernel with the extension below
 ASSETS = Path(__file__).with_name("site_assets")
 ASSETS_DIR = "live"  # in the site: the script and style of the live views
 LIVE_SUFFIX = "_live"  # next to page NAME.html: NAME_live/, its panels
@@ -262,7 +262,7 @@ def _live_printer(widget):
 
 
 def load_ipython_extension(ip) -> None:
-    """``--ext=vaeutils.site``: widgets that describe themselves to the site (``site_view()``) do so when they
+    """``--ext=coursekit.site``: widgets that describe themselves to the site (``site_view()``) do so when they
     are displayed, as one more entry of their output (:data:`LIVE_MIME`); nothing else changes."""
     ip.display_formatter.mimebundle_formatter.for_type_by_name("ipywidgets.widgets.widget", "Widget",
                                                                 _live_printer)

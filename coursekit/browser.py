@@ -17,7 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import ROOT
+
 CHROMIUM = os.environ.get("VAELAB_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
@@ -121,7 +122,7 @@ class Server:
 def server_environment(tmp_path: Path) -> dict:
     """Environment for the servers: smoke mode (small, fast models), offline data, vaeutils importable,
     Jupyter's runtime and settings in ``tmp_path`` so nothing of the user's set-up leaks in or out."""
-    from vaeutils.app import server_env
+    from coursekit.app import server_env
 
     env = server_env()
     env.update(SMOKE="1", VAELAB_OFFLINE="1", PYTHONUNBUFFERED="1",
@@ -133,8 +134,8 @@ def server_environment(tmp_path: Path) -> dict:
 
 
 def voila_server(notebook: Path, tmp_path: Path, env: dict) -> Server:
-    """Voila on ``notebook`` with the same command line as ``make app`` (``vaeutils.app.voila_argv``)."""
-    from vaeutils.app import voila_argv
+    """Voila on ``notebook`` with the same command line as ``make app`` (``coursekit.app.voila_argv``)."""
+    from coursekit.app import voila_argv
 
     port = free_port()
     # Voila answers on its static folder without starting a kernel; the page itself would run the notebook.

@@ -9,7 +9,8 @@ import sys
 import nbformat
 import pytest
 
-from vaeutils import app, config
+from coursekit import app
+from vaeutils import config
 
 
 def test_voila_command_serves_the_app_notebook_without_code():

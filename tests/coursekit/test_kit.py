@@ -13,7 +13,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from vaeutils import config, kit
+from coursekit import check as ck
+from coursekit import paths
+from coursekit import slides as sl
+from coursekit import student as st
+from coursekit.__main__ import main as kit_main
 
 SOLUTION = "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION"
 TEST = 'assert square(3) == 9, "square(3) should be 9: multiply x by itself"'
@@ -54,7 +58,7 @@ def unit(minutes=(20, 30, 25), total="75") -> nbformat.NotebookNode:
 
 def test_student_copy_removes_the_answer_and_keeps_the_rest():
     nb = unit()
-    student = kit.student_copy(nb)
+    student = st.student_copy(nb)
     code = student.cells[6].source
     assert "x * x" not in code and code == "def square(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
     assert student.cells[7].source == TEST and student.cells[7].metadata == nb.cells[7].metadata
@@ -72,7 +76,7 @@ def test_student_copy_stubs_whole_answers_and_drops_hidden_tests():
     nb.cells.append(new_code_cell("y = 1", metadata=solution_meta("whole")))
     hidden = TEST + "\n### BEGIN HIDDEN TESTS\nassert square(-2) == 4\n### END HIDDEN TESTS"
     nb.cells.append(new_code_cell(hidden, metadata=grade_meta("hidden-test")))
-    student = kit.student_copy(nb)
+    student = st.student_copy(nb)
     assert student.cells[-3].source == "YOUR ANSWER HERE"
     assert student.cells[-2].source == "# YOUR CODE HERE\nraise NotImplementedError()"
     assert student.cells[-1].source == TEST
@@ -88,23 +92,23 @@ def test_student_copy_names_the_malformed_cell(source, metadata, message):
     nb = unit()
     nb.cells.insert(4, new_code_cell(source, metadata=metadata))
     with pytest.raises(ValueError, match=message) as err:
-        kit.student_copy(nb)
+        st.student_copy(nb)
     assert str(err.value).startswith("cell 4 ")
 
 
 # --------------------------------------------------------------------------- check_unit
 
 def test_a_well_formed_unit_has_no_problems():
-    assert kit.check_unit(unit(), "99_tiny.ipynb") == []
+    assert ck.check_unit(unit(), "99_tiny.ipynb") == []
 
 
 def test_time_plan_is_parsed():
-    minutes, problems = kit.time_plan_minutes([["section", "min"], ["a", "10"], ["b", "**12.5 min**"]])
+    minutes, problems = ck.time_plan_minutes([["section", "min"], ["a", "10"], ["b", "**12.5 min**"]])
     assert minutes == 22.5 and problems == []
 
 
 def _problems(nb) -> str:
-    found = kit.check_unit(nb, "99_tiny.ipynb")
+    found = ck.check_unit(nb, "99_tiny.ipynb")
     assert found and all(p.startswith("99_tiny.ipynb: ") for p in found)
     return "\n".join(found)
 
@@ -126,7 +130,7 @@ def test_check_catches_a_wrong_total_and_a_missing_minutes_column():
     assert "no minutes column" in _problems(nb)
 
 
-@pytest.mark.parametrize("heading", kit.HEADINGS)
+@pytest.mark.parametrize("heading", ck.HEADINGS)
 def test_check_catches_a_missing_heading(heading):
     nb = unit()
     for cell in nb.cells:
@@ -168,10 +172,10 @@ def test_check_catches_inconsistent_exercise_metadata(change, message):
     assert message in _problems(nb)
 
 
-@pytest.mark.parametrize("name", kit.SHAPED_UNITS)
+@pytest.mark.parametrize("name", [p.name for p in paths.units()])
 def test_shaped_units_keep_their_shape(name):
-    path = config.ROOT / "notebooks" / name
-    assert kit.check_unit(nbformat.read(path, as_version=4), name) == []
+    path = paths.NOTEBOOKS / name
+    assert ck.check_unit(nbformat.read(path, as_version=4), name) == []
 
 
 # --------------------------------------------------------------------------- slides
@@ -180,13 +184,13 @@ def test_slide_deck_fills_in_the_missing_slide_types():
     nb = unit()
     nb.cells[1].metadata["slideshow"] = {"slide_type": "skip"}
     nb.cells.append(new_markdown_cell("### A detail"))
-    deck = kit.slide_deck(nb)
+    deck = sl.slide_deck(nb)
     kinds = [c.metadata.slideshow.slide_type for c in deck.cells]
     assert kinds == ["slide", "skip", "slide", "-", "slide", "slide", "-", "-", "slide", "subslide"]
     assert "slideshow" not in nb.cells[0].metadata
 
 
-@pytest.mark.skipif(not (kit.NODE_MODULES / "reveal.js").is_dir(), reason="node_modules/reveal.js missing: npm ci")
+@pytest.mark.skipif(not (sl.NODE_MODULES / "reveal.js").is_dir(), reason="node_modules/reveal.js missing: npm ci")
 def test_deck_loads_everything_from_its_own_folder(tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()
@@ -194,7 +198,7 @@ def test_deck_loads_everything_from_its_own_folder(tmp_path, capsys):
     nb.cells = [c for c in nb.cells if c.cell_type == "markdown"]  # nothing to execute: no kernel needed
     nb.cells.append(new_markdown_cell("Maths: $\\tfrac12\\mu^2$"))
     nbformat.write(nb, src / "99_tiny.ipynb")
-    assert kit.main(["slides", str(src), str(tmp_path / "out")]) == 0
+    assert kit_main(["slides", str(src), str(tmp_path / "out")]) == 0
     deck = tmp_path / "out" / "99_tiny.slides.html"
     assert f"wrote {deck}" in capsys.readouterr().out
     html = deck.read_text()
@@ -207,8 +211,8 @@ def test_deck_loads_everything_from_its_own_folder(tmp_path, capsys):
 
 def test_slides_without_reveal_says_run_npm_ci(tmp_path, monkeypatch, capsys):
     (tmp_path / "00_x.ipynb").write_text(nbformat.writes(new_notebook()))
-    monkeypatch.setattr(kit, "NODE_MODULES", tmp_path / "node_modules")
-    assert kit.main(["slides", str(tmp_path), str(tmp_path / "out")]) == 1
+    monkeypatch.setattr(sl, "NODE_MODULES", tmp_path / "node_modules")
+    assert kit_main(["slides", str(tmp_path), str(tmp_path / "out")]) == 1
     assert "run `npm ci`" in capsys.readouterr().err
     assert not (tmp_path / "out" / "00_x.slides.html").exists()
 
@@ -225,7 +229,7 @@ def _course(tmp_path, *notebooks):
 
 def test_student_cli_writes_every_copy(tmp_path, capsys):
     src, out = _course(tmp_path, ("01_a.ipynb", unit()), ("02_b.ipynb", unit()))
-    assert kit.main(["student", str(src), str(out)]) == 0
+    assert kit_main(["student", str(src), str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["01_a.ipynb", "02_b.ipynb"]
     assert "raise NotImplementedError()" in nbformat.read(out / "01_a.ipynb", as_version=4).cells[6].source
     assert oct((out / "01_a.ipynb").stat().st_mode & 0o777) == "0o644"
@@ -238,7 +242,7 @@ def test_student_cli_writes_nothing_when_a_notebook_is_malformed(tmp_path, capsy
     src, out = _course(tmp_path, ("01_a.ipynb", unit()), ("02_b.ipynb", bad))
     out.mkdir()
     (out / "01_a.ipynb").write_text("the previous copy")
-    assert kit.main(["student", str(src), str(out)]) == 1
+    assert kit_main(["student", str(src), str(out)]) == 1
     assert "02_b.ipynb: cell 6" in capsys.readouterr().err
     assert [p.name for p in out.iterdir()] == ["01_a.ipynb"] and (out / "01_a.ipynb").read_text() == "the previous copy"
 
@@ -252,22 +256,26 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "replace", disk_full)
     with pytest.raises(OSError, match="no space"):
-        kit.build_student(src, out)
+        st.build_student(src, out)
     assert list(out.iterdir()) == []
 
 
-def test_check_cli_reports_the_shaped_units(tmp_path, monkeypatch, capsys):
+def test_check_cli_reports_every_unit_of_a_folder(tmp_path, capsys):
     bad = unit()
     del bad.cells[1]
-    src, _ = _course(tmp_path, ("01_a.ipynb", unit()), ("02_b.ipynb", bad))
-    monkeypatch.setattr(kit, "SHAPED_UNITS", ("01_a.ipynb",))
-    assert kit.main(["check", str(src)]) == 0
-    monkeypatch.setattr(kit, "SHAPED_UNITS", ("01_a.ipynb", "02_b.ipynb", "03_c.ipynb"))
-    assert kit.main(["check", str(src)]) == 1
+    src, _ = _course(tmp_path, ("01_a.ipynb", unit()))
+    assert kit_main(["check", str(src)]) == 0
+    nbformat.write(bad, src / "02_b.ipynb")
+    assert kit_main(["check", str(src)]) == 1
     out = capsys.readouterr().out
-    assert "02_b.ipynb: no heading 'Before this unit'" in out
-    assert "03_c.ipynb: listed in SHAPED_UNITS but not found" in out
-    assert kit.main(["check", str(src / "02_b.ipynb")]) == 1
+    assert "02_b.ipynb: no heading 'Before this unit'" in out and "01_a.ipynb" not in out
+    assert kit_main(["check", str(src / "02_b.ipynb")]) == 1
+    capsys.readouterr()
+    assert kit_main(["check", str(tmp_path / "missing.ipynb")]) == 1
+    assert "missing.ipynb: cannot be read" in capsys.readouterr().out
+    (tmp_path / "empty").mkdir()
+    assert kit_main(["check", str(tmp_path / "empty")]) == 1
+    assert "no unit notebooks" in capsys.readouterr().out
 
 
 # --------------------------------------------------------------------------- nbgrader
@@ -314,6 +322,6 @@ def test_nbgrader_grades_the_blank_copy_zero_and_the_answer_full(graded_course):
 def test_student_copy_agrees_with_nbgrader_release(graded_course):
     source = nbformat.read(graded_course / "source" / "ps1" / "squares.ipynb", as_version=4)
     release = nbformat.read(graded_course / "release" / "ps1" / "squares.ipynb", as_version=4)
-    ours = kit.student_copy(source)
+    ours = st.student_copy(source)
     assert [c.source for c in ours.cells] == [c.source for c in release.cells]
     assert [c.get("outputs") for c in ours.cells] == [c.get("outputs") for c in release.cells]

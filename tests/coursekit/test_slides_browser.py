@@ -7,10 +7,11 @@ import os
 
 import nbformat
 import pytest
-from browser_helpers import browser_unavailable, launch_chromium, page_problems
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from vaeutils import kit
+from coursekit import slides as kit
+from coursekit.__main__ import main as kit_main
+from coursekit.browser import browser_unavailable, launch_chromium, page_problems
 
 KL = r"$\mathrm{KL}(q\|p) = \tfrac12(\mu^2+\sigma^2-1-\log\sigma^2)$"
 FIGURE = ("import matplotlib.pyplot as plt\n\nfig, ax = plt.subplots(figsize=(4, 3))\n"
@@ -44,7 +45,7 @@ def test_deck_steps_shows_its_figure_and_typesets_offline(tmp_path):
                 new_markdown_cell("## A figure"), new_code_cell(FIGURE),
                 new_markdown_cell("### A detail\n\nA subslide.")]
     nbformat.write(nb, src / "00_tiny.ipynb")
-    assert kit.main(["slides", str(src), str(tmp_path / "slides")]) == 0  # no outputs: executed first
+    assert kit_main(["slides", str(src), str(tmp_path / "slides")]) == 0  # no outputs: executed first
     deck = tmp_path / "slides" / "00_tiny.slides.html"
 
     refused = []

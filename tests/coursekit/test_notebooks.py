@@ -1,15 +1,15 @@
 """Every committed notebook is valid, clean (no outputs, counts or widget state), uses the python3 kernel and
-opens with a markdown title; and the nbtools commands that keep them so work."""
+opens with a markdown title; and the kit commands that keep them so work."""
 
-from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from vaeutils import nbtools
+from coursekit import course, notebooks, paths
+from coursekit.__main__ import main as kit_main
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted(paths.NOTEBOOKS.glob("*.ipynb"))
 
 
 def test_the_course_has_its_first_notebook():
@@ -21,7 +21,7 @@ def test_notebook_is_valid_clean_python3_and_titled(path):
     nb = nbformat.read(path, as_version=nbformat.NO_CONVERT)
     nbformat.validate(nb)
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "set the kernel to python3"
-    assert nbtools.dirt(nb) == [], f"run `make strip`: {nbtools.dirt(nb)}"
+    assert notebooks.dirt(nb) == [], f"run `make strip`: {notebooks.dirt(nb)}"
     first = nb.cells[0]
     assert first.cell_type == "markdown" and first.source.lstrip().startswith("# "), "open with a '# Title' cell"
 
@@ -38,19 +38,19 @@ def dirty_notebook():
 def test_check_and_strip_commands(tmp_path, capsys):
     path = tmp_path / "01_dirty.ipynb"
     nbformat.write(dirty_notebook(), path)
-    assert nbtools.main(["check", str(path)]) == 1
+    assert kit_main(["dirty", str(path)]) == 1
     assert "01_dirty.ipynb: 1 cell(s) with outputs, 1 execution count(s), saved widget state" in capsys.readouterr().out
-    assert nbtools.main(["strip", str(path)]) == 0
+    assert kit_main(["strip", str(path)]) == 0
     stripped = nbformat.read(path, as_version=4)
-    assert nbtools.dirt(stripped) == [] and stripped.cells[1].source == "print(1)"
+    assert notebooks.dirt(stripped) == [] and stripped.cells[1].source == "print(1)"
     assert stripped.metadata.kernelspec.name == "python3"
-    assert nbtools.strip_files([path]) == []  # nothing left to change: the file is not rewritten
-    assert nbtools.main(["check", str(path)]) == 0
+    assert notebooks.strip_files([path]) == []  # nothing left to change: the file is not rewritten
+    assert kit_main(["dirty", str(path)]) == 0
 
 
 def test_describe_takes_the_title_and_first_sentence():
-    assert nbtools.describe(dirty_notebook()) == ("Title", "What this is about.")
+    assert course.describe(dirty_notebook()) == ("Title", "What this is about.")
     split = new_notebook(cells=[new_markdown_cell("# 07 · Split"), new_markdown_cell("It *is* `here`. Not this."),
                                 new_code_cell("x = 1"), new_markdown_cell("Too late.")])
-    assert nbtools.describe(split) == ("07 · Split", "It *is* here.")
-    assert nbtools.describe(new_notebook(cells=[new_code_cell("x = 1")])) == ("", "")
+    assert course.describe(split) == ("07 · Split", "It *is* here.")
+    assert course.describe(new_notebook(cells=[new_code_cell("x = 1")])) == ("", "")

@@ -1,8 +1,8 @@
 """The β explorer app: ``notebooks/beta_explorer_app.ipynb`` served by Voila as a dashboard (no code shown).
 
-    python -m vaeutils.app                 # what `make app` runs: http://127.0.0.1:8866/
-    python -m vaeutils.app --port 8870     # another port
-    python -m vaeutils.app --prepare-only  # train (or load) the β-sweep and exit
+    python -m coursekit app                 # what `make app` runs: http://127.0.0.1:8866/
+    python -m coursekit app --port 8870     # another port
+    python -m coursekit app --prepare-only  # train (or load) the β-sweep and exit
 
 Before serving, the β-sweep of unit 05 is loaded from the cache, or trained with a progress bar in
 the terminal when the cache lacks it, so the page opens on cached models in seconds. Everything runs
@@ -19,9 +19,11 @@ import socket
 import sys
 from pathlib import Path
 
-from . import config
+from vaeutils import config
 
-APP_NOTEBOOK = config.ROOT / "notebooks" / "beta_explorer_app.ipynb"
+from . import paths
+
+APP_NOTEBOOK = paths.APP_NOTEBOOK
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8866
 
@@ -55,8 +57,8 @@ def server_env(base=None) -> dict:
     """The environment for Voila and its kernels: ``vaeutils`` importable from this checkout even
     without an editable install (the kernel's working folder is ``notebooks/``)."""
     env = dict(os.environ if base is None else base)
-    paths = [str(config.ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    found = [str(paths.ROOT)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(found))
     return env
 
 
@@ -77,7 +79,7 @@ def prepare(progress: bool = True) -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vaeutils.app", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m coursekit app", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port to serve on (default {DEFAULT_PORT})")
     parser.add_argument("--host", default=DEFAULT_HOST, help=f"address to listen on (default {DEFAULT_HOST})")
     parser.add_argument("--prepare-only", action="store_true", help="train or load the β-sweep, then exit")

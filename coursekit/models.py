@@ -1,13 +1,14 @@
-"""`make models`: train every model of the course once, into a data folder a class can share read-only.
+"""`make models` (``python -m coursekit models``): train every model of the course once, into a data folder
+a class can share read-only.
 
 Runs every unit notebook (``notebooks/NN_*.ipynb``, whatever units there are) in full mode, then the app's
-β-sweep (``python -m vaeutils.app --prepare-only``), all with ``VAELAB_DATA`` pointed at the folder to fill, so
+β-sweep (``python -m coursekit app --prepare-only``), all with ``VAELAB_DATA`` pointed at the folder to fill, so
 each ``train_vae`` / ``load_or_train`` writes its checkpoint to ``<folder>/cache`` (and the MNIST sample to
 ``<folder>/mnist_5k.pt``). No list of models is kept here: the notebooks are the list. A progress bar runs
 over the notebooks; the summary says how many models were trained, how long it took and the disk used.
 A second run loads everything and trains nothing.
 
-    python classroom/make_models.py --data-dir /srv/vaelab/data      # what `make models MODELS_DIR=...` runs
+    python -m coursekit models --data-dir /srv/vaelab/data      # what `make models MODELS_DIR=...` runs
 
 Then share it: ``chmod -R a+rX /srv/vaelab`` and give students' kernels
 ``VAELAB_SHARED_CACHE=/srv/vaelab/data/cache`` (classroom/jupyterhub_config.py does).
@@ -23,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from .paths import ROOT
 
 
 def _files(cache: Path) -> dict[str, tuple[int, int]]:
@@ -81,7 +82,7 @@ def make_models(data_dir: Path, notebooks: list[Path], app: bool = True, timeout
         bar.set_postfix_str(label)
         try:
             if nb is None:
-                subprocess.run([sys.executable, "-m", "vaeutils.app", "--prepare-only"], env=env, cwd=ROOT,
+                subprocess.run([sys.executable, "-m", "coursekit", "app", "--prepare-only"], env=env, cwd=ROOT,
                                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             else:
                 _run_notebook(nb, env, timeout)
@@ -101,7 +102,7 @@ def make_models(data_dir: Path, notebooks: list[Path], app: bool = True, timeout
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m coursekit models", description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=str(ROOT / "data"), help="the data folder to fill (its cache/ gets the "
                    "checkpoints; default data/)")
     p.add_argument("--notebooks", default=str(ROOT / "notebooks"), help="folder of the unit notebooks NN_*.ipynb")

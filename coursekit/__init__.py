@@ -1,0 +1,17 @@
+"""The tooling that builds, checks and serves VAE Loss Lab; students never need to read it (they read
+``vaeutils``, which never imports this package).
+
+    python -m coursekit check notebooks       # each unit against the unit shape (time, cells, exercises, links)
+    python -m coursekit student               # student copies in build/student (nbgrader's preprocessors)
+    python -m coursekit slides                # one reveal.js deck per unit in build/slides
+    python -m coursekit course                # the executed course as a site in build/
+    python -m coursekit strip FILES           # clear outputs before a commit
+    python -m coursekit app                   # the β explorer dashboard (Voila)
+    python -m coursekit models                # every model of the course, trained once into a shared folder
+    python -m coursekit hub                   # a trial class server (JupyterHub)
+
+Modules: ``paths`` (where things are), ``notebooks`` (read, strip, run), ``check`` (the unit shape),
+``student`` (student copies), ``slides`` (decks), ``course`` and ``site`` (the executed course as HTML),
+``app`` (Voila), ``models`` (``make models``), ``hub`` and ``hubtools`` (the class server and its tests),
+``browser`` (Chromium and servers for the browser tests and benchmarks), ``sizing`` (a class's machines).
+"""

@@ -1,0 +1,45 @@
+"""``python -m coursekit COMMAND ...``: one entry point for the kit's commands (``--help`` lists them)."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# command -> (module, what it does); each module has main(argv) -> exit status
+COMMANDS = {
+    "check": ("check", "check every unit against the unit shape"),
+    "student": ("student", "student copies without the answers (build/student)"),
+    "slides": ("slides", "one reveal.js deck per unit (build/slides)"),
+    "course": ("course", "the executed course as a site (build/)"),
+    "strip": ("notebooks", "clear outputs, execution counts and widget state of notebooks"),
+    "dirty": ("notebooks", "exit 1 listing notebooks that carry outputs"),
+    "app": ("app", "the β explorer dashboard in Voila"),
+    "models": ("models", "train every model of the course into a folder a class shares"),
+    "hub": ("hub", "a trial class server (JupyterHub, as root)"),
+    "size": ("sizing", "the machines a class of N students needs"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m coursekit COMMAND [ARGS]", "", "commands:"]
+    lines += [f"  {name:<8} {text}" for name, (_, text) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"python -m coursekit: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"coursekit.{COMMANDS[command][0]}")
+    if COMMANDS[command][0] == "notebooks":
+        return module.main([command, *rest])
+    return module.main(rest)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
