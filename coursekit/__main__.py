@@ -10,6 +10,7 @@ COMMANDS = {
     "check": ("check", "check every unit against the unit shape"),
     "student": ("student", "student copies without the answers (build/student)"),
     "slides": ("slides", "one reveal.js deck per unit (build/slides)"),
+    "execute": ("executed", "run every notebook once into build/executed (reused while current)"),
     "course": ("course", "the executed course as a site (build/)"),
     "strip": ("notebooks", "clear outputs, execution counts and widget state of notebooks"),
     "dirty": ("notebooks", "exit 1 listing notebooks that carry outputs"),
