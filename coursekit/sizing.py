@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import sys
+import textwrap
 from dataclasses import asdict, dataclass
 
 # --------------------------------------------------------------------------- measured
@@ -264,7 +265,7 @@ def markdown_table(classes=TABLE_CLASSES) -> str:
         wait = f"{p.one_server_app_build_s:.0f} s" if p.one_server else "–"
         rows.append(f"| {n} | {p.live_trainers} | {one} | {several} | {p.user_nodes} "
                     f"(+ 1 core node) | {_gb(p.memory_in_use_mb)} | {wait} |")
-    rows += ["", measured_check(), TABLE_END]
+    rows += ["", textwrap.fill(measured_check(), width=116), TABLE_END]
     return "\n".join(rows)
 
 
