@@ -33,7 +33,7 @@ def test_missing_file_and_count_mismatch(tmp_path, tiny_split, write_idx):
     write_idx(tmp_path / "train-labels-idx1-ubyte", torch.zeros(5))
     files = {k: tmp_path / n for k, n in data.IDX_FILES.items()}
     with pytest.raises(ValueError, match="6 images but .* 5 labels"):
-        idx._idx_split(files, "fix it")
+        idx.idx_split(files, "fix it")
 
 
 def test_check_split_names_every_mismatch():

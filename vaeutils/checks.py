@@ -7,6 +7,7 @@ that names the argument and says what to pass instead. NumPy scalars (``np.int64
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from numbers import Integral, Real
@@ -79,6 +80,43 @@ def plain(value):
     """A NumPy scalar as the Python number it holds (``np.float32(0.5)`` -> ``0.5``, ``np.int64(3)`` -> ``3``);
     anything else unchanged. For settings that are stored and compared (a cache key), after they were checked."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def plain_data(value, what: str = "a setting"):
+    """``value`` as plain, JSON-ready data that describes it the same way in every process: the one
+    serialiser behind every cache key (``cache.key``) and every loss's ``describe()``.
+
+    Numbers (NumPy scalars become plain ``int``/``float``), strings, None, bools, lists, tuples, dicts with
+    string keys, a ``torch.device`` (its name) and dataclasses (their type and the fields that take part in
+    comparisons) describe themselves. NaN or ±inf is refused (it never equals itself, so a stored key holding
+    it could never match again), and so is a lambda or another object without a stable description (its key
+    would change on every run); the error names ``what``."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, Integral):
+        return int(value)
+    if isinstance(value, Real):
+        if not math.isfinite(value):
+            raise ValueError(f"{what} holds {value!r}: a non-finite number cannot be part of a cache key; "
+                             "pass a finite value")
+        return float(value)
+    if isinstance(value, torch.device):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [plain_data(v, what) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"{what} has keys that are not strings ({list(value)!r}); use string keys")
+        return {k: plain_data(v, what) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: plain_data(getattr(value, f.name), what)
+                  for f in dataclasses.fields(value) if f.compare}
+        return {"type": type(value).__name__, **fields}
+    raise TypeError(f"{what} holds {value!r}, which has no stable description (its cache key would change "
+                    "on every run); use numbers, strings, a schedule from vaeutils.schedules or a frozen "
+                    "dataclass, or train with cache=False")
 
 
 def choice(name: str, value, options) -> str:

@@ -8,8 +8,6 @@
 * :func:`source_line_loss`, :func:`kl_weight_in_gradient`, :func:`adam_steps`: a free-bits line summed over the
   batch next to a reconstruction averaged or summed over it, the KL weight β it amounts to (read off the
   gradients of a real model), and the Adam steps it takes.
-* :func:`sweep_recipe`: the training settings of ``sweep.train_beta_sweep`` as ``train_vae`` arguments, so a
-  grid trained with them (``sweep.train_free_bits_grid``) shares the β-sweep's checkpoints at λ = 0.
 * :func:`train_test_rows`: −ELBO of each model of a sweep on training and on test images (the "does a small β
   overfit?" measurement).
 """
@@ -21,7 +19,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from . import checks, metrics, sweep
+from . import checks, metrics
 from . import losses as L
 from .losses import ELBOLoss
 
@@ -179,15 +177,7 @@ def adam_steps(model, x: torch.Tensor, loss_fn, *, steps: int = 5, lr: float = 1
     return torch.cat([p.detach().flatten() for p in params]) - start
 
 
-# --------------------------------------------------------------------------- sharing the β-sweep
-
-
-def sweep_recipe() -> dict:
-    """The ``train_vae`` settings of ``sweep.train_beta_sweep`` (model, sizes, epochs, seed, binarization, the
-    cache name). ``sweep.train_free_bits_grid(λs, βs, data=sweep.prepare_data(), **sweep_recipe())`` then loads
-    its λ = 0 column from the β-sweep's checkpoints instead of training it again."""
-    return dict(model="mlp", hidden=sweep.SWEEP_HIDDEN, latent_dim=sweep.SWEEP_LATENT_DIM,
-                epochs=sweep.sweep_epochs(), seed=0, binarize=True, name=sweep.SWEEP_NAME)
+# --------------------------------------------------------------------------- does a small β overfit?
 
 
 def train_test_rows(entries, train_x: torch.Tensor, test_x: torch.Tensor, loss: ELBOLoss | None = None) -> list[dict]:

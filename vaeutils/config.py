@@ -6,10 +6,7 @@ the environment) shrinks epochs and data for a quick local run while writing a u
 
 from __future__ import annotations
 
-import ctypes
-import functools
 import os
-import platform
 import random
 from pathlib import Path
 
@@ -101,26 +98,3 @@ def setup(seed: int = 0) -> torch.device:
     mode = "SMOKE (shrunken: SMOKE=1)" if is_smoke() else "full"
     print(f"vaeutils: mode {mode}; torch {torch.__version__}; data in {DATA_DIR}")
     return device
-
-
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-
-
-@functools.cache
-def tune_allocator() -> bool:
-    """Let glibc's malloc keep freed blocks of up to 32 MB for reuse instead of returning them to the system.
-
-    A training step frees and re-allocates the same few-MB tensors hundreds of times a second; by default glibc
-    hands each one back with ``munmap`` and the next step pays page faults to get it again, which made a CPU
-    step of the 784-400-20 VAE up to twice as slow (``benchmarks/bench_train.py``). Costs at most about
-    128 MB of memory kept mapped. Called once by ``train.train_step``; a no-op off glibc (macOS, Windows, musl)
-    or with ``VAELAB_TUNE_MALLOC=0``. Returns whether the setting took effect.
-    """
-    if os.environ.get("VAELAB_TUNE_MALLOC", "1").strip() == "0" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 128 << 20))
-

@@ -21,6 +21,7 @@ Binarization (unit 00): ``binarize`` draws a fresh Bernoulli sample on every cal
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +33,8 @@ from . import checks
 from . import config as _config
 from . import shapes as _shapes
 from .files import atomic_save, load_verified
-from .idx import IDX_FILES, _idx_split, _offline_reason, _torchvision_split, check_split, read_idx  # noqa: F401
-from .shapes import SPRITE_FACTOR_NAMES, SPRITE_FACTOR_SIZES, SPRITE_SHAPES, render_sprites  # noqa: F401
+from .idx import IDX_FILES, check_split, idx_split, torchvision_split
+from .shapes import SPRITE_FACTOR_NAMES, SPRITE_FACTOR_SIZES, SPRITE_SHAPES, render_sprites
 
 DATASETS = ("mnist", "fashion-mnist", "sprites", "rectangles")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -62,6 +63,11 @@ class ImageData:
     def image_shape(self) -> tuple[int, ...]:
         """(C, H, W) of one image."""
         return tuple(self.train_x.shape[1:])
+
+    def key(self) -> dict:
+        """What a cache key records of the data: name, source and sizes (a change of any retrains)."""
+        return {"name": self.name, "source": self.source, "n_train": len(self.train_x),
+                "n_test": len(self.test_x)}
 
     def __repr__(self) -> str:
         return (f"ImageData({self.name!r}: train {tuple(self.train_x.shape)}, test {tuple(self.test_x.shape)}, "
@@ -185,7 +191,7 @@ def mnist(device=None, offline: bool | None = None, data_dir=None) -> ImageData:
     from torchvision.datasets import MNIST
 
     root = _data_root(data_dir)
-    split, reason = _torchvision_split(MNIST, root, offline)
+    split, reason = torchvision_split(MNIST, root, offline)
     classes = [str(d) for d in range(10)]
     if split is not None:
         (tx, _), (vx, _) = split
@@ -213,11 +219,11 @@ def fashion_mnist(device=None, offline: bool | None = None, data_dir=None, syste
                  for k, n in IDX_FILES.items()}
         if all(found.values()):
             fix = "reinstall the package: sudo apt-get install --reinstall dataset-fashion-mnist"
-            split = _idx_split(found, fix)
+            split = idx_split(found, fix)
             source = (f"Fashion-MNIST from Debian's dataset-fashion-mnist: {len(split[0][0]):,} train / "
                       f"{len(split[1][0]):,} test")
             return _image_data("fashion-mnist", source, FashionMNIST.classes, *split, device)
-    split, reason = _torchvision_split(FashionMNIST, root, offline)
+    split, reason = torchvision_split(FashionMNIST, root, offline)
     if split is None:
         names = ", ".join(IDX_FILES.values())
         raise FileNotFoundError(
@@ -334,3 +340,28 @@ def static_binarize(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
     seed = checks.integer("seed", seed, low=0)
     g = torch.Generator().manual_seed(seed)
     return torch.bernoulli(x.detach().cpu(), generator=g).to(x.device)
+
+
+BINARIZE_SEED = 0  # the static binarization of the test images every Bernoulli VAE of the course is measured on
+
+
+def check_image_data(data) -> ImageData:
+    if not isinstance(data, ImageData):
+        raise TypeError(f"data must be an ImageData from vaeutils.data.load(...), got {type(data).__name__}")
+    return data
+
+
+def binarized(data=None) -> ImageData:
+    """The data a Bernoulli VAE of the course is trained and measured on: ``data`` (default ``load("mnist")``)
+    with its test images statically binarized (:func:`static_binarize`, seed :data:`BINARIZE_SEED`).
+
+    Training draws a fresh binary sample of every batch (dynamic binarization, ``fit(binarize=True)``), so the
+    Bernoulli reconstruction term is the negative log-likelihood of binary images and rate + distortion is a
+    true −ELBO in nats. A test set that is already binary is returned unchanged.
+    """
+    data = check_image_data(load("mnist") if data is None else data)
+    if bool(((data.test_x == 0) | (data.test_x == 1)).all()):
+        return data
+    return dataclasses.replace(
+        data, test_x=static_binarize(data.test_x, seed=BINARIZE_SEED),
+        source=f"{data.source}; test images statically binarized (seed {BINARIZE_SEED})")

@@ -39,6 +39,8 @@ import torch
 
 from . import checks
 from .losses import kl_per_dim
+from .metrics import encode_all
+from .models import traversal_images
 from .shapes import measure_rectangles
 from .surgery import log_q_per_dim
 
@@ -132,12 +134,7 @@ def tc_split(model, x: torch.Tensor, *, estimator: str = "mss", batch_size: int 
     (and ``dimwise_kl_per_dim``), ``sampled_kl`` (their sum: the Monte Carlo KL) and ``mc_se`` (its standard error
     against ``kl``), ``estimator``, ``batch_size``, ``n``.
     """
-    checks.images("x", x)
-    if not callable(getattr(model, "encode", None)):
-        raise TypeError(f"model must have an encode(x) -> (mu, logvar) method, got {type(model).__name__}")
-    model.eval()
-    parts = [model.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)]
-    mu, logvar = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    mu, logvar = encode_all(model, x)
     return tc_split_codes(mu, logvar, estimator=estimator, batch_size=batch_size, seed=seed)
 
 
@@ -147,17 +144,8 @@ def factor_moves(model, z0: torch.Tensor, dims, span: float = 2.0, steps: int = 
     ``z0`` is swept over [−span, span] (the others held), each image decoded and measured
     (``shapes.measure_rectangles``). Returns (len(dims), 2): the range (max − min) of the width and of the
     height, in pixels, along each traversal."""
-    checks.tensor("z0", z0)
-    span = checks.positive("span", span, hint="prior standard deviations")
-    steps = checks.integer("steps", steps, low=2)
-    z0 = z0.reshape(-1)
-    dims = [checks.integer("dims", d, 0, z0.numel() - 1) for d in dims]
-    values = torch.linspace(-span, span, steps, device=z0.device)
-    z = z0.repeat(len(dims) * steps, 1)
-    for r, d in enumerate(dims):
-        z[r * steps:(r + 1) * steps, d] = values
-    model.eval()
-    sides = measure_rectangles(model.mean_image(model.decode(z))).view(len(dims), steps, 2)
+    images = traversal_images(model, z0, dims, span, steps)
+    sides = measure_rectangles(images).view(len(dims), steps, 2)
     return sides.amax(1) - sides.amin(1)
 
 
@@ -166,11 +154,8 @@ def codes(model, x: torch.Tensor, seed: int = 0) -> dict:
     """The codes of the images ``x`` that MIG can be fed, as numpy arrays (N, d): ``means`` (the posterior means
     μ(x)) and ``samples`` (one draw z ~ q(z|x) each, seeded by ``seed``), with ``kl`` (numpy, (d,): the KL per
     latent dimension, averaged over x)."""
-    checks.images("x", x)
     seed = checks.integer("seed", seed, low=0)
-    model.eval()
-    parts = [model.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)]
-    mu, logvar = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    mu, logvar = encode_all(model, x)
     eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed)).to(mu.device)
     return {"means": mu.cpu().numpy(), "samples": (mu + torch.exp(0.5 * logvar) * eps).cpu().numpy(),
             "kl": kl_per_dim(mu, logvar).mean(0).cpu().numpy()}

@@ -64,7 +64,7 @@ def network_available(url: str, timeout: float = 2.0) -> bool:
     return result[0]
 
 
-def _offline_reason(offline: bool | None, url: str) -> str | None:
+def offline_reason(offline: bool | None, url: str) -> str | None:
     """Why there will be no download (None: go ahead)."""
     if offline:
         return "offline=True"
@@ -158,14 +158,14 @@ def check_split(shapes: dict, names: dict, fix: str = "") -> None:
                          f"test files come from different datasets{fix}")
 
 
-def _idx_split(files: dict[str, Path], fix: str):
+def idx_split(files: dict[str, Path], fix: str):
     """((train_x, train_y), (test_x, test_y)) from four IDX files, checked against each other (``check_split``)."""
     t = {k: read_idx(p, fix) for k, p in files.items()}
     check_split({k: v.shape for k, v in t.items()}, files, fix)
     return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
 
 
-def _torchvision_split(cls, root: Path, offline: bool | None):
+def torchvision_split(cls, root: Path, offline: bool | None):
     """Images from ``root/<Class>/raw`` (torchvision's layout), downloading them first if allowed.
 
     Returns ``(split, None)`` or ``(None, reason)`` when the files are absent and cannot be downloaded.
@@ -174,7 +174,7 @@ def _torchvision_split(cls, root: Path, offline: bool | None):
     files = {k: raw / name for k, name in IDX_FILES.items()}
     fix = f"delete {raw} and run again to download it, or copy the four IDX files there"
     if not all(p.exists() for p in files.values()):
-        reason = _offline_reason(offline, cls.mirrors[0] + cls.resources[0][0])
+        reason = offline_reason(offline, cls.mirrors[0] + cls.resources[0][0])
         if reason:
             return None, reason
         try:

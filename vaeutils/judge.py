@@ -1,12 +1,8 @@
-"""Models trained outside ``train_vae`` (a small GAN, a local classifier, a VAE with a learned prior), each
-cached like ``train_vae``'s, and the helpers that judge generated images offline (unit 09; the learned prior is
-unit 08's).
+"""Judging generated images offline, with no download (unit 09; unit 05 uses the first two):
 
-* :func:`gan_training` is the GAN loop written out (discriminator step on *detached* fakes, then the generator
-  step); :func:`train_gan` caches it; :func:`generator_at` rebuilds a snapshot taken during training.
-* :func:`train_classifier`: the small CNN whose features replace Inception's (the FID recipe on local features).
-* :func:`train_prior_vae`: the 784-400-20 VAE of the β-sweep (same data, epochs, seed and initial weights) with a
-  learned prior from ``vaeutils.priors`` instead of N(0, I).
+* :func:`nearest_distance` and :func:`sample_realism`: how far a model's prior samples land from the nearest
+  binary training image, and how varied they are;
+* :func:`train_classifier`: the small CNN whose features replace Inception's (the FID recipe on local features);
 * :func:`judge` measures a set of images: Fréchet distance (``metrics.frechet_distance``) on the classifier's
   features, the classifier score (the Inception-Score recipe), class coverage (``metrics.class_coverage``),
   sharpness, diversity, and nearest-neighbour distances to the training set compared with the real test set's own
@@ -26,19 +22,9 @@ from . import cache as _cache
 from . import checks
 from . import config as _config
 from . import metrics as _metrics
-from . import priors as _priors
-from .models import MLPVAE, MLPDiscriminator, MLPGenerator, SmallClassifier
-from .objectives import gan_discriminator_loss, gan_generator_loss
-from .sweep import SWEEP_HIDDEN, SWEEP_LATENT_DIM, prepare_data, sweep_epochs
-from .train import TrainResult, fit
+from .models import SmallClassifier
 
-GAN_G = {"latent_dim": 64, "hidden": (128, 256)}
-GAN_D = {"hidden": (256, 128), "dropout": 0.3}
 CLASSIFIER = {"n_classes": 10, "channels": (16, 32), "feature_dim": 128}
-
-
-def _data_key(data) -> dict:
-    return {"name": data.name, "source": data.source, "n_train": len(data.train_x), "n_test": len(data.test_x)}
 
 
 def _bar(total: int, desc: str, progress: bool):
@@ -47,88 +33,13 @@ def _bar(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="step", mininterval=0.5, disable=not progress)
 
 
-# --------------------------------------------------------------------------- a small GAN
-
-def gan_training(gan: nn.ModuleDict, train_x: torch.Tensor, kind: str, steps: int, *, snapshot_every: int = 0,
-                 batch_size: int = 64, lr: float = 2e-4, seed: int = 0, progress: bool = True) -> dict:
-    """Train ``gan["G"]`` and ``gan["D"]`` for ``steps`` alternating steps with Adam (β₁ = 0.5, as in DCGAN).
-
-    ``kind``: the generator loss, ``"non_saturating"`` or ``"minimax"`` (``objectives.gan_generator_loss``).
-    The discriminator sees ``fake.detach()``: its backward pass stops at the samples, so it neither runs through G
-    nor leaves gradients in G's parameters. History per step: ``d_loss``, ``g_loss``, ``d_fake`` (mean D(G(z))),
-    ``g_grad_norm``; ``snapshots``: G's weights every ``snapshot_every`` steps (0: none)."""
-    checks.choice("kind", kind, ("non_saturating", "minimax"))
-    steps = checks.integer("steps", steps, low=1)
-    snapshot_every = checks.integer("snapshot_every", snapshot_every, low=0)
-    G, D = gan["G"].train(), gan["D"].train()
-    opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=(0.5, 0.999))
-    gen = torch.Generator().manual_seed(seed)
-    history = {"d_loss": [], "g_loss": [], "d_fake": [], "g_grad_norm": [], "snapshots": {}}
-    device = train_x.device
-    with torch.random.fork_rng(devices=[]), _bar(steps, f"GAN ({kind})", progress) as bar:
-        torch.manual_seed(seed)  # dropout draws
-        for step in range(1, steps + 1):
-            real = train_x[torch.randint(0, len(train_x), (batch_size,), generator=gen).to(device)]
-            fake = G(torch.randn(batch_size, G.latent_dim, generator=gen).to(device))
-            d_loss = gan_discriminator_loss(D(real), D(fake.detach()))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            fake_logits = D(fake)
-            g_loss = gan_generator_loss(fake_logits, kind)
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            norm = torch.sqrt(sum(p.grad.square().sum() for p in G.parameters()))
-            opt_g.step()
-            values = (d_loss, g_loss, torch.sigmoid(fake_logits).mean(), norm)
-            for key, value in zip(("d_loss", "g_loss", "d_fake", "g_grad_norm"), values):
-                history[key].append(value.item())
-            if snapshot_every and step % snapshot_every == 0:
-                history["snapshots"][str(step)] = {k: v.detach().cpu().clone() for k, v in G.state_dict().items()}
-            bar.update(1)
-    G.eval()
-    D.eval()
-    return history
-
-
-def train_gan(data, kind: str = "non_saturating", steps: int = 3000, *, snapshot_every: int = 0, seed: int = 0,
-              progress: bool = True):
-    """Load the GAN if cached, else train it with :func:`gan_training`: returns ``(G, D, history, loaded)``."""
-    key = {"data": _data_key(data), "kind": kind, "steps": steps, "snapshot_every": snapshot_every, "seed": seed,
-           "G": GAN_G, "D": GAN_D, "batch_size": 64, "lr": 2e-4}
-    shape = data.image_shape
-
-    def build():
-        _config.seed_everything(seed)
-        return nn.ModuleDict({"G": MLPGenerator(out_shape=shape, **GAN_G), "D": MLPDiscriminator(shape, **GAN_D)})
-
-    def run(gan):
-        gan.to(data.train_x.device)
-        return gan_training(gan, data.train_x, kind, steps, snapshot_every=snapshot_every, seed=seed,
-                            progress=progress)
-
-    gan, history, hit = _cache.load_or_train("gan", key, build, run)
-    gan = gan.to(data.train_x.device).eval()
-    return gan["G"], gan["D"], history, hit
-
-
-def generator_at(history: dict, step: int, shape=(1, 28, 28), device=None) -> MLPGenerator:
-    """The generator as it was after ``step`` steps (a snapshot of :func:`gan_training`)."""
-    if str(step) not in history.get("snapshots", {}):
-        raise ValueError(f"no snapshot at step {step}; snapshots at {sorted(map(int, history.get('snapshots', {})))}")
-    G = MLPGenerator(out_shape=shape, **GAN_G)
-    G.load_state_dict(history["snapshots"][str(step)])
-    return G.to(device or _config.get_device()).eval()
-
-
 # --------------------------------------------------------------------------- the local judge's features
 
 def train_classifier(data, epochs: int | None = None, *, seed: int = 0, progress: bool = True):
     """The small CNN classifier of the judge (cached): returns ``(classifier, history, loaded)``; history
     ``test_accuracy`` per epoch. Default epochs: 6 (full mode), 1 (smoke)."""
     epochs = _config.pick(full=6, smoke=1) if epochs is None else checks.integer("epochs", epochs, low=1)
-    key = {"data": _data_key(data), "args": CLASSIFIER, "epochs": epochs, "seed": seed, "batch_size": 64}
+    key = {"data": data.key(), "args": CLASSIFIER, "epochs": epochs, "seed": seed, "batch_size": 64}
 
     def build():
         _config.seed_everything(seed)
@@ -161,35 +72,6 @@ def train_classifier(data, epochs: int | None = None, *, seed: int = 0, progress
 def accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     classifier.eval()
     return float((classifier(x).argmax(1) == y).double().mean())
-
-
-# --------------------------------------------------------------------------- a VAE with a learned prior (unit 08)
-
-def train_prior_vae(data=None, kind: str = "vamp", n_components: int = 100, *, beta: float = 1.0,
-                    epochs: int | None = None, seed: int = 0, progress: bool = True) -> TrainResult:
-    """The β-sweep's VAE (784-400-20, dynamically binarized training images, the same initial weights, epochs and
-    seed) with a learned prior: ``kind`` ``"vamp"`` (pseudo-inputs started at ``n_components`` random training
-    images) or ``"mog"``. Trained with ``priors.LearnedPriorELBO``; returns ``TrainResult(model, history, loaded)``
-    with ``model`` a ``priors.PriorVAE``."""
-    data = prepare_data(data)
-    epochs = sweep_epochs() if epochs is None else checks.integer("epochs", epochs, low=1)
-    loss = _priors.LearnedPriorELBO(beta=beta)
-    key = {"data": _data_key(data), "hidden": SWEEP_HIDDEN, "latent_dim": SWEEP_LATENT_DIM, "prior": kind,
-           "n_components": n_components, "loss": loss.describe(), "epochs": epochs, "seed": seed,
-           "batch_size": 128, "lr": 1e-3, "binarize": True}
-
-    def build():
-        _config.seed_everything(seed)  # as train_vae does: the same initial VAE as the sweep's
-        vae = MLPVAE(in_shape=data.image_shape, hidden=SWEEP_HIDDEN, latent_dim=SWEEP_LATENT_DIM)
-        pick = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(seed))[:n_components]
-        init = data.train_x[pick.to(data.train_x.device)] if kind == "vamp" else None
-        return _priors.build_prior_vae(kind, vae, n_components, init=init, seed=seed)
-
-    def run(model):
-        return fit(model, data.train_x, loss, epochs=epochs, seed=seed, progress=progress, binarize=True)
-
-    model, history, hit = _cache.load_or_train(f"prior-{kind}", key, build, run)
-    return TrainResult(model.to(data.train_x.device).eval(), history, hit)
 
 
 # --------------------------------------------------------------------------- judging images
@@ -273,3 +155,42 @@ def judge(images: torch.Tensor, classifier: SmallClassifier, test_x: torch.Tenso
         out["nn_ratio"] = out["nn"] / float(real_nn.mean())
         out["copies"] = copy_fraction(nearest, real_nn)
     return out
+
+
+# --------------------------------------------------------------------------- how real are prior samples (unit 05)
+
+def nearest_distance(images: torch.Tensor, reference: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
+    """For each image p of ``images`` (N, …, pixels in [0, 1]): Σ |p − t| over the pixels, for the nearest
+    binary image t of ``reference`` (M, …). When p is binary this counts the pixels in which it differs from t
+    (a Hamming distance); when p is a decoder's mean it is the expected number of pixels in which a binary image
+    drawn from p would differ from t. Shape (N,), float64."""
+    checks.images("images", images)
+    checks.images("reference", reference)
+    a, b = images.flatten(1).float(), reference.flatten(1).float().to(images.device)
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"images and reference must have the same size, got {a.shape[1]} and {b.shape[1]} pixels")
+    if not ((b == 0) | (b == 1)).all():
+        raise ValueError("reference must be binary images (0/1): binarize them with data.static_binarize")
+    if a.min() < 0 or a.max() > 1:
+        raise ValueError("images must lie in [0, 1]: pass decoded means (model.mean_image) or binary images")
+    b_ones = b.sum(1)  # for binary t, Σ|p − t| = Σp + Σt − 2 p·t: one matrix product per chunk
+    out = [(ac.sum(1, keepdim=True) + b_ones - 2 * ac @ b.T).min(1).values for ac in a.split(chunk)]
+    return torch.cat(out).double().cpu()
+
+
+@torch.no_grad()
+def sample_realism(model, reference: torch.Tensor, n: int = 2000, seed: int = 2,
+                   n_diversity: int | None = None) -> dict:
+    """How like the binary ``reference`` images (the statically binarized training set) ``n`` prior samples are.
+
+    Each sample is a code z ~ N(0, I) (the same ``seed`` gives the same codes to every model of a sweep)
+    decoded to its mean image p. Returns ``distance`` (numpy, (n,)): :func:`nearest_distance` of each p, the
+    expected number of pixels in which a binary draw from p differs from its nearest reference image (a blurred
+    pixel costs half a pixel whatever the reference, so blur is not flattered); and ``diversity``: the mean
+    Euclidean distance between two of the first ``n_diversity`` (default: 500, or n if fewer) decoded means (pixels
+    in [0, 1])."""
+    n = checks.integer("n", n, low=2)
+    n_diversity = checks.integer("n_diversity", min(500, n) if n_diversity is None else n_diversity, low=2, high=n)
+    model.eval()
+    means = model.sample(n, generator=torch.Generator().manual_seed(seed))
+    return {"distance": nearest_distance(means, reference).numpy(), "diversity": diversity(means, n_diversity)}

@@ -3,8 +3,8 @@
 KL (unit 01): ``kl_per_dim``, ``kl_terms``. Reconstruction NLLs (unit 02): ``bernoulli_nll``, ``gaussian_nll``,
 ``laplace_nll``. Free bits (unit 07): ``free_bits_kl``. The calibrated decoder (unit 08): ``optimal_log_sigma``,
 ``optimal_log_laplace_scale``. ``ELBOLoss`` puts them together (unit 03), with β, free bits, a schedule or a
-capacity. The schedules (``vaeutils.schedules``) and the other objectives (``vaeutils.objectives``: GECO, GAN,
-energy) are re-exported here, so ``losses.LinearWarmup`` and ``losses.GECO`` work too.
+capacity. The schedules are in ``vaeutils.schedules``; the other objectives (GECO, GAN, energy) in
+``vaeutils.objectives``.
 Every value is in nats. Bad input raises ``ValueError``/``TypeError`` naming the argument. float16 and bfloat16
 inputs are computed in float32 and give float32 results: their range ends inside the promised inputs (exp(12),
 a sum over 784 pixels at logit −100). ``reduction="mean"`` of an empty batch is refused, not NaN.
@@ -12,10 +12,9 @@ a sum over 784 pixels at logit −100). ``reduction="mean"`` of an empty batch i
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import torch
@@ -23,16 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import checks
-from .objectives import (  # noqa: F401  (re-exported: one import for every loss of the course)
-    GAN_GENERATOR_LOSSES,
-    GECO,
-    GECO_MODES,
-    energy_contrastive_loss,
-    gan_discriminator_loss,
-    gan_generator_loss,
-    geco_multiplier_update,
-)
-from .schedules import CapacitySchedule, Constant, Cyclical, LinearWarmup, capacity_penalty  # noqa: F401
+from .schedules import CapacitySchedule, capacity_penalty
 
 REDUCTIONS = ("none", "sum", "mean")
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -107,7 +97,7 @@ def kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------- reconstruction (unit 02)
 
 def pixel_range_error(x: torch.Tensor) -> ValueError:
-    """The error for Bernoulli targets outside [0, 1] (raised by :func:`bernoulli_nll` and the fused step)."""
+    """The error for Bernoulli targets outside [0, 1] (raised by :func:`bernoulli_nll` and by `train.fit`)."""
     return ValueError(f"x must lie in [0, 1] for a Bernoulli likelihood, got values in [{x.min().item():.3g}, "
                       f"{x.max().item():.3g}]; rescale the images (x / 255) or use gaussian_nll")
 
@@ -240,38 +230,6 @@ def optimal_log_laplace_scale(loc: torch.Tensor, x: torch.Tensor) -> torch.Tenso
 LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
 
 
-def describe(value):
-    """A JSON-like description of a loss setting, stable across processes (for the cache key).
-
-    Numbers (NumPy scalars become plain ``int``/``float``), strings, None, lists, tuples, dicts with string keys
-    and frozen dataclasses (the schedules, ``ELBOLoss``) describe themselves. A lambda or another object without a
-    stable description is refused, since its key would change on every run, and so is NaN or ±inf, which never
-    equals itself, so a stored config holding it could never match again.
-    """
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, Integral):
-        return int(value)
-    if isinstance(value, Real):
-        if not math.isfinite(value):
-            raise ValueError(f"a loss setting is {value!r}: a non-finite number cannot be stored in the cache key")
-        return float(value)
-    if isinstance(value, (list, tuple)):
-        return [describe(v) for v in value]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"a loss description's keys must be strings, got {list(value)!r}")
-        return {k: describe(v) for k, v in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: describe(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        return {"type": type(value).__name__, **fields}
-    raise TypeError(f"{value!r} cannot describe itself for the cache key (its description would change every run); "
-                    "use a schedule from vaeutils.losses (Constant, LinearWarmup, Cyclical) or a frozen dataclass, "
-                    "or train with cache=False")
-
-
 @dataclass(frozen=True)
 class ELBOLoss:
     """Negative (β-weighted) ELBO per example: rec + β·KL, averaged over the batch.
@@ -308,8 +266,8 @@ class ELBOLoss:
             raise ValueError("capacity replaces β·KL, so free_bits would be ignored; set free_bits=0 or capacity=None")
 
     def describe(self) -> dict:
-        """The settings as plain data, for the cache key (see :func:`describe`)."""
-        return describe(self)
+        """The settings as plain data, for the cache key (``checks.plain_data``)."""
+        return checks.plain_data(self, "the loss")
 
     def beta_at(self, step: int) -> float:
         """β at optimiser step ``step``; a schedule's value is checked (a finite number >= 0)."""

@@ -1,8 +1,9 @@
 """Ways to judge a VAE beyond its training loss, all in nats unless stated.
 
 ``summary`` measures one model in one pass (rate, distortion, −ELBO, KL per dimension, active units): every unit
-and widget that reports those numbers calls it. Also the IWAE bound (unit 04), MIG (unit 06), and the Fréchet
-distance and class coverage used to judge samples (unit 09).
+and widget that reports those numbers calls it, and so does ``evaluate``, the test row ``train.fit`` logs.
+``encode_all`` is the one chunked encoder. Also the IWAE bound (unit 04), MIG (unit 06), and the Fréchet
+distance and class coverage used to judge samples (unit 09). Nothing here trains a model.
 
 Bad input is named, never measured: a missing model, a loss given by name, images with NaN pixels (which would
 give NaN, or 0 active units), a model whose codes are not finite, one-hot labels, statistics that do not fit.
@@ -18,7 +19,6 @@ import torch
 from . import checks
 from . import losses as L
 from .losses import ELBOLoss
-from .train import evaluate
 
 
 def _as_numpy(name, value) -> np.ndarray:
@@ -72,7 +72,7 @@ def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1
 
     loss: the ``losses.ELBOLoss`` whose likelihood measures the distortion (β, free bits and capacity play no
     part: the numbers are those of the plain ELBO). One z per image from a generator seeded with ``seed``, so
-    ``rate``/``distortion``/``neg_elbo`` equal ``train.evaluate``'s ``kl``/``rec``/``loss`` exactly.
+    ``rate``/``distortion``/``neg_elbo`` are :func:`evaluate`'s ``kl``/``rec``/``loss``.
     The rate is the KL to the N(0, I) prior; a model with a learned prior is measured by ``priors.prior_summary``.
     Returns: ``rate`` (mean KL, nats), ``distortion`` (mean NLL, nats), ``neg_elbo`` (their sum), ``kl_per_dim``
     (numpy, nats per latent dimension), ``active`` (units with Var_x μ_u > ``threshold``, Burda et al. 2016),
@@ -110,48 +110,33 @@ def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1
     return out
 
 
-def rate_distortion(model, x, loss_fn=None, batch_size: int = 1000, seed: int = 0) -> dict:
-    """Rate = mean KL(q(z|x) || p(z)) and distortion = mean reconstruction NLL, nats per example."""
-    _check_model(model)
-    _check_images(model, x)
-    batch_size = checks.integer("batch_size", batch_size, low=1)
-    out = evaluate(model, x, _check_loss("loss_fn", loss_fn), batch_size=batch_size, seed=seed)
-    if not all(math.isfinite(v) for v in out.values()):
-        raise ValueError(f"the model gave a non-finite rate or distortion ({out}) for finite images; check the "
-                         "model's weights for NaN or inf")
-    return {"rate": out["kl"], "distortion": out["rec"], "neg_elbo": out["loss"]}
+def evaluate(model, x, loss_fn=None, batch_size: int = 1000, seed: int = 0) -> dict:
+    """Per-example means on ``x``: ``rec`` (NLL), ``kl`` and ``loss`` = rec + kl = −ELBO (β = 1), in nats: the
+    test row ``train.fit`` logs after every epoch. One z per image from a generator seeded with ``seed``, so the
+    numbers repeat exactly; they are :func:`summary`'s ``distortion``, ``rate`` and ``neg_elbo``."""
+    s = summary(model, x, loss_fn, batch_size=batch_size, seed=seed)
+    return {"rec": s["distortion"], "kl": s["rate"], "loss": s["neg_elbo"]}
 
 
 @torch.no_grad()
-def encode_all(model, x, batch_size: int = 2000) -> tuple[torch.Tensor, torch.Tensor]:
-    """(μ, log σ²) for every row of x, batched."""
-    _check_model(model)
+def encode_all(model, x, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """(μ, log σ²) of every image of ``x``, ``batch_size`` images at a time, in eval mode (the model's mode is
+    restored after). ``model``: anything with ``encode(x) -> (mu, logvar)``. The one chunked encoder of the
+    package: ``surgery`` and ``disentangle`` call it too."""
+    if not callable(getattr(model, "encode", None)):
+        raise TypeError(f"model must have an encode(x) -> (mu, logvar) method, got {type(model).__name__}; "
+                        "train one with train.train_vae(...)")
     _check_images(model, x)
     batch_size = checks.integer("batch_size", batch_size, low=1)
-    model.eval()
-    mus, logvars = [], []
-    for i in range(0, len(x), batch_size):
-        mu, logvar = model.encode(x[i:i + batch_size])
-        mus.append(mu)
-        logvars.append(logvar)
-    return torch.cat(mus), torch.cat(logvars)
-
-
-def kl_per_dimension(model, x) -> torch.Tensor:
-    """Mean KL of each latent dimension over the data set, shape (latent_dim,)."""
-    mu, logvar = encode_all(model, x)
-    return L.kl_per_dim(mu, logvar).mean(0)
-
-
-def active_units(model, x, threshold: float = 0.01) -> tuple[int, torch.Tensor]:
-    """Burda et al. (2016): unit u is active when Cov_x(E_q[u|x]) = Var_x(μ_u(x)) > threshold.
-
-    Returns (number active, per-unit variances)."""
-    threshold = _check_threshold(threshold)
-    mu, logvar = encode_all(model, x)
-    _check_codes(mu, logvar)
-    var = mu.var(0, unbiased=True) if len(mu) > 1 else torch.zeros(mu.shape[1], device=mu.device)
-    return int((var > threshold).sum().item()), var
+    was_training = getattr(model, "training", False)
+    if hasattr(model, "eval"):
+        model.eval()
+    try:
+        parts = [model.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    finally:
+        if hasattr(model, "train"):
+            model.train(was_training)
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 @torch.no_grad()

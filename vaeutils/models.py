@@ -71,6 +71,11 @@ class _VAEBase(nn.Module):
         else:
             self.log_scale = None
 
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(μ, log σ²) of q(z|x): the encoder's features through one linear layer, split in two."""
+        mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=-1)
+        return mu, logvar
+
     def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, generator=None) -> torch.Tensor:
         """z = μ + σ·ε with ε ~ N(0, I): the sample is a differentiable function of (μ, log σ²)."""
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
@@ -127,10 +132,6 @@ class MLPVAE(_VAEBase):
         self.decoder = nn.Sequential(*dec, nn.Linear(width, d_in))
         self._init_scale(learned_scale)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=-1)
-        return mu, logvar
-
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(z).view(-1, *self.in_shape)
 
@@ -162,12 +163,28 @@ class ConvVAE(_VAEBase):
         )
         self._init_scale(learned_scale)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=-1)
-        return mu, logvar
-
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.decoder_fc(z).view(-1, *self.feat))
+
+
+@torch.no_grad()
+def traversal_images(model, z0: torch.Tensor, dims=None, span: float = 3.0, steps: int = 7) -> torch.Tensor:
+    """Decode the code ``z0`` with one latent dimension at a time swept over [−span, span] (prior σ units),
+    the others held. Returns (len(dims) * steps, C, H, W) image-space means, ``steps`` images per dimension in
+    ``dims`` (default: every dimension). Unit 05 draws them (``plots.traversal``), unit 06 measures them."""
+    checks.tensor("z0", z0)
+    span = checks.positive("span", span, hint="prior standard deviations")
+    steps = checks.integer("steps", steps, low=2)
+    z0 = z0.reshape(-1)
+    dims = list(range(z0.numel())) if dims is None else [
+        checks.integer("dims", d, 0, z0.numel() - 1) for d in dims]
+    values = torch.linspace(-span, span, steps, device=z0.device)
+    z = z0.repeat(len(dims) * steps, 1)
+    for r, d in enumerate(dims):
+        z[r * steps:(r + 1) * steps, d] = values
+    if hasattr(model, "eval"):
+        model.eval()
+    return model.mean_image(model.decode(z))
 
 
 def build_model(kind: str = "mlp", **kwargs) -> _VAEBase:

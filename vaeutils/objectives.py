@@ -1,19 +1,22 @@
 """Objectives beside the β-weighted ELBO: GECO's automatic balance, the GAN losses and the energy view.
 
-GECO (unit 08): ``geco_multiplier_update`` and ``GECO``. The GAN losses (unit 09): ``gan_discriminator_loss``,
-``gan_generator_loss``; the energy-based contrastive loss: ``energy_contrastive_loss``. All in nats, batch means
-(an empty batch is refused; float16/bfloat16 are computed in float32). Re-exported by ``vaeutils.losses``.
+GECO (unit 08): ``geco_multiplier_update``, ``GECO`` and ``GECOELBO`` (the ELBO balanced by GECO, as a loss
+``train_vae`` trains and caches). The GAN losses (unit 09): ``gan_discriminator_loss``, ``gan_generator_loss``;
+the energy-based contrastive loss: ``energy_contrastive_loss``. All in nats, batch means (an empty batch is
+refused; float16/bfloat16 are computed in float32).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from . import checks
+from .losses import bernoulli_nll, kl_per_dim
 
 GECO_MODES = ("multiplicative", "additive")
 
@@ -143,3 +146,40 @@ def energy_contrastive_loss(energy_data: torch.Tensor, energy_model: torch.Tenso
     ``energy_model`` is evaluated on exact model samples (LeCun et al. 2006). Note the minus sign."""
     energy_data, energy_model = _batch("energy_data", energy_data), _batch("energy_model", energy_model)
     return energy_data.mean() - energy_model.mean()
+
+
+@dataclass(frozen=True)
+class GECOELBO:
+    """The Bernoulli ELBO's two terms balanced by GECO (Rezende & Viola 2018) instead of a fixed β: each training
+    step returns rec + β(t)·KL with β(t) = 1/λ(t), then updates λ from the constraint rec − κ (see
+    ``GECO`` above). The settings are the fields; the multiplier lives in ``geco`` (its ``history`` keeps λ, β
+    and the constraint per step). Evaluation calls (``model.eval()``) leave λ alone."""
+
+    kappa: float
+    lr: float = 1e-2
+    alpha: float = 0.9
+    lambda_init: float = 1.0
+    lambda_max: float = 100.0
+    geco: GECO = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "geco", GECO(kappa=self.kappa, lr=self.lr, alpha=self.alpha,
+                                              lambda_init=self.lambda_init, lambda_max=self.lambda_max))
+
+    def describe(self) -> dict:
+        return checks.plain_data(self, "the loss")
+
+    def nll(self, model, out, x):
+        return bernoulli_nll(out, x)
+
+    def terms(self, model, x, step: int = 0, generator=None) -> dict:
+        mu, logvar, _, out = model(x, generator)
+        rec = self.nll(model, out, x).mean()
+        return self.geco.step(rec, kl_per_dim(mu, logvar).sum(1).mean(), update=model.training)
+
+    __call__ = terms
+
+    def keep_history(self, epoch: int, history: dict) -> None:
+        """A ``fit`` callback: stores the multiplier's per-step history in the training history (and so in the
+        cache next to the weights)."""
+        history["geco"] = {k: list(v) for k, v in self.geco.history.items()}

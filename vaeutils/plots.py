@@ -12,6 +12,7 @@ import torch
 from matplotlib.figure import Figure
 
 from . import checks
+from .models import traversal_images
 
 
 def widget_figure(fig, figsize, dpi: int) -> Figure:
@@ -43,21 +44,19 @@ def figure_png(fig) -> bytes:
 
 
 def grid_array(x, nrow: int = 8, pad: int = 1) -> np.ndarray:
-    """Tile images (N, C, H, W) or (N, H, W) into one 2-D (or H×W×3) array, padded with white lines."""
+    """Tile images (N, C, H, W) or (N, H, W) into one 2-D (or H×W×3) array, padded with white lines
+    (``torchvision.utils.make_grid``, ``nrow`` images per row)."""
+    from torchvision.utils import make_grid
+
     x = torch.as_tensor(x).detach().float().cpu()
     if x.dim() == 3:
         x = x.unsqueeze(1)
     if x.dim() != 4 or len(x) == 0:
         raise ValueError(f"images must be shaped (N, C, H, W) with N >= 1, got {tuple(x.shape)}")
-    n, c, h, w = x.shape
-    ncol = min(nrow, n)
-    rows = math.ceil(n / ncol)
-    canvas = torch.ones(c, rows * (h + pad) + pad, ncol * (w + pad) + pad)
-    for i in range(n):
-        r, q = divmod(i, ncol)
-        canvas[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + q * (w + pad): pad + q * (w + pad) + w] = x[i]
-    arr = canvas.clamp(0, 1).numpy()
-    return arr[0] if c == 1 else arr.transpose(1, 2, 0)
+    nrow = checks.integer("nrow", nrow, low=1, hint="images per row")
+    pad = checks.integer("pad", pad, low=0, hint="pixels between images")
+    grid = make_grid(x, nrow=nrow, padding=pad, pad_value=1.0).clamp(0, 1).numpy()
+    return grid[0] if x.shape[1] == 1 else grid.transpose(1, 2, 0)
 
 
 def image_grid(x, nrow: int = 8, ax=None, title: str | None = None):
@@ -69,20 +68,6 @@ def image_grid(x, nrow: int = 8, ax=None, title: str | None = None):
     if title:
         ax.set_title(title)
     return ax
-
-
-@torch.no_grad()
-def traversal_images(model, z0: torch.Tensor, dims=None, span: float = 3.0, steps: int = 7) -> torch.Tensor:
-    """Decode z0 with one latent dimension at a time swept over [−span, span] (prior σ units).
-
-    Returns (len(dims) * steps, C, H, W) image-space means, one row per dimension."""
-    z0 = z0.reshape(-1)
-    dims = list(range(z0.numel())) if dims is None else list(dims)
-    values = torch.linspace(-span, span, steps, device=z0.device)
-    z = z0.repeat(len(dims) * steps, 1)
-    for r, d in enumerate(dims):
-        z[r * steps:(r + 1) * steps, d] = values
-    return model.mean_image(model.decode(z))
 
 
 def traversal(model, z0, dims=None, span: float = 3.0, steps: int = 7, ax=None, title: str | None = None):

@@ -10,28 +10,22 @@ precision a model was trained in, so a bf16 model is never served to an fp32 run
 from __future__ import annotations
 
 import contextlib
-import functools
 import os
 from pathlib import Path
 
 import torch
 
-from . import checks
+from . import checks, cpu
 
 PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT = "fp32"
 ENV = "VAELAB_PRECISION"
 
 
-@functools.cache
 def _cpu_has_fast_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux: ask oneDNN instead
-        flags = ""
-    if flags:
-        return ("avx512_bf16" in flags or "amx_bf16" in flags) and torch.backends.mkldnn.is_available()
-    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    if Path("/proc/cpuinfo").exists():
+        return bool({"AVX512-BF16", "AMX"} & set(cpu.features())) and torch.backends.mkldnn.is_available()
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # not Linux: ask oneDNN instead
     return bool(probe and probe())
 
 

@@ -10,7 +10,6 @@ decoder sees: KL(q(z|x) ‖ p(z)) ≈ log q(z|x) − log p(z) with z ~ q(z|x) (:
 * :class:`PriorVAE` wraps an ``MLPVAE`` and a prior (it reads like a VAE: ``encode``, ``decode``, ``forward``,
   ``sample``, ``log_prior``); :class:`LearnedPriorELBO` is its loss for ``train.fit`` (a frozen dataclass with
   ``describe()``); :func:`prior_summary` measures rate (MC, with its standard error), distortion and −ELBO.
-* :class:`GECOELBO`: the other automatic balance of unit 08, ``objectives.GECO`` as a loss ``train_vae`` caches.
 
 Everything is in nats. ``metrics.summary`` assumes N(0, I): for a :class:`PriorVAE` use :func:`prior_summary`.
 """
@@ -18,47 +17,53 @@ Everything is in nats. ``metrics.summary`` assumes N(0, I): for a :class:`PriorV
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
+from torch import distributions as D
 from torch import nn
 
 from . import checks
-from .losses import bernoulli_nll, describe, kl_per_dim
-from .objectives import GECO
+from .losses import bernoulli_nll
 
-LOG_2PI = math.log(2 * math.pi)
 PRIOR_KINDS = ("standard", "mog", "vamp")
 
 
+def _normal(mu: torch.Tensor, logvar: torch.Tensor) -> D.Independent:
+    """N(μ, diag exp(logvar)) as a torch distribution over the last dimension."""
+    return D.Independent(D.Normal(mu, torch.exp(0.5 * logvar), validate_args=False), 1)
+
+
 def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; μ, diag exp(logvar)), summed over the last dimension (broadcasting)."""
-    return -0.5 * (LOG_2PI + logvar + (z - mu).square() * torch.exp(-logvar)).sum(-1)
+    """log N(z; μ, diag exp(logvar)), summed over the last dimension (broadcasting), by torch.distributions."""
+    return _normal(mu, logvar).log_prob(z)
 
 
 def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
     """log N(z; 0, I), summed over the last dimension."""
-    return -0.5 * (LOG_2PI + z.square()).sum(-1)
+    return _normal(torch.zeros_like(z), torch.zeros_like(z)).log_prob(z)
 
 
 def log_mixture(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor, log_weights=None,
                 chunk: int = 256) -> torch.Tensor:
-    """log Σ_k w_k N(z; m_k, diag v_k) for z (B, d) and components (K, d); uniform weights when None.
+    """log Σ_k w_k N(z; m_k, diag v_k) for z (B, d) and components (K, d); uniform weights when None
+    (``torch.distributions.MixtureSameFamily``).
 
     With the encoder's (μ_n, logvar_n) of N images as components it is the aggregate posterior
     q(z) = (1/N) Σ_n q(z|x_n). Computed in chunks of ``chunk`` rows of z (memory B·K·d)."""
     checks.tensor("z", z, dim=2)
     checks.tensor("means", means, dim=2)
     checks.same_shape("means", means, "logvars", logvars)
+    chunk = checks.integer("chunk", chunk, low=1, hint="rows of z at a time")
     if z.shape[1] != means.shape[1]:
         raise ValueError(f"z has {z.shape[1]} latent dimensions but the components have {means.shape[1]}")
     if log_weights is None:
-        log_weights = torch.full((len(means),), -math.log(len(means)), dtype=z.dtype, device=z.device)
+        log_weights = torch.zeros(len(means), dtype=z.dtype, device=z.device)
     elif log_weights.shape != (len(means),):
         raise ValueError(f"log_weights must be shaped ({len(means)},), got {tuple(log_weights.shape)}")
-    parts = [torch.logsumexp(log_weights + log_normal_diag(z[i:i + chunk, None], means, logvars), dim=1)
-             for i in range(0, len(z), chunk)]
-    return torch.cat(parts)
+    mixture = D.MixtureSameFamily(D.Categorical(logits=log_weights, validate_args=False),
+                                  _normal(means, logvars), validate_args=False)
+    return torch.cat([mixture.log_prob(z[i:i + chunk]) for i in range(0, len(z), chunk)])
 
 
 def _sample_mixture(n: int, means, logvars, log_weights, generator=None) -> torch.Tensor:
@@ -232,7 +237,7 @@ class LearnedPriorELBO:
         checks.positive("beta", self.beta, allow_zero=True)
 
     def describe(self) -> dict:
-        return describe(self)
+        return checks.plain_data(self, "the loss")
 
     def nll(self, model, out, x):
         return bernoulli_nll(out, x)
@@ -244,44 +249,6 @@ class LearnedPriorELBO:
         return {"loss": rec + float(self.beta) * kl, "rec": rec, "kl": kl}
 
     __call__ = terms
-
-
-@dataclass(frozen=True)
-class GECOELBO:
-    """The Bernoulli ELBO's two terms balanced by GECO (Rezende & Viola 2018) instead of a fixed β: each training
-    step returns rec + β(t)·KL with β(t) = 1/λ(t), then updates λ from the constraint rec − κ (see
-    ``objectives.GECO``). The settings are the fields; the multiplier lives in ``geco`` (its ``history`` keeps λ, β
-    and the constraint per step). Evaluation calls (``model.eval()``) leave λ alone."""
-
-    kappa: float
-    lr: float = 1e-2
-    alpha: float = 0.9
-    lambda_init: float = 1.0
-    lambda_max: float = 100.0
-    geco: GECO = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "geco", GECO(kappa=self.kappa, lr=self.lr, alpha=self.alpha,
-                                              lambda_init=self.lambda_init, lambda_max=self.lambda_max))
-
-    def describe(self) -> dict:
-        return {"type": "GECOELBO", **{k: describe(getattr(self, k))
-                                       for k in ("kappa", "lr", "alpha", "lambda_init", "lambda_max")}}
-
-    def nll(self, model, out, x):
-        return bernoulli_nll(out, x)
-
-    def terms(self, model, x, step: int = 0, generator=None) -> dict:
-        mu, logvar, _, out = model(x, generator)
-        rec = self.nll(model, out, x).mean()
-        return self.geco.step(rec, kl_per_dim(mu, logvar).sum(1).mean(), update=model.training)
-
-    __call__ = terms
-
-    def keep_history(self, epoch: int, history: dict) -> None:
-        """A ``fit`` callback: stores the multiplier's per-step history in the training history (and so in the
-        cache next to the weights)."""
-        history["geco"] = {k: list(v) for k, v in self.geco.history.items()}
 
 
 @torch.no_grad()

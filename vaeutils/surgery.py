@@ -22,6 +22,7 @@ import torch
 
 from . import checks
 from .losses import kl_per_dim
+from .metrics import encode_all
 
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -178,18 +179,7 @@ def kl_split(model, x: torch.Tensor, *, n_samples: int = 1, log_prior=None, seed
     once the posteriors barely overlap) and KL(q(z) ‖ p(z)) too large by the same amount. More rows lessen
     the bias.
     """
-    checks.images("x", x)
-    if not callable(getattr(model, "encode", None)):
-        raise TypeError(f"model must have an encode(x) -> (mu, logvar) method, got {type(model).__name__}")
     if batch_size is not None:
         checks.integer("batch_size", batch_size, low=1, hint="codes z per chunk, or None: automatic")
-    was_training = getattr(model, "training", False)
-    if hasattr(model, "eval"):
-        model.eval()
-    try:
-        parts = [model.encode(x[i:i + 1000]) for i in range(0, len(x), 1000)]
-    finally:
-        if hasattr(model, "train"):
-            model.train(was_training)
-    mu, logvar = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    mu, logvar = encode_all(model, x)
     return kl_split_codes(mu, logvar, n_samples=n_samples, log_prior=log_prior, seed=seed, batch_size=batch_size)

@@ -5,11 +5,12 @@
 * :func:`train_beta_sweep` trains one MLP VAE per β in :data:`BETA_SWEEP` on binarized MNIST (units 05, 07, 08
   and the app share it through the cache); :func:`sweep_points` measures each with ``metrics.summary``.
 * :func:`train_free_bits_grid` trains one model per (β, λ) for the free-bits explorer (unit 07).
+* :func:`train_prior_vae`: the β-sweep's VAE (same data, epochs, seed and initial weights) with a learned prior
+  from ``vaeutils.priors`` instead of N(0, I) (unit 08).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from numbers import Real
@@ -17,13 +18,16 @@ from typing import NamedTuple
 
 import torch
 
+from . import cache as _cache
 from . import checks
 from . import config as _config
 from . import data as _data
 from . import metrics as _metrics
+from . import priors as _priors
 from .checks import distinct_values as _as_values
 from .losses import ELBOLoss
-from .train import TrainResult, train_vae
+from .models import MLPVAE
+from .train import TrainResult, fit, train_vae
 
 BETA_SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 """The β values of the sweep shared by unit 05, the later units and :func:`beta_explorer`."""
@@ -31,12 +35,20 @@ BETA_SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 SWEEP_NAME = "beta-sweep"
 SWEEP_HIDDEN = (400,)
 SWEEP_LATENT_DIM = 20
-SWEEP_BINARIZE_SEED = 0
 
 
 def sweep_epochs() -> int:
     """Epochs per model of the default sweep: 40 in full mode, 2 in smoke mode."""
     return _config.pick(full=40, smoke=2)
+
+
+def sweep_recipe() -> dict:
+    """The ``train_vae`` settings every model of the β-sweep shares (all but its loss): the 784-400-20 MLP VAE,
+    dynamically binarized batches, :func:`sweep_epochs`, seed 0 and the cache name. Written once here:
+    :func:`train_beta_sweep` uses it, and so does any grid that wants to load the sweep's checkpoints instead
+    of training them again (``train_free_bits_grid(λs, βs, data=data.binarized(), **sweep_recipe())``)."""
+    return dict(model="mlp", hidden=SWEEP_HIDDEN, latent_dim=SWEEP_LATENT_DIM, epochs=sweep_epochs(), seed=0,
+                binarize=True, name=SWEEP_NAME)
 
 
 class SweepEntry(NamedTuple):
@@ -76,35 +88,6 @@ def train_many(settings, *, data, name: str, progress: bool = True, desc: str = 
 
 # --------------------------------------------------------------------------- the β-sweep
 
-def _check_image_data(data) -> None:
-    if not isinstance(data, _data.ImageData):
-        raise TypeError(f"data must be an ImageData from vaeutils.data.load(...), got {type(data).__name__}")
-
-
-def _is_binary(x: torch.Tensor) -> bool:
-    return bool(((x == 0) | (x == 1)).all())
-
-
-def prepare_data(data=None):
-    """The data a β-sweep is trained and measured on: ``data`` (default ``vaeutils.data.load("mnist")``)
-    with its test images statically binarized (``data.static_binarize``, seed 0).
-
-    Training draws a fresh binary sample of every batch (dynamic binarization), so the Bernoulli
-    reconstruction term is the negative log-likelihood of binary images and rate + distortion is a
-    true −ELBO in nats. A test set that is already binary is returned unchanged.
-    """
-    if data is None:
-        data = _data.load("mnist")
-    _check_image_data(data)
-    if _is_binary(data.test_x):
-        return data
-    return dataclasses.replace(
-        data,
-        test_x=_data.static_binarize(data.test_x, seed=SWEEP_BINARIZE_SEED),
-        source=f"{data.source}; test images statically binarized (seed {SWEEP_BINARIZE_SEED})",
-    )
-
-
 def _check_betas(betas) -> tuple[float, ...]:
     try:
         values = tuple(betas)
@@ -121,21 +104,22 @@ def _check_betas(betas) -> tuple[float, ...]:
     return values
 
 
-def train_beta_sweep(data=None, betas=BETA_SWEEP, *, epochs: int | None = None, hidden=SWEEP_HIDDEN,
-                     latent_dim: int = SWEEP_LATENT_DIM, seed: int = 0, progress: bool = True,
-                     cache: bool = True) -> list[SweepEntry]:
-    """One MLP VAE per β, trained with :func:`train_many` (cached under ``"beta-sweep"``).
+def train_beta_sweep(data=None, betas=BETA_SWEEP, *, progress: bool = True, cache: bool = True,
+                     **recipe) -> list[SweepEntry]:
+    """One MLP VAE per β, the :func:`sweep_recipe` settings, trained with :func:`train_many` (cached).
 
-    data: an ImageData (default MNIST); its test set is binarized by :func:`prepare_data`.
-    epochs: per model (default :func:`sweep_epochs`). The first call trains, later calls load from the cache.
-    Returns a list of :class:`SweepEntry` ``(beta, model, history)`` in the order of ``betas``.
+    data: an ImageData (default MNIST); its test set is binarized by ``data.binarized``. ``recipe``: settings
+    that replace the recipe's (``epochs``, ``hidden``, ``latent_dim``, ``seed``…; a smaller sweep for a test).
+    The first call trains, later calls load from the cache. Returns a list of :class:`SweepEntry`
+    ``(beta, model, history)`` in the order of ``betas``.
     """
     betas = _check_betas(betas)
-    epochs = sweep_epochs() if epochs is None else checks.integer("epochs", epochs, low=1)
-    data = prepare_data(data)
-    settings = [dict(model="mlp", hidden=hidden, latent_dim=latent_dim, loss=ELBOLoss(beta=b), epochs=epochs,
-                     seed=seed, cache=cache, binarize=True) for b in betas]
-    results = train_many(settings, data=data, name=SWEEP_NAME, progress=progress, desc="β-sweep")
+    settings = {**sweep_recipe(), **recipe}
+    settings["epochs"] = checks.integer("epochs", settings["epochs"], low=1)
+    name = settings.pop("name")
+    data = _data.binarized(data)
+    results = train_many([dict(loss=ELBOLoss(beta=b), cache=cache, **settings) for b in betas], data=data,
+                         name=name, progress=progress, desc="β-sweep")
     return [SweepEntry(b, r.model, r.history) for b, r in zip(betas, results)]
 
 
@@ -181,3 +165,33 @@ def train_free_bits_grid(free_bits, betas, *, data=None, loss_kw=None, epochs: i
     settings = [dict(loss=ELBOLoss(beta=b, free_bits=f, **loss_kw), epochs=epochs, **train_kw) for b, f in cells]
     results = train_many(settings, data=data, name=name, progress=progress, desc="free-bits grid")
     return {cell: r.model for cell, r in zip(cells, results)}
+
+
+# --------------------------------------------------------------------------- a learned prior (unit 08)
+
+def train_prior_vae(data=None, kind: str = "vamp", n_components: int = 100, *, beta: float = 1.0,
+                    epochs: int | None = None, seed: int = 0, progress: bool = True) -> TrainResult:
+    """The β-sweep's VAE (:func:`sweep_recipe`: 784-400-20, dynamically binarized training images, the same
+    initial weights, epochs and seed) with a learned prior: ``kind`` ``"vamp"`` (pseudo-inputs started at
+    ``n_components`` random training images) or ``"mog"``. Trained with ``priors.LearnedPriorELBO``; returns
+    ``TrainResult(model, history, loaded)`` with ``model`` a ``priors.PriorVAE``."""
+    data = _data.binarized(data)
+    recipe = sweep_recipe()
+    epochs = recipe["epochs"] if epochs is None else checks.integer("epochs", epochs, low=1)
+    loss = _priors.LearnedPriorELBO(beta=beta)
+    key = {"data": data.key(), "hidden": recipe["hidden"], "latent_dim": recipe["latent_dim"], "prior": kind,
+           "n_components": n_components, "loss": loss.describe(), "epochs": epochs, "seed": seed,
+           "batch_size": 128, "lr": 1e-3, "binarize": True}
+
+    def build():
+        _config.seed_everything(seed)  # as train_vae does: the same initial VAE as the sweep's
+        vae = MLPVAE(in_shape=data.image_shape, hidden=recipe["hidden"], latent_dim=recipe["latent_dim"])
+        pick = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(seed))[:n_components]
+        init = data.train_x[pick.to(data.train_x.device)] if kind == "vamp" else None
+        return _priors.build_prior_vae(kind, vae, n_components, init=init, seed=seed)
+
+    def run(model):
+        return fit(model, data.train_x, loss, epochs=epochs, seed=seed, progress=progress, binarize=True)
+
+    model, history, hit = _cache.load_or_train(f"prior-{kind}", key, build, run)
+    return TrainResult(model.to(data.train_x.device).eval(), history, hit)

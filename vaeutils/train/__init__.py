@@ -10,7 +10,11 @@ The command line lives in ``vaeutils.train.cli`` (``python -m vaeutils.train --d
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
+import os
+import platform
 import time
 from typing import NamedTuple
 
@@ -20,12 +24,33 @@ from torch import nn
 from .. import cache as _cache
 from .. import checks
 from .. import config as _config
+from .. import cpu as _cpu
 from .. import data as _data
-from .. import fused as _fused
-from .. import optim as _optim
 from .. import precision as _precision
-from ..losses import ELBOLoss, kl_per_dim, pixel_range_error
+from ..losses import ELBOLoss
+from ..metrics import evaluate
 from ..models import build_model
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+
+
+@functools.cache
+def tune_allocator() -> bool:
+    """Let glibc's malloc keep freed blocks of up to 32 MB for reuse instead of returning them to the system.
+
+    A training step frees and re-allocates the same few-MB tensors hundreds of times a second; by default glibc
+    hands each one back with ``munmap`` and the next step pays page faults to get it again, which made a CPU
+    step of the 784-400-20 VAE up to twice as slow (``benchmarks/bench_train.py``). Costs at most about
+    128 MB of memory kept mapped. Called by :func:`train_step` (it acts once); a no-op off glibc (macOS, Windows, musl)
+    or with ``VAELAB_TUNE_MALLOC=0``. Returns whether the setting took effect.
+    """
+    if os.environ.get("VAELAB_TUNE_MALLOC", "1").strip() == "0" or platform.libc_ver()[0] != "glibc":
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 128 << 20))
 
 
 class NonFiniteLossError(RuntimeError):
@@ -41,41 +66,32 @@ class NonFiniteLossError(RuntimeError):
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: torch.Tensor, step: int,
                generator: torch.Generator | None = None, on_finite=None, precision: str = "fp32") -> dict[str, float]:
-    """One optimiser step on the batch ``xb``: forward, backward, a check that every term is finite, update.
+    """One optimiser step on the batch ``xb``: forward, backward with autograd, a check that every term and the
+    gradient are finite, then the update.
 
     ``loss_fn(model, xb, step)`` returns a dict with ``loss`` (minimised) and other terms; a generator, if given,
     is passed on for the reparameterisation noise. Returns every term as a float (one host sync for all).
     A non-finite term raises :class:`NonFiniteLossError` before the weights change; ``on_finite()``, if given, runs
     once the terms are known to be finite, before the update (``fit`` keeps a copy of the good weights there).
-    ``precision``: ``"bf16"`` multiplies in bfloat16 (``vaeutils.precision``); the weights, the gradients, the
-    loss terms and the optimiser stay float32. A non-finite gradient raises :class:`NonFiniteLossError` (term
-    ``"gradient"``) at the step that made it, before the update. An ``MLPVAE`` with a Bernoulli ``ELBOLoss``
-    takes the fused step of ``vaeutils.fused`` (the same terms and gradients, several times fewer operations);
-    everything else goes through autograd (under autocast for bf16). Used by :func:`fit` and by the live β
-    trainer, so both train the same way.
+    ``precision``: ``"bf16"`` runs the forward pass under bfloat16 autocast (``vaeutils.precision``); the weights,
+    the gradients, the loss terms and the optimiser stay float32. A non-finite gradient raises
+    :class:`NonFiniteLossError` (term ``"gradient"``) at the step that made it, before the update. Used by
+    :func:`fit` and by the live β trainer, so both train the same way.
     """
-    _config.tune_allocator()
-    if _fused.supports(model, loss_fn):
-        terms = _fused.elbo_terms(model, loss_fn, xb, step, generator, precision)
-    else:
-        with _precision.autocast(xb.device, precision):
-            terms = loss_fn(model, xb, step) if generator is None else loss_fn(model, xb, step, generator=generator)
+    tune_allocator()
+    with _precision.autocast(xb.device, precision):
+        terms = loss_fn(model, xb, step) if generator is None else loss_fn(model, xb, step, generator=generator)
     if not isinstance(terms, dict) or not isinstance(terms.get("loss"), torch.Tensor):
         raise TypeError("loss_fn must return a dict with a tensor under 'loss' (and other terms to log), "
                         f"got {type(terms).__name__}{' without a loss tensor' if isinstance(terms, dict) else ''}")
-    in_range = terms.pop("x_in_range", None)
     names = [k for k, v in terms.items() if isinstance(v, torch.Tensor)]
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()  # before the checks: nothing changes the weights until optimizer.step()
     grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    extra = ([] if in_range is None else [in_range.float()]) + (
-        [torch.stack([g.sum(dtype=torch.float32) for g in grads]).sum()] if grads else [])
-    # one host sync for every term, the pixel range (fused step) and a sum that is finite iff the gradient is
-    # (or overflowed: checked exactly below)
+    # one host sync for every term and a sum that is finite iff the gradient is (or overflowed: checked below)
+    extra = [torch.stack([g.sum(dtype=torch.float32) for g in grads]).sum()] if grads else []
     values = torch.stack([terms[k].detach().float().reshape(()) for k in names] + extra).tolist()
     grad_sum = values.pop() if grads else 0.0
-    if in_range is not None and not values.pop():
-        raise pixel_range_error(xb)
     bad = [(k, v) for k, v in zip(names, values, strict=True) if not math.isfinite(v)]
     if bad:
         term, value = min(bad, key=lambda kv: kv[0] == "loss")  # the culprit, not the total it spoils
@@ -91,36 +107,12 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: 
     return out
 
 
-@torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, loss_fn: ELBOLoss | None = None, batch_size: int = 1000,
-             seed: int = 0) -> dict:
-    """Per-example means on ``x``: ``rec`` (NLL), ``kl`` and ``loss`` = rec + kl = −ELBO (β = 1), in nats.
-
-    One z sample per example from a fixed-seed generator, so the number repeats exactly."""
-    checks.images("x", x)
-    batch_size = checks.integer("batch_size", batch_size, low=1)
-    loss_fn = loss_fn or ELBOLoss()
-    was_training = model.training
-    model.eval()
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    rec_sum = kl_sum = 0.0
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size]
-        mu, logvar, _, out = model(xb, gen)
-        rec_sum += loss_fn.nll(model, out, xb).sum().item()
-        kl_sum += kl_per_dim(mu, logvar).sum().item()
-    model.train(was_training)
-    n = len(x)
-    return {"rec": rec_sum / n, "kl": kl_sum / n, "loss": (rec_sum + kl_sum) / n}
-
-
 def make_optimizer(params, lr: float) -> torch.optim.Adam:
-    """Adam with the fused kernel where the device has one (one pass over the weights per step, about three
-    times less optimiser time than the for-each version on a CPU) and a short Python path
-    (``vaeutils.optim.LeanAdam``), the for-each version elsewhere."""
+    """``torch.optim.Adam`` with its fused kernel (one pass over all weights per step) where the device has
+    one, else the for-each version."""
     params = list(params)
     try:
-        return _optim.LeanAdam(params, lr=lr)
+        return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, ValueError):
         return torch.optim.Adam(params, lr=lr, foreach=True)
 
@@ -199,6 +191,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
         bar = tqdm(total=epochs * steps_per_epoch, desc="training", unit="step", mininterval=0.5, leave=True)
     step = 0
     rng_devices = [device.index or 0] if device.type == "cuda" else []
+    threads = _cpu.ThreadPolicy() if device.type == "cpu" else None  # fewer threads on a busy machine
     try:
         with torch.random.fork_rng(devices=rng_devices):
             torch.manual_seed(seed)
@@ -213,6 +206,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
                         xb = torch.bernoulli(xb)
                     if lr_factor is not None:
                         opt.param_groups[0]["lr"] = lr * lr_factor(step)
+                    if threads is not None:
+                        threads.tick()
                     try:
                         values = train_step(model, opt, loss_fn, xb, step, on_finite=keep_good, precision=run_precision)
                     except NonFiniteLossError:
@@ -239,6 +234,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
     finally:
         if bar is not None:
             bar.close()
+        if threads is not None:
+            threads.restore()
     model.eval()
     return history
 

@@ -21,8 +21,9 @@ from .. import config as _config
 from .. import data as _data
 from .. import precision as _precision
 from ..losses import ELBOLoss
+from ..metrics import evaluate
 from ..models import build_model
-from . import evaluate, fit
+from . import fit
 
 # Speed defaults of the command line, chosen with benchmarks/bench_train.py (see benchmarks/README.md). On
 # Fashion-MNIST, batch 256 with a 6x larger peak learning rate, decayed linearly to zero, and the output bias

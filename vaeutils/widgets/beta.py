@@ -7,8 +7,8 @@ line of HTML, so an update costs well under a millisecond in the kernel. The pic
 (:func:`beta_panel_images`, :func:`render_beta_panel`) that the tests call directly, because ipywidgets swallows
 exceptions raised inside a widget callback. The live β trainer is in ``vaeutils.widgets.live``.
 
-For the unit's own pages: :func:`sweep_gallery` (reconstructions and prior samples of every β in one figure) and
-:func:`sample_realism` (how far prior samples land from the nearest training image, and how varied they are).
+For the unit's own pages: :func:`sweep_gallery` (reconstructions and prior samples of every β in one figure);
+how real the samples look is measured by ``judge.sample_realism``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import torch
 from matplotlib.figure import Figure
 
 from .. import checks
+from .. import data as _data
 from .. import plots as _plots
-from ..sweep import BETA_SWEEP, _check_image_data, _check_sweep, prepare_data, sweep_points, train_beta_sweep
+from ..sweep import BETA_SWEEP, _check_sweep, sweep_points, train_beta_sweep
 
 # --------------------------------------------------------------------------- unit 05's pictures and measures
 
@@ -45,44 +46,6 @@ def sweep_gallery(sweep, x_show: torch.Tensor, n_samples: int = 10, seed: int = 
             axes[row, 0].text(-3, 14, f"β={entry.beta:g}", ha="right", va="center", fontsize=10)
     fig.tight_layout()
     return fig
-
-
-def nearest_distance(images: torch.Tensor, reference: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
-    """For each image p of ``images`` (N, …, pixels in [0, 1]): Σ |p − t| over the pixels, for the nearest
-    binary image t of ``reference`` (M, …). When p is binary this counts the pixels in which it differs from t
-    (a Hamming distance); when p is a decoder's mean it is the expected number of pixels in which a binary image
-    drawn from p would differ from t. Shape (N,), float64."""
-    checks.images("images", images)
-    checks.images("reference", reference)
-    a, b = images.flatten(1).float(), reference.flatten(1).float().to(images.device)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"images and reference must have the same size, got {a.shape[1]} and {b.shape[1]} pixels")
-    if not ((b == 0) | (b == 1)).all():
-        raise ValueError("reference must be binary images (0/1): binarize them with data.static_binarize")
-    if a.min() < 0 or a.max() > 1:
-        raise ValueError("images must lie in [0, 1]: pass decoded means (model.mean_image) or binary images")
-    b_ones = b.sum(1)  # for binary t, Σ|p − t| = Σp + Σt − 2 p·t: one matrix product per chunk
-    out = [(ac.sum(1, keepdim=True) + b_ones - 2 * ac @ b.T).min(1).values for ac in a.split(chunk)]
-    return torch.cat(out).double().cpu()
-
-
-@torch.no_grad()
-def sample_realism(model, reference: torch.Tensor, n: int = 2000, seed: int = 2,
-                   n_diversity: int | None = None) -> dict:
-    """How like the binary ``reference`` images (the statically binarized training set) ``n`` prior samples are.
-
-    Each sample is a code z ~ N(0, I) (the same ``seed`` gives the same codes to every model of a sweep)
-    decoded to its mean image p. Returns ``distance`` (numpy, (n,)): :func:`nearest_distance` of each p, the
-    expected number of pixels in which a binary draw from p differs from its nearest reference image (a blurred
-    pixel costs half a pixel whatever the reference, so blur is not flattered); and ``diversity``: the mean
-    Euclidean distance between two of the first ``n_diversity`` (default: 500, or n if fewer) decoded means (pixels
-    in [0, 1])."""
-    n = checks.integer("n", n, low=2)
-    n_diversity = checks.integer("n_diversity", min(500, n) if n_diversity is None else n_diversity, low=2, high=n)
-    model.eval()
-    means = model.sample(n, generator=torch.Generator().manual_seed(seed))
-    return {"distance": nearest_distance(means, reference).numpy(),
-            "diversity": float(torch.pdist(means[:n_diversity].flatten(1).double()).mean())}
 
 
 # --------------------------------------------------------------------------- the explorer's pictures
@@ -169,7 +132,7 @@ class BetaExplorer(widgets.VBox):
     def __init__(self, sweep, data, *, n_images: int = 6, n_samples: int = 12, n_traverse: int = 5,
                  progress: bool = True):
         entries = _check_sweep(sweep)
-        _check_image_data(data)
+        _data.check_image_data(data)
         for name, value in (("n_images", n_images), ("n_samples", n_samples), ("n_traverse", n_traverse)):
             checks.integer(name, value, low=1)
         x = data.test_x
@@ -238,7 +201,7 @@ def beta_explorer(data=None, betas=BETA_SWEEP, *, sweep=None, epochs: int | None
     ``cache``: passed to :func:`train_beta_sweep` (small values make a quick explorer for tests).
     Everything is drawn once here, so moving the slider only swaps an image.
     """
-    data = prepare_data(data)
+    data = _data.binarized(data)
     if sweep is None:
         sweep = train_beta_sweep(data, betas, epochs=epochs, progress=progress, cache=cache)
     return BetaExplorer(sweep, data, n_images=n_images, n_samples=n_samples, n_traverse=n_traverse,

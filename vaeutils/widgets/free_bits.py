@@ -30,8 +30,9 @@ from IPython.display import Image, display
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from .. import collapse, metrics, plots, sweep
+from .. import data as _data
 from .. import losses as L
+from .. import metrics, plots, sweep
 from ..checks import distinct_values as _as_values
 from ..losses import ELBOLoss
 from ..sweep import train_free_bits_grid
@@ -210,14 +211,14 @@ def free_bits_explorer(grid: FreeBitsGrid | None = None, free_bits: float | None
     model's KL per dimension with λ drawn in, the active units of the whole grid, and reconstructions.
 
     ``grid``: from :func:`grid_from_models`; when omitted, ``sweep.train_free_bits_grid`` trains the default grid
-    (:data:`DEFAULT_FREE_BITS` × :data:`DEFAULT_BETAS`) with the β-sweep's recipe (``collapse.sweep_recipe()``, on
-    ``sweep.prepare_data(data)``: MNIST unless ``data`` is given), so its λ = 0 column is loaded from the β-sweep's
+    (:data:`DEFAULT_FREE_BITS` × :data:`DEFAULT_BETAS`) with the β-sweep's recipe (``sweep.sweep_recipe()``, on
+    ``data.binarized(data)``: MNIST unless ``data`` is given), so its λ = 0 column is loaded from the β-sweep's
     checkpoints; ``train_kw`` override the recipe, and the grid is measured on the binarized test set."""
     if grid is None:
-        data = sweep.prepare_data(train_kw.pop("data", None))
+        data = _data.binarized(train_kw.pop("data", None))
         loss = ELBOLoss(**train_kw.get("loss_kw", {}))
         models = train_free_bits_grid(DEFAULT_FREE_BITS, DEFAULT_BETAS, data=data,
-                                      **{**collapse.sweep_recipe(), **train_kw})
+                                      **{**sweep.sweep_recipe(), **train_kw})
         grid = grid_from_models(models, data.test_x, loss,
                                 description="β × λ with the β-sweep's recipe on binarized MNIST (λ = 0: the β-sweep)")
     elif train_kw:

@@ -23,12 +23,12 @@ from PIL import Image as PILImage
 
 from .. import checks
 from .. import config as _config
+from .. import data as _data
 from .. import metrics as _metrics
 from .. import plots as _plots
 from .. import precision as _precision
 from ..losses import ELBOLoss
 from ..models import build_model
-from ..sweep import prepare_data
 from ..train import make_optimizer, train_step
 
 # --------------------------------------------------------------------------- the live trainer's pictures
@@ -183,7 +183,7 @@ class LiveBetaTrainer(widgets.VBox):
         checks.number("update_every", update_every, 0.0, 10.0, low_open=True, hint="seconds between refreshes")
         if max_seconds is not None:
             checks.positive("max_seconds", max_seconds, hint="or None: no limit")
-        data = prepare_data(data)
+        data = _data.binarized(data)
         self.device = _config.get_device() if device is None else _config.check_device(device)
         checks.optional_integer("threads", threads, low=1)
         self.threads = _default_threads(self.device) if threads is None else threads
