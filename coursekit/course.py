@@ -1,150 +1,291 @@
-"""The executed course as a static site in ``build/``: every unit in order, then the app page.
+"""The course site: the executed course as a Jupyter Book (Sphinx, myst-nb, sphinx-book-theme) in build/site/.
 
-    python -m coursekit course notebooks build
+    python -m coursekit course      # run what is stale into build/executed, then build build/site/
 
-The course is built in a temporary folder next to the output and moved in at the end, so a failing notebook
-leaves the previous ``build/`` untouched; only what the course wrote there (listed in ``build/.course-files``)
-is replaced, so ``build/student`` and ``build/slides`` stay. The KL and β explorers run in the page without a
-kernel and every other widget is a snapshot (``coursekit.site``).
+1. The units and the app come executed from ``build/executed/`` (``coursekit.executed``: each notebook run once,
+   reused while current). The site never runs a kernel: myst-nb's execution is off.
+2. A staging folder, ``build/book/source/``, gets the executed notebooks with the KL and β explorers made live
+   (``site.live_views``) and every other widget snapshotted (``site.snapshot_widgets``); the sources page beside
+   them, as in ``notebooks/`` (the units link to ``sources.md#s2``); the class-server guide and the instructor
+   guides under ``guides/``; and, from ``coursekit/book/``, the landing page, ``_toc.yml`` and ``_config.yml``.
+   MathJax 3 is a local copy (``node_modules/mathjax``, from ``npm ci``) and the live views' script and style
+   go to ``_static/``.
+3. Jupyter Book writes the HTML into ``build/book/_build/html``; a Sphinx warning fails the build.
+4. :func:`check_site`: every relative link and anchor of every page resolves, and no page loads a script, style,
+   font or picture from another host.
+5. The HTML replaces ``build/site/`` by renames. A failure at any step leaves the previous site as it was, and
+   nothing outside ``build/book`` and ``build/site`` is touched (``build/executed``, ``build/student``,
+   ``build/slides`` stay).
 """
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-from . import site
-from .notebooks import execute, read
+import nbformat
 
-# Built after the units, as the last page of the course: the classroom dashboard.
-EXTRA_PAGES = ("beta_explorer_app.ipynb",)
-# In the output folder: the names the last build_course wrote there (the only ones the next one replaces).
-OWNED = ".course-files"
-# What build_course wrote before it kept that list (an older build/ is cleaned up as far as that goes).
-_OWNED_BEFORE = ("*.html", "mathjax")
+from . import paths, site
+from .executed import course_notebooks
+from .notebooks import read
 
-
-def describe(nb) -> tuple[str, str]:
-    """(title, one-line description): the ``# `` heading and the first sentence of the first paragraph in the
-    markdown before the first code cell."""
-    opening = []
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            break
-        if cell.cell_type == "markdown":
-            opening.append(cell.source)
-    title, paragraph = "", []
-    for line in "\n\n".join(opening).splitlines():
-        text = line.strip()
-        if text.startswith("# ") and not title:
-            title = text[2:].strip()
-        elif text and not text.startswith(("#", "-", "*", ">", "|", "<")) and title:
-            paragraph.append(text)
-        elif paragraph:
-            break
-    sentence = re.split(r"(?<=[.!?])\s", " ".join(paragraph), maxsplit=1)[0]
-    return title, sentence.replace("**", "").replace("`", "")
+BOOK = Path(__file__).with_name("book")  # _config.yml, _toc.yml and the landing page (index.md)
+BUILD = paths.ROOT / "build"
+DOCS = paths.ROOT / "docs"
+EXECUTED = BUILD / "executed"
+WORK = BUILD / "book"  # source/ (the staging folder) and _build/ (Sphinx's output)
+SITE = BUILD / "site"
+MATHJAX = paths.NODE_MODULES / "mathjax" / "es5"  # MathJax 3, pinned in package.json
+_MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y")
+GUIDES = "guides"  # in the book: guides/classroom.md, guides/instructor/NN_name.md
+# What the hand-written builder wrote into build/ (it listed its entries in this file): removed once.
+_OLD_LIST = ".course-files"
+_NEVER_REMOVE = {"executed", "student", "slides", "site", "book"}
 
 
-def _index_html(entries, mode: str) -> str:
-    rows = "\n".join(
-        f'<tr><td><a href="{html.escape(page)}">{html.escape(title or page)}</a></td>'
-        f"<td>{html.escape(text)}</td><td>{seconds:.0f} s</td></tr>"
-        for page, title, text, seconds in entries
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>VAE Loss Lab</title>
-<style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}td,th{{padding:.3em .8em;text-align:left}}
-tr:nth-child(even){{background:#f3f3f3}}</style></head>
-<body><h1>VAE Loss Lab</h1>
-<p>The notebooks in course order, executed ({html.escape(mode)} mode) by <code>make course</code>.</p>
-<table><tr><th>notebook</th><th>what it covers</th><th>run time</th></tr>
-{rows}
-</table></body></html>
-"""
+class BookError(Exception):
+    """The site cannot be built: a page missing, a page left out of the table of contents, a broken link."""
 
 
-def _install(staging: Path, out: Path) -> None:
-    """Move everything in ``staging`` into ``out``, replacing what the previous build listed in ``out/OWNED``
-    (and what it wrote before keeping that list) and leaving every other entry of ``out`` alone."""
-    out.mkdir(parents=True, exist_ok=True)
-    listed = out / OWNED
-    if listed.is_file():
-        old = set(listed.read_text(encoding="utf-8").splitlines())
-    else:
-        old = {p.name for pattern in _OWNED_BEFORE for p in out.glob(pattern)}
-    new = sorted(p.name for p in staging.iterdir())
-    names = {n for n in old | set(new) if n and n not in (".", "..") and "/" not in n and "\\" not in n}
-    trash = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
-    try:
-        for name in sorted(names):
-            if (out / name).exists() or (out / name).is_symlink():
-                os.replace(out / name, trash / name)
-            if name in new:
-                os.replace(staging / name, out / name)
-        listed.write_text("".join(f"{n}\n" for n in [*new, OWNED]), encoding="utf-8")
-    finally:
-        shutil.rmtree(trash, ignore_errors=True)
+def toc_pages(toc=BOOK / "_toc.yml") -> list[str]:
+    """The pages of the book in the order of its table of contents (names without suffix: ``05_beta_vae``)."""
+    import yaml
+
+    data = yaml.safe_load(Path(toc).read_text(encoding="utf-8"))
+    names = [data["root"]]
+    for part in data.get("parts", []):
+        names += [chapter["file"] for chapter in part.get("chapters", [])]
+    return names
 
 
-def build_course(notebooks="notebooks", out="build", timeout: int = 1800, pages=None) -> list[Path]:
-    """Execute ``NN_*.ipynb`` in number order, then the app (:data:`EXTRA_PAGES`), each in its own folder as
-    working directory, and write one HTML page per notebook plus ``index.html`` into ``out``. The explorers
-    that describe themselves (``site_view()``) run in the page without a kernel; other widgets are
-    snapshots. All or nothing: ``out`` changes only on success, and only in the entries the course owns.
-    ``pages``: file names in ``notebooks`` to build instead (a small site, e.g. for a benchmark)."""
-    from vaeutils import config
+def page_sources(executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS) -> dict[str, Path]:
+    """Every page the book must have (its name in the book) and the file it comes from: the executed units and
+    app, the sources page, the guides and the landing page."""
+    pages = {"index": BOOK / "index.md"}
+    pages |= {p.stem: Path(executed) / p.name for p in course_notebooks(notebooks)}
+    pages["sources"] = Path(notebooks) / "sources.md"
+    pages[f"{GUIDES}/classroom"] = Path(docs) / "classroom.md"
+    pages |= {f"{GUIDES}/instructor/{p.stem}": p for p in sorted((Path(docs) / "instructor").glob("*.md"))}
+    return pages
 
-    if pages is not None:
-        paths = [Path(notebooks) / name for name in pages]
-        if missing := [str(p) for p in paths if not p.is_file()]:
-            raise FileNotFoundError(f"pages not found: {', '.join(missing)}")
-    else:
-        paths = sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb"))
-        if not paths:
-            raise FileNotFoundError(f"no notebooks named NN_*.ipynb in {notebooks}")
-        paths += [Path(notebooks) / name for name in EXTRA_PAGES if (Path(notebooks) / name).is_file()]
+
+def stage(staging, executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS) -> dict[str, list[str]]:
+    """Write the book's sources into ``staging`` (emptied first). Returns the live views of each page that has
+    some. Raises :class:`BookError` when the table of contents and the course disagree."""
+    staging = Path(staging)
+    pages = page_sources(executed, notebooks, docs)
+    listed = toc_pages()
+    problems = [f"{name} is in the course but not in {BOOK / '_toc.yml'}" for name in pages if name not in listed]
+    problems += [f"{name} is in {BOOK / '_toc.yml'} but not in the course" for name in listed if name not in pages]
+    problems += [f"{source} is missing" + (" (run `python -m coursekit execute`)" if source.suffix == ".ipynb" else "")
+                 for name, source in pages.items() if name in listed and not source.is_file()]
+    if problems:
+        raise BookError("; ".join(problems))
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copyfile(BOOK / name, staging / name)
+    live = {}
+    for name, source in pages.items():
+        target = staging / f"{name}{source.suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.suffix != ".ipynb":
+            shutil.copyfile(source, target)
+            continue
+        nb = read(source)
+        if kinds := site.live_views(nb, staging / "_extra", name):  # the explorers run in the page
+            live[name] = kinds
+        site.snapshot_widgets(nb)  # the other widgets as static pictures: no kernel, no network
+        target.write_text(nbformat.writes(nb), encoding="utf-8")
+    (staging / "_extra").mkdir(exist_ok=True)
+    site.copy_live_assets(staging / "_static")
+    copy_mathjax(staging / "_extra" / "_static")
+    return live
+
+
+def copy_mathjax(folder) -> Path:
+    """Copy what the pages use of MathJax 3 into ``folder/mathjax``: TeX in, CommonHTML out with its own web
+    fonts, and what those load on demand (TeX packages, the menu, accessibility). Speech (4 MB) stays out."""
+    if not (MATHJAX / "tex-chtml.js").is_file():
+        raise BookError(f"no MathJax in {MATHJAX}: run `npm ci` (`make course` does it for you)")
+    target = Path(folder) / "mathjax"
+    for part in _MATHJAX_PARTS:
+        if (MATHJAX / part).is_dir():
+            shutil.copytree(MATHJAX / part, target / part, dirs_exist_ok=True)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(MATHJAX / part, target / part)
+    return target
+
+
+def build_html(staging, out) -> Path:
+    """Jupyter Book's HTML build of ``staging`` into ``out/_build/html`` (from scratch; a warning is an error).
+    Returns the HTML folder; raises :class:`BookError` when the build fails."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))  # same file system: rename is atomic
-    staging.chmod(0o755)  # mkdtemp makes it private; the built course is meant to be read and served
+    shutil.rmtree(out / "_build", ignore_errors=True)
+    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(staging),
+               "--path-output", str(out), "--builder", "html", "--warningiserror", "--keep-going", "--quiet"]
+    done = subprocess.run(command, cwd=staging, stdin=subprocess.DEVNULL)
+    html = out / "_build" / "html"
+    if done.returncode != 0 or not (html / "index.html").is_file():
+        raise BookError(f"Jupyter Book failed (exit status {done.returncode}); see its messages above")
+    return html
+
+
+# --------------------------------------------------------------------------- checking the built site
+
+# Elements and attributes that make the browser fetch something when the page opens.
+_LOADS = {("script", "src"), ("img", "src"), ("iframe", "src"), ("source", "src"), ("video", "src"),
+          ("audio", "src"), ("embed", "src"), ("object", "data"), ("link", "href")}
+
+
+class _Page(HTMLParser):
+    """The ids of one HTML page, the links it follows (``<a href>``) and what it loads."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.links: list[str] = []
+        self.loads: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for key in ("id", "name") if tag == "a" else ("id",):
+            if attrs.get(key):
+                self.ids.add(attrs[key])
+        if tag == "a" and attrs.get("href") is not None:
+            self.links.append(attrs["href"])
+        for element, key in _LOADS:
+            if tag == element and attrs.get(key):
+                self.loads.append(attrs[key])
+
+
+def _parse(path: Path) -> _Page:
+    page = _Page()
+    page.feed(path.read_text(encoding="utf-8", errors="replace"))
+    return page
+
+
+def _external(url: str) -> bool:
+    return url.startswith("//") or urlsplit(url).scheme not in ("", "data", "blob")
+
+
+def check_site(html) -> list[str]:
+    """What is wrong with the built site in ``html``: relative links (``<a href>``, loaded files) to a missing
+    file or anchor, and anything a page would load from another host. An empty list means all is well."""
+    html = Path(html).resolve()
+    pages = {p: _parse(p) for p in sorted(html.rglob("*.html")) if "_static" not in p.relative_to(html).parts}
+    problems = []
+    for path, page in pages.items():
+        where = path.relative_to(html).as_posix()
+        problems += [f"{where}: loads {url} from another host" for url in page.loads if _external(url)]
+        for url in page.links + [u for u in page.loads if not _external(u)]:
+            parts = urlsplit(url)
+            if parts.scheme or parts.netloc or url.startswith("//"):
+                continue  # a link to another site: followed only when clicked
+            target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
+            if target.is_dir():
+                target = target / "index.html"
+            if html not in target.parents and target != html:
+                problems.append(f"{where}: {url} leads out of the site")
+            elif not target.is_file():
+                problems.append(f"{where}: {url} does not exist")
+            elif parts.fragment and target.suffix == ".html":
+                ids = pages[target].ids if target in pages else _parse(target).ids
+                if unquote(parts.fragment) not in ids:
+                    problems.append(f"{where}: {url} has no anchor #{parts.fragment}")
+    return problems
+
+
+# --------------------------------------------------------------------------- the book's Sphinx extension
+
+# An anchor written as HTML in a page's Markdown (the sources page: <a id="s2"></a>), so that a link to it works on
+# GitHub and in JupyterLab too.
+_HTML_ANCHOR = re.compile(r"""<a\s(?:[^>]*\s)?(?:id|name)\s*=\s*["']([^"']+)["']""")
+
+
+def _register_html_anchors(app, doctree) -> None:
+    """Make the HTML anchors of a page targets MyST knows: ``[S2](sources.md#s2)`` from another page and
+    ``[S2](#s2)`` from the same page then resolve (a link to an anchor that does not exist stays a warning)."""
+    from docutils import nodes
+
+    docname, slugs = app.env.docname, None
+    std = app.env.get_domain("std")
+    for node in doctree.findall(nodes.raw):
+        if "html" not in node.get("format", "").split():
+            continue
+        for name in _HTML_ANCHOR.findall(node.astext()):
+            if slugs is None:
+                slugs = app.env.metadata[docname].setdefault("myst_slugs", {})
+            slugs.setdefault(name, (node.line or 0, name, name))
+            std.anonlabels.setdefault(name, (docname, name))
+
+
+def setup(app):
+    """The Sphinx extension the book's ``_config.yml`` loads (``extra_extensions``)."""
+    app.connect("doctree-read", _register_html_anchors)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+# --------------------------------------------------------------------------- installing
+
+def install(html, site_dir) -> None:
+    """Move the folder ``html`` to ``site_dir``, replacing what was there by two renames (no half-built site in
+    between, and the old one is deleted only once the new one is in place)."""
+    html, site_dir = Path(html), Path(site_dir)
+    site_dir.parent.mkdir(parents=True, exist_ok=True)
+    html.chmod(0o755)
+    old = Path(tempfile.mkdtemp(prefix=f".{site_dir.name}-old-", dir=site_dir.parent))
     try:
-        entries, any_live = [], False
-        for path in paths:
-            nb = read(path)
-            title, text = describe(nb)
-            print(f"executing {path} ...", flush=True)
-            start = time.perf_counter()
-            try:
-                execute(nb, path.parent, timeout=timeout, extra_arguments=site.KERNEL_ARGS)
-            except Exception:
-                print(f"{path} failed", file=sys.stderr, flush=True)
-                raise
-            seconds = time.perf_counter() - start
-            live = site.live_views(nb, staging, path.stem)  # the explorers run in the page
-            site.snapshot_widgets(nb)  # the other widgets as static pictures: no kernel, no network
-            body, _ = site.html_exporter(staging).from_notebook_node(
-                nb, resources={"metadata": {"name": title or path.stem}})
-            (staging / f"{path.stem}.html").write_text(site.live_page(body) if live else body, encoding="utf-8")
-            any_live = any_live or bool(live)
-            entries.append((f"{path.stem}.html", title, text, seconds))
-            print(f"  done in {seconds:.1f} s" + (f"; live: {', '.join(live)}" if live else ""), flush=True)
-        if any_live:
-            site.copy_live_assets(staging)
-        mode = "smoke" if config.is_smoke() else "full"
-        (staging / "index.html").write_text(_index_html(entries, mode), encoding="utf-8")
-        _install(staging, out)
+        if site_dir.exists():
+            os.replace(site_dir, old / site_dir.name)
+        os.replace(html, site_dir)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return [out / page for page, *_ in entries] + [out / "index.html"]
+        shutil.rmtree(old, ignore_errors=True)
 
 
+def remove_old_site(build=BUILD) -> list[str]:
+    """Delete what the hand-written builder that came before left in ``build`` (the entries it listed in
+    ``build/.course-files``: its pages, ``live/``, ``mathjax/``); returns their names."""
+    listed = Path(build) / _OLD_LIST
+    if not listed.is_file():
+        return []
+    names = [n for n in listed.read_text(encoding="utf-8").splitlines()
+             if n and n not in _NEVER_REMOVE and n not in (".", "..") and "/" not in n and "\\" not in n]
+    for name in names:
+        entry = Path(build) / name
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        elif entry.exists() or entry.is_symlink():
+            entry.unlink()
+    listed.unlink(missing_ok=True)
+    return names
+
+
+def build_course(executed=EXECUTED, out=SITE, notebooks=paths.NOTEBOOKS, docs=DOCS, work=WORK) -> Path:
+    """Build the site from the executed notebooks in ``executed`` into ``out`` (``build/site``), staging and
+    building in ``work``; returns ``out/index.html``. All or nothing: ``out`` changes only on success."""
+    work = Path(work)
+    t0 = time.perf_counter()
+    live = stage(work / "source", executed, notebooks, docs)
+    for name, kinds in live.items():
+        print(f"  {name}: live {', '.join(kinds)}", flush=True)
+    print(f"staged {len(toc_pages())} pages in {work / 'source'} ({time.perf_counter() - t0:.1f} s); "
+          "building with Jupyter Book ...", flush=True)
+    html = build_html(work / "source", work)
+    if problems := check_site(html):
+        raise BookError(f"{len(problems)} problems in the built site:\n  " + "\n  ".join(problems[:40]))
+    install(html, out)
+    return Path(out) / "index.html"
 
 
 def main(argv=None) -> int:
@@ -152,18 +293,23 @@ def main(argv=None) -> int:
 
     from nbclient.exceptions import CellExecutionError
 
-    from . import paths
+    from .executed import execute_course
     from .notebooks import NotebookError
 
     parser = argparse.ArgumentParser(prog="python -m coursekit course", description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="?", default=paths.NOTEBOOKS, type=Path)
-    parser.add_argument("out", nargs="?", default=paths.ROOT / "build", type=Path)
+    parser.add_argument("--out", default=SITE, type=Path, help=f"the site's folder (default {SITE})")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
     args = parser.parse_args(argv)
+    t0 = time.perf_counter()
     try:
-        pages = build_course(args.notebooks, args.out, args.timeout)
-    except (CellExecutionError, NotebookError, FileNotFoundError) as err:
-        print(f"\n{err}\nthe course was not built; {args.out}/ is unchanged", file=sys.stderr)
+        execute_course(paths.NOTEBOOKS, EXECUTED, args.timeout)
+        t1 = time.perf_counter()
+        index = build_course(EXECUTED, args.out)
+    except (CellExecutionError, NotebookError, FileNotFoundError, BookError) as err:
+        print(f"\n{err}\nthe site was not built; {args.out}/ is unchanged", file=sys.stderr)
         return 1
-    print(f"wrote {len(pages)} pages to {args.out}/ (open {args.out}/index.html)")
+    if args.out.resolve() == SITE.resolve():
+        remove_old_site(BUILD)
+    print(f"built the site in {time.perf_counter() - t1:.0f} s ({t1 - t0:.0f} s to bring build/executed up to "
+          f"date): open {index}")
     return 0

@@ -1,24 +1,23 @@
-"""The static course site that ``make course`` writes to ``build/``: pages that read well with no kernel
-and no network.
+"""The widgets of the executed course, made readable without a kernel or a network: what the course site
+(``coursekit.course``, a Jupyter Book) shows where a notebook displayed a widget.
 
-An executed notebook keeps its widgets only as saved widget state, which nbconvert's HTML hands to a
-JavaScript widget manager fetched from a CDN: offline, every slider, explorer and progress bar would be
-an empty gap. :func:`snapshot_widgets` replaces each displayed widget by a static picture of it as it
-was when the cell finished (sliders with their values, buttons, the images and text of its outputs),
-marked as a snapshot. :func:`html_exporter` points MathJax at a copy in the site itself
-(:func:`copy_mathjax`) when the ``jupyter-server-mathjax`` package is installed, and at the usual CDN
-otherwise.
+An executed notebook keeps its widgets only as saved widget state, which a page can show only through a
+JavaScript widget manager fetched from a CDN: offline, every slider, explorer and progress bar would be an
+empty gap. :func:`snapshot_widgets` replaces each displayed widget by a static picture of it as it was when the
+cell finished (sliders with their values, buttons, the images and text of its outputs), marked as a snapshot.
 
 The KL and β explorers stay live: a kernel started with :data:`KERNEL_ARGS` (the IPython extension in this
-module) hands the site each widget's ``site_view()`` with its display, and :func:`live_views` turns it into
-a view that a small script (``site_assets/vaelab-live.js``, no libraries) runs in the page: the β explorer's
-panels become PNG files next to the page, the KL explorer's picture is computed in the page from μ and σ.
-Nothing is fetched from the network, so the pages work from ``file://`` and from any static server.
+module; ``coursekit.executed`` runs the course that way) hands the site each widget's ``site_view()`` with its
+display, and :func:`live_views` turns it into a view that a small script (``site_assets/vaelab-live.js``, no
+libraries) runs in the page: the β explorer's panels become PNG files beside the page, the KL explorer's
+picture is computed in the page from μ and σ. Nothing is fetched from the network.
 
-    kinds = live_views(executed_notebook, site_dir, "05_beta_vae")   # before the snapshots
+    kinds = live_views(executed_notebook, extra_dir, "05_beta_vae")  # before the snapshots
     nb = snapshot_widgets(executed_notebook)
-    body, _ = html_exporter(site_dir).from_notebook_node(nb)
-    body = live_page(body) if kinds else body                        # links the script and its style
+    copy_live_assets(static_dir)                                     # the script and style the pages link
+
+For pages that nbconvert writes (the decks, :func:`html_exporter`), :func:`copy_mathjax` puts MathJax 2 from
+the ``jupyter-server-mathjax`` package beside them; the course site has its own MathJax (``coursekit.course``).
 """
 
 from __future__ import annotations
@@ -191,7 +190,7 @@ def snapshot_widgets(nb):
             model_id = data[WIDGET_VIEW].get("model_id", "")
             body = snap.render(model_id) if model_id in saved else ""
             if not body:
-                continue  # nothing visible saved (a closed widget): nbconvert shows the text fallback
+                continue  # nothing visible saved (a closed widget): the page shows its text
             out["data"] = {"text/html": f'{_CSS}<div class="vaelab-snapshot"><div class="note">{SNAPSHOT_NOTE}'
                                         f"</div>{body}</div>",
                            "text/plain": data.get("text/plain", "")}
@@ -246,9 +245,8 @@ def html_exporter(site_dir=None):
 # --------------------------------------------------------------------------- live views
 
 LIVE_MIME = "application/vnd.vaelab.live-view+json"
-KERNEL_ARGS = ["--ext=coursekit.site"]  # build_course starts each kernel with the extension below
+KERNEL_ARGS = ["--ext=coursekit.site"]  # coursekit.executed starts each kernel with the extension below
 ASSETS = Path(__file__).with_name("site_assets")
-ASSETS_DIR = "live"  # in the site: the script and style of the live views
 LIVE_SUFFIX = "_live"  # next to page NAME.html: NAME_live/, its panels
 LIVE_NAMES = {"beta-explorer": "the β explorer", "kl-explorer": "the KL explorer"}
 LIVE_WAITING = "live view: it moves in this page once its script has run (until then, a snapshot)"
@@ -333,17 +331,8 @@ def live_views(nb, site_dir, page: str) -> list[str]:
     return kinds
 
 
-def copy_live_assets(site_dir) -> Path:
-    """Copy the live views' script and style into ``site_dir/live``; returns that folder."""
-    target = Path(site_dir) / ASSETS_DIR
+def copy_live_assets(folder) -> Path:
+    """Copy the live views' script and style into ``folder`` (the book's ``_static``); returns ``folder``."""
+    target = Path(folder)
     shutil.copytree(ASSETS, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     return target
-
-
-def live_page(body: str) -> str:
-    """An exported page with the live views' style and script linked, by paths relative to the page."""
-    head, sep, rest = body.partition("</head>")
-    body = f'{head}<link rel="stylesheet" href="{ASSETS_DIR}/vaelab-live.css">\n{sep}{rest}' if sep else body
-    start, sep, end = body.rpartition("</body>")
-    script = f'<script src="{ASSETS_DIR}/vaelab-live.js"></script>\n'
-    return f"{start}{script}{sep}{end}" if sep else body + script

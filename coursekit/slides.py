@@ -1,105 +1,271 @@
-"""One reveal.js deck per unit, from the executed notebook, that shows with no network.
+"""Lecture decks: one reveal.js deck and its PDF per unit, from the executed unit, shown with no
+network.
 
-    python -m coursekit slides notebooks build/slides
+python -m coursekit slides [notebooks] [out]        # build/slides/<unit>.slides.html and
+.slides.pdf python -m coursekit slides --outline notebooks/05_beta_vae.ipynb     # which cell makes
+which slide python -m coursekit slides --write-tags notebooks/05_beta_vae.ipynb  # the selection,
+made explicit
 
-The decks load reveal.js, require.js and jQuery from ``node_modules`` (``npm ci``) and MathJax from
-``jupyter-server-mathjax``, copied next to them.
+A slide has a title, a short text (about 40 words at most) and one visual that fills the rest of it:
+a figure or table the unit's code drew, a table or display formula of its prose, or a short code
+excerpt. The unit's prose goes to the speaker notes of the slide it belongs to (reveal.js's notes
+plugin: press ``S`` for the speaker view). A ``## N. …`` section opens a group of slides (its
+minutes from the unit's Time plan beside its title), a ``### …`` heading or a further visual adds a
+slide below it, and each exercise has a slide "Exercise 2 — 5 minutes". The title slide carries the
+unit's title and the heads of "What you will learn".
+
+The selection is kept with the notebook, in cell metadata ``slides`` (all keys optional)::
+
+    {"role": "slide" | "notes" | "figure" | "exercise" | "skip",
+     "title": "a slide title instead of the heading",
+     "text": "the slide's text instead of the derived lead (Markdown; \\"\\" for none)",
+     "excerpt": "all" | "3-8" | "3-8, 12",     # code cells: these lines on the slide (14 at most)
+     "minutes": 10}                            # exercise cells: instead of the time plan's share
+
+- ``slide``: the cell opens a slide. Markdown: each heading in it opens one (titled by the heading),
+  its prose is the notes and its first paragraph or list, shortened, the slide's text. Code: its
+  excerpt and its first figure on a new slide titled by ``title`` or the current section.
+- ``notes``: speaker notes of the current slide only.
+- ``figure``: code: each image, table or widget it displays fills a slide (the current one while
+  that has no visual, else a new one below it); a cell that only prints shows its printed text.
+  Markdown: its tables are shown, its prose goes to the notes.
+- ``exercise``: one exercise slide from the cell (its text: the task's first sentence and its
+  question).
+- ``skip``: nothing on the slides.
+
+Without ``role`` a cell gets a derived one (:func:`coursekit.slides_plan.derived_role`): a markdown
+cell with a heading is ``slide``, one opening with "**Exercise N.**" is ``exercise``, one with a
+table is ``figure``, other prose is ``notes``; a code cell with an image, table or widget output is
+``figure``, other code is ``skip``; nbgrader's solution and test cells, and cells Jupyter's
+slideshow marks "skip", are ``skip``. ``--write-tags`` writes these derived roles into the notebook
+(keeping every role already there), so that the selection can then be edited by hand;
+``--with-text`` also writes each slide's derived text.
+
+The decks are built from the executed copies of :mod:`coursekit.executed` (``build/executed``, run
+when stale), so their numbers and figures are the executed unit's own; a notebook that already holds
+outputs is used as it is. reveal.js comes from ``node_modules`` (``npm ci``) and MathJax 2 from
+``jupyter-server-mathjax``, copied next to the decks. Every notebook is read before anything runs
+and every deck is made (HTML and PDF, in a staging folder) before any is written: a malformed
+notebook is reported in one line and leaves ``out`` as it was.
+
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import nbformat
+
 from . import paths, site
-from .notebooks import execute, read, write_atomic
+from . import slides_html as html_
+from .notebooks import NotebookError, read, write_atomic
+from .slides_plan import KEY, SlideMetadataError, derived_tags, plan_deck
 
 NODE_MODULES = paths.NODE_MODULES
-REVEAL_DIR, JS_DIR = "reveal.js", "js"
-# What the decks load, copied from node_modules: nbconvert's reveal template expects reveal.js 4 under
-# <prefix>/dist and <prefix>/plugin, and loads it through require.js (jQuery for tall slides).
-_VENDOR = (("reveal.js/dist", f"{REVEAL_DIR}/dist"), ("reveal.js/plugin", f"{REVEAL_DIR}/plugin"),
-           ("requirejs/require.js", f"{JS_DIR}/require.js"), ("jquery/dist/jquery.min.js", f"{JS_DIR}/jquery.min.js"))
+REVEAL_DIR = html_.REVEAL_DIR
+SUFFIX = ".slides.html"
+# What the decks load from node_modules: reveal.js's script, styles, theme (with its fonts) and the
+# speaker-notes plugin.
+_VENDOR = (("reveal.js/dist", f"{REVEAL_DIR}/dist"), ("reveal.js/plugin/notes", f"{REVEAL_DIR}/plugin/notes"))
 _VENDOR_SKIP = ("*.map", "*.esm.js")
-# nbconvert's reveal template imports mermaid from a CDN as an ES module; no unit draws mermaid diagrams.
-SLIDES_TEMPLATE = """{%- extends 'index.html.j2' -%}
-{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
-"""
-
-
-def slide_deck(nb):
-    """A copy of ``nb`` in which every cell has a slide type: the author's where one is set, else a ``# ``/``## ``
-    heading starts a slide, a ``### `` heading a subslide, and anything else continues the current one."""
-    nb = copy.deepcopy(nb)
-    for cell in nb.cells:
-        show = cell.metadata.get("slideshow")
-        if isinstance(show, dict) and show.get("slide_type"):
-            continue
-        first = cell.source.lstrip() if cell.cell_type == "markdown" else ""
-        kind = "slide" if first.startswith(("# ", "## ")) else "subslide" if first.startswith("### ") else "-"
-        cell.metadata["slideshow"] = {**(show if isinstance(show, dict) else {}), "slide_type": kind}
-    return nb
 
 
 def copy_reveal(deck_dir, node_modules=NODE_MODULES) -> None:
-    """Copy reveal.js, require.js and jQuery from ``node_modules`` next to the decks."""
+    """Copy reveal.js and the deck's own style and script from the package next to the decks."""
     node_modules, deck_dir = Path(node_modules), Path(deck_dir)
     if missing := [src for src, _ in _VENDOR if not (node_modules / src).exists()]:
         raise FileNotFoundError(f"{node_modules / missing[0]} is missing: run `npm ci` in {paths.ROOT} "
                                 "(`make slides` does it for you)")
     for src, dst in _VENDOR:
-        source, target = node_modules / src, deck_dir / dst
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(*_VENDOR_SKIP))
-        else:
-            shutil.copy2(source, target)
+        shutil.copytree(node_modules / src, deck_dir / dst, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(*_VENDOR_SKIP))
+    assets = deck_dir / html_.ASSETS_DIR
+    assets.mkdir(parents=True, exist_ok=True)
+    for name in html_.ASSET_FILES:
+        shutil.copy2(html_.ASSETS / name, assets / name)
 
 
-def slides_exporter(deck_dir, node_modules=NODE_MODULES):
-    """nbconvert's SlidesExporter with every script and style sheet read from ``deck_dir`` (copied there)."""
-    from nbconvert import SlidesExporter
-
-    copy_reveal(deck_dir, node_modules)
-    # The theme: nbconvert's default, "simple", fetches Google fonts, "white" ships its own. Scrolling: a figure
-    # taller than the screen scrolls instead of being cut off.
-    exporter = SlidesExporter(raw_template=SLIDES_TEMPLATE, reveal_url_prefix=REVEAL_DIR, reveal_theme="white",
-                              require_js_url=f"{JS_DIR}/require.js", jquery_url=f"{JS_DIR}/jquery.min.js",
-                              reveal_scroll=True, embed_images=True)
+def mathjax_url(deck_dir) -> str | None:
+    """Copy MathJax next to the decks; the URL the decks load it by (None: no local MathJax)."""
     if site.copy_mathjax(deck_dir):
-        exporter.mathjax_url = f"{site.MATHJAX_DIR}/MathJax.js?config={site.MATHJAX_CONFIG}"
-    return exporter
+        return f"{site.MATHJAX_DIR}/MathJax.js?config={html_.MATHJAX_CONFIG}"
+    return None
 
 
-def build_slides(src, out, node_modules=NODE_MODULES, timeout: int = 1800) -> list[Path]:
-    """One ``<unit>.slides.html`` per ``NN_*.ipynb`` of ``src`` in ``out``; a notebook whose code cells have no
-    outputs (as committed) is executed first, in its own folder."""
+def outline(nb, name: str):
+    """The deck's outline (:class:`coursekit.slides_plan.Deck`) of an executed notebook."""
+    nb = site.snapshot_widgets(copy.deepcopy(nb))  # widgets as static pictures: no widget manager
+    return plan_deck(nb, name)
+
+
+def deck_page(nb, name: str, mathjax: str | None) -> str:
+    """The reveal.js page of one unit, from its executed notebook."""
+    return html_.deck_html(outline(nb, name), mathjax)
+
+
+def _has_outputs(nb) -> bool:
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    return not code or any(c.get("outputs") for c in code)
+
+
+def executed_units(src, executed_dir=None, timeout: int = 1800) -> list[tuple[Path, object, str]]:
+    """``(path, executed notebook, how)`` for every ``NN_*.ipynb`` of ``src``: as saved when it holds
+    outputs (or has no code), else its executed copy (:func:`coursekit.executed.executed`) in
+    ``executed_dir``. Every notebook is read, and its slide metadata checked, before any runs."""
+    from . import executed
+
     units = paths.units(src)
     if not units:
         raise FileNotFoundError(f"no notebooks named NN_*.ipynb in {src}")
-    notebooks = [read(path) for path in units]  # every file readable before anything is written
+    sources = [(path, read(path)) for path in units]
+    for path, nb in sources:
+        _check_metadata(path, nb)
+    out = []
+    for path, nb in sources:
+        if _has_outputs(nb):
+            out.append((path, nb, "outputs as saved"))
+            continue
+        done, seconds = executed.executed(path, executed_dir or executed.OUT, timeout)
+        out.append((path, done, f"executed copy, {seconds:.1f} s to run"))
+    return out
+
+
+def _check_metadata(path, nb) -> None:
+    from .slides_plan import excerpt_lines, selection
+
+    for index, cell in enumerate(nb.cells):
+        try:
+            meta = selection(cell)
+            if meta.get("excerpt") and cell.cell_type == "code":
+                excerpt_lines(meta["excerpt"], cell.source)
+        except SlideMetadataError as err:
+            raise NotebookError(f"{path}: cell {index}: {err}") from None
+
+
+def write_decks(pages: dict[str, str], out, node_modules=NODE_MODULES, pdf: bool = True) -> list[Path]:
+    """Write ``{unit name: page}`` as ``out/<name>.slides.html`` (and ``.slides.pdf``): all made in
+    a staging folder first, then moved into ``out`` together; on any failure ``out`` is left as it
+    was."""
     out = Path(out)
-    exporter = slides_exporter(out, node_modules)
-    decks = []
-    for path, nb in zip(units, notebooks):
-        code, note = [c for c in nb.cells if c.cell_type == "code"], "outputs as saved"
-        if code and not any(c.outputs for c in code):
-            start = time.perf_counter()
-            print(f"executing {path} ...", flush=True)
-            execute(nb, path.parent, timeout=timeout)
-            note = f"executed in {time.perf_counter() - start:.1f} s"
-        site.snapshot_widgets(nb)  # widgets as static pictures: the deck loads no widget manager from a CDN
-        body, _ = exporter.from_notebook_node(slide_deck(nb), resources={"metadata": {"name": path.stem}})
-        deck = out / f"{path.stem}.slides.html"
-        write_atomic(deck, body)
-        print(f"wrote {deck} ({note})", flush=True)
-        decks.append(deck)
-    return decks
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-staging-", dir=out.parent))
+    try:
+        copy_reveal(stage, node_modules)
+        url = mathjax_url(stage)
+        decks = []
+        for name, page in pages.items():
+            deck = stage / f"{name}{SUFFIX}"
+            deck.write_text(page(url) if callable(page) else page, encoding="utf-8")
+            decks.append(deck)
+        made = decks + (html_.print_pdfs(decks) if pdf else [])
+        out.mkdir(parents=True, exist_ok=True)
+        copy_reveal(out, node_modules)
+        mathjax_url(out)
+        written = []
+        for path in made:
+            os.chmod(path, 0o644)
+            os.replace(path, out / path.name)
+            written.append(out / path.name)
+        return written
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
+def build_slides(src=paths.NOTEBOOKS, out=paths.ROOT / "build" / "slides", node_modules=NODE_MODULES,
+                 timeout: int = 1800, pdf: bool = True, executed_dir=None) -> list[Path]:
+    """A deck (and its PDF) per ``NN_*.ipynb`` of ``src`` in ``out``, from the executed units. The
+    executed copies go to ``build/executed`` for the course's notebooks, else to ``<out>.executed``.
+    """
+    src, out = Path(src), Path(out)
+    if executed_dir is None:
+        same = src.resolve() == paths.NOTEBOOKS.resolve()
+        executed_dir = None if same else out.parent / f"{out.name}.executed"
+    missing = [s for s, _ in _VENDOR if not (Path(node_modules) / s).exists()]
+    if missing:  # before any notebook runs
+        raise FileNotFoundError(f"{Path(node_modules) / missing[0]} is missing: run `npm ci` in {paths.ROOT} "
+                                "(`make slides` does it for you)")
+    units = executed_units(src, executed_dir, timeout)
+    pages = {}
+    for path, nb, how in units:
+        start = time.perf_counter()
+        try:
+            deck = outline(nb, path.stem)
+        except SlideMetadataError as err:
+            raise NotebookError(f"{path}: {err}") from None
+        pages[path.stem] = (lambda d: lambda url: html_.deck_html(d, url))(deck)
+        print(f"{path.name}: {len(deck.slides)} slides ({how}; outlined in "
+              f"{time.perf_counter() - start:.1f} s)", flush=True)
+    start = time.perf_counter()
+    written = write_decks(pages, out, node_modules, pdf=pdf)
+    for path in written:
+        print(f"wrote {path}")
+    print(f"{len(pages)} decks{' and PDFs' if pdf else ''} in {time.perf_counter() - start:.1f} s", flush=True)
+    return written
+
+
+# --------------------------------------------------------------------------- the selection, made
+# explicit
+
+def write_tags(files, with_text: bool = False) -> list[Path]:
+    """Write each cell's role (derived where it has none) into ``metadata["slides"]`` of each notebook;
+    ``with_text``: also each slide's derived text. Roles and texts already set are kept. Returns the
+    notebooks that changed."""
+    notebooks = [(Path(p), read(p)) for p in files]  # all readable before any is written
+    changed = []
+    for path, nb in notebooks:
+        _check_metadata(path, nb)
+        before = nbformat.writes(nb)
+        texts = _derived_texts(nb, path.stem) if with_text else {}
+        for index, (cell, tags) in enumerate(zip(nb.cells, derived_tags(nb))):
+            if index in texts and "text" not in tags:
+                tags["text"] = texts[index]
+            cell.metadata[KEY] = tags
+        after = nbformat.writes(nb)
+        if after != before:
+            write_atomic(path, after)
+            changed.append(path)
+    return changed
+
+
+def _derived_texts(nb, name: str) -> dict[int, str]:
+    """Cell index → the derived text of the slide it opens (cells that open one slide)."""
+    deck = plan_deck(nb, name)
+    texts: dict[int, str] = {}
+    for s in deck.slides:
+        if s.cells and not s.explicit_text and s.text and s.kind != "title":
+            texts.setdefault(s.cells[0], s.text)
+    counts: dict[int, int] = {}
+    for s in deck.slides:
+        if s.cells:
+            counts[s.cells[0]] = counts.get(s.cells[0], 0) + 1
+    return {k: v for k, v in texts.items() if counts.get(k) == 1}
+
+
+def print_outline(path, executed_dir=None) -> None:
+    """Print which cells make which slide; from the executed copy when it is current (so that the
+    figures count), else from the notebook as it is."""
+    from . import executed
+
+    nb = read(path)
+    _check_metadata(path, nb)
+    copy_path = Path(executed_dir or executed.OUT) / Path(path).name
+    if not _has_outputs(nb) and executed.is_current(copy_path, nb):
+        nb = read(copy_path)
+        print(f"(from the executed copy {copy_path})")
+    elif not _has_outputs(nb):
+        print("(no outputs and no current executed copy: figures are missing; run python -m coursekit execute)")
+    deck = outline(nb, Path(path).stem)
+    for s in deck.slides:
+        visual = f"{s.visual.kind} of cell {s.visual.cell}" if s.visual and s.visual.cell is not None \
+            else s.visual.kind if s.visual else "-"
+        minutes = f"{s.minutes} min" if s.minutes else ""
+        print(f"{s.kind:<9} {minutes:>6}  {s.title[:60]:<60}  {visual:<18} cells {s.cells}")
 
 
 def main(argv=None) -> int:
@@ -111,9 +277,23 @@ def main(argv=None) -> int:
     parser.add_argument("notebooks", nargs="?", default=paths.NOTEBOOKS, type=Path)
     parser.add_argument("out", nargs="?", default=paths.ROOT / "build" / "slides", type=Path)
     parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
+    parser.add_argument("--no-pdf", action="store_true", help="the HTML decks only")
+    parser.add_argument("--executed", type=Path, help="folder of the executed copies (default build/executed)")
+    parser.add_argument("--write-tags", nargs="+", type=Path, metavar="NOTEBOOK",
+                        help="write the derived selection into these notebooks' cell metadata, and stop")
+    parser.add_argument("--with-text", action="store_true", help="with --write-tags: the slide texts too")
+    parser.add_argument("--outline", type=Path, metavar="NOTEBOOK", help="print a notebook's slides, and stop")
     args = parser.parse_args(argv)
     try:
-        build_slides(args.notebooks, args.out, NODE_MODULES, timeout=args.timeout)
+        if args.write_tags:
+            for path in write_tags(args.write_tags, with_text=args.with_text):
+                print(f"wrote the slide selection into {path}")
+            return 0
+        if args.outline:
+            print_outline(args.outline, args.executed)
+            return 0
+        build_slides(args.notebooks, args.out, NODE_MODULES, timeout=args.timeout, pdf=not args.no_pdf,
+                     executed_dir=args.executed)
     except (ValueError, FileNotFoundError, CellExecutionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -16,6 +16,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from coursekit import check as ck
 from coursekit import paths
 from coursekit import slides as sl
+from coursekit import slides_html as sh
+from coursekit import slides_plan as sp
 from coursekit import student as st
 from coursekit.__main__ import main as kit_main
 
@@ -180,33 +182,177 @@ def test_shaped_units_keep_their_shape(name):
 
 # --------------------------------------------------------------------------- slides
 
-def test_slide_deck_fills_in_the_missing_slide_types():
-    nb = unit()
-    nb.cells[1].metadata["slideshow"] = {"slide_type": "skip"}
-    nb.cells.append(new_markdown_cell("### A detail"))
-    deck = sl.slide_deck(nb)
-    kinds = [c.metadata.slideshow.slide_type for c in deck.cells]
-    assert kinds == ["slide", "skip", "slide", "-", "slide", "slide", "-", "-", "slide", "subslide"]
-    assert "slideshow" not in nb.cells[0].metadata
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJ"
+       "RU5ErkJggg==")  # a 2x2 picture
 
 
-@pytest.mark.skipif(not (sl.NODE_MODULES / "reveal.js").is_dir(), reason="node_modules/reveal.js missing: npm ci")
-def test_deck_loads_everything_from_its_own_folder(tmp_path, capsys):
+def figure_output(payload=PNG):
+    return new_output("display_data", data={"image/png": payload, "text/plain": "<Figure>"})
+
+
+def slide_unit() -> nbformat.NotebookNode:
+    """:func:`unit` with what a deck is made of: a numbered section with a figure, a table output, a
+    subsection, asserts, Greek letters, and exercises in the course's form."""
+    nb = unit(minutes=(20, 30, 12))
+    nb.cells[2].source = nb.cells[2].source.replace("part 0", "1. One model per β").replace(
+        "part 1", "2. Squares").replace("part 2", "Exercises")
+    nb.cells[3:3] = [
+        new_markdown_cell("## 1. One model per β\n\nEach model is trained once. A sentence with "
+                          + "many words " * 30 + "follows."),
+        new_code_cell("plot()", execution_count=2, outputs=[figure_output()]),
+        new_markdown_cell("The picture shows **one** thing: a square."),
+        new_code_cell("assert True", execution_count=3, outputs=[new_output("stream", name="stdout",
+                                                                            text="ok\n")]),
+        new_code_cell("table()", execution_count=4, outputs=[
+            new_output("display_data", data={"text/markdown": "| a | b |\n| --- | --- |\n| 1 | 2 |"})]),
+        new_markdown_cell("### 1.1 A detail with $\\beta$\n\nThe detail, with $x^2$."),
+        new_markdown_cell("## 2. Squares\n\nA square is a product."),
+    ]
+    ex = next(i for i, c in enumerate(nb.cells) if c.source.startswith("## Exercises"))
+    nb.cells[ex].source = "## Exercises\n\n**Exercise 1.** Write `square`. Why is it even?"
+    nb.cells[ex + 3:ex + 3] = [new_markdown_cell("**Exercise 2.** Square 4. What do you get?"),
+                               new_code_cell("### BEGIN SOLUTION\nx = 16\n### END SOLUTION",
+                                             metadata=solution_meta("sq4"))]
+    return nb
+
+
+def test_slide_roles_are_derived_from_the_cells():
+    nb = slide_unit()
+    roles = [sp.role(c) for c in nb.cells]
+    kinds = dict(zip((c.source.splitlines()[0][:20] for c in nb.cells), roles))
+    assert kinds["plot()"] == "figure" and kinds["table()"] == "figure" and kinds["assert True"] == "skip"
+    assert kinds["## 1. One model per "] == "slide" and kinds["The picture shows **"] == "notes"
+    assert kinds["### BEGIN SOLUTION"] == "skip" and kinds["**Exercise 2.** Squa"] == "exercise"
+    assert kinds[TEST.splitlines()[0][:20]] == "skip"  # nbgrader's test cell
+    nb.cells[4].metadata["slideshow"] = {"slide_type": "skip"}  # Jupyter's own mark is followed
+    assert sp.role(nb.cells[4]) == "skip"
+
+
+def test_slide_text_is_short_keeps_formulas_whole_and_closes_emphasis():
+    prose = ("The **rate–distortion plane** puts every model at $(R, D) = (\\mathrm{KL}, -\\log p)$, "
+             "and models of equal ELBO lie on lines of slope −1, which is why β = 1 is special for "
+             "every model, every data set and every architecture we try here, **without exception and "
+             "whatever the optimiser**. Second sentence.")
+    text = sp.lead(prose)
+    assert sp.words(text) <= sp.TEXT_WORDS
+    assert "$(R, D) = (\\mathrm{KL}, -\\log p)$" in text and text.count("**") % 2 == 0
+    assert text.endswith("…")
+    items = "- first point: detail\n- second point (aside)\n- third point; more\n"
+    assert sp.lead(items) == "- first point\n- second point\n- third point"
+    assert sp.lead("Short one. Short two.") == "Short one. Short two."
+
+
+def test_slide_outline_of_a_unit():
+    deck = sl.outline(slide_unit(), "99_tiny")
+    by_title = {}
+    for s in deck.slides:
+        by_title.setdefault(s.title, s)
+    title = deck.slides[0]
+    assert title.kind == "title" and title.title == "99 · A tiny unit" and "- squares" in title.text
+    section = by_title["1. One model per β"]
+    assert section.minutes == 20 and section.visual.kind == "figure" and section.visual.cell == 4
+    assert section.text == "Each model is trained once."
+    assert any("The picture shows" in n for n in section.notes)  # the prose is in the notes
+    assert any("many words many words" in n for n in section.notes)
+    table = [s for s in deck.slides if s.visual and s.visual.kind == "table" and s.visual.cell == 7]
+    assert len(table) == 1 and table[0].kind == "sub" and table[0].title == "1. One model per β"
+    assert by_title["1.1 A detail with $\\beta$"].kind == "sub"
+    assert by_title["2. Squares"].minutes == 30
+    exercises = [s for s in deck.slides if s.kind == "exercise"]
+    assert [(s.title, s.minutes) for s in exercises] == [("Exercise 1", 6), ("Exercise 2", 6)]
+    assert exercises[0].text == "Write `square`. Why is it even?"
+    page = sh.deck_html(deck, None)
+    assert "Exercise 2 — 6 minutes" in page and "BEGIN SOLUTION" not in page and "x = 16" not in page
+    assert page.count('<aside class="notes">') == len(deck.slides)
+    assert PNG in page
+
+
+def test_slide_metadata_chooses_roles_texts_excerpts_and_minutes():
+    nb = slide_unit()
+    nb.cells[4].metadata["slides"] = {"role": "skip"}  # the figure is left out
+    nb.cells[6].metadata["slides"] = {"role": "figure", "text": "What `assert` printed."}
+    nb.cells[3].metadata["slides"] = {"text": "β, in short.", "title": "One model per β, briefly"}
+    nb.cells[1].metadata["slides"] = {"role": "notes"}
+    nb.cells[5].metadata["slides"] = {"role": "slide", "title": "Read the square"}
+    nb.cells.insert(8, new_code_cell("a = 1\nb = 2\nc = a + b\nprint(c)", metadata={
+        "slides": {"role": "slide", "excerpt": "2-3", "title": "Two lines"}}))
+    ex2 = next(i for i, c in enumerate(nb.cells) if c.source.startswith("**Exercise 2."))
+    nb.cells[ex2].metadata["slides"] = {"minutes": 2}
+    deck = sl.outline(nb, "99_tiny")
+    by_title = {}
+    for s in deck.slides:
+        by_title.setdefault(s.title, s)
+    assert PNG not in sh.deck_html(deck, None)
+    assert by_title["One model per β, briefly"].text == "β, in short."
+    assert "Before this unit" not in by_title
+    assert by_title["Read the square"].kind == "sub"
+    printed = [s for s in deck.slides if s.visual and s.visual.kind == "output"]
+    assert printed[0].visual.source == "ok" and printed[0].text == "What `assert` printed."
+    assert by_title["Two lines"].visual.source == "b = 2\nc = a + b"
+    assert [s.minutes for s in deck.slides if s.kind == "exercise"] == [10, 2]
+
+
+@pytest.mark.parametrize("meta, message", [
+    ("notes", "must be an object"),
+    ({"role": "slides"}, "use one of"),
+    ({"colour": "red"}, "unknown key"),
+    ({"excerpt": "9-12"}, "names lines outside"),
+    ({"minutes": 0}, "positive whole number"),
+])
+def test_bad_slide_metadata_is_one_line_naming_file_and_cell(tmp_path, capsys, meta, message):
     src = tmp_path / "src"
     src.mkdir()
-    nb = unit()
-    nb.cells = [c for c in nb.cells if c.cell_type == "markdown"]  # nothing to execute: no kernel needed
-    nb.cells.append(new_markdown_cell("Maths: $\\tfrac12\\mu^2$"))
+    nb = slide_unit()
+    nb.cells[4].metadata["slides"] = meta
     nbformat.write(nb, src / "99_tiny.ipynb")
-    assert kit_main(["slides", str(src), str(tmp_path / "out")]) == 0
+    assert kit_main(["slides", str(src), str(tmp_path / "out"), "--no-pdf"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "99_tiny.ipynb: cell 4:" in err and message in err
+    assert not (tmp_path / "out").exists()
+
+
+needs_reveal = pytest.mark.skipif(not (sl.NODE_MODULES / "reveal.js").is_dir(),
+                                  reason="node_modules/reveal.js missing: npm ci")
+
+
+@needs_reveal
+def test_slide_deck_loads_everything_from_its_own_folder(tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    nb = slide_unit()
+    nb.cells.append(new_markdown_cell("Maths: $\\tfrac12\\mu^2$ and [a link](sources.md)"))
+    nbformat.write(nb, src / "99_tiny.ipynb")
+    assert kit_main(["slides", str(src), str(tmp_path / "out"), "--no-pdf"]) == 0  # outputs as saved
     deck = tmp_path / "out" / "99_tiny.slides.html"
     assert f"wrote {deck}" in capsys.readouterr().out
     html = deck.read_text()
-    links = re.findall(r'(?:src|href)="([^"#]+)"', html) + re.findall(r'"([^"]+\.js)"', html)
-    assert "import mermaid" not in html and "reveal.js/dist/reveal.js" in links and "js/require.js" in links
+    links = re.findall(r'<(?:script|img|link)\b[^>]*(?:src|href)="([^"#]+)"', html)
+    assert "mermaid" not in html and 'href="sources.md"' not in html and "reveal.js/dist/reveal.js" in links
+    assert "reveal.js/plugin/notes/notes.js" in links and "deck/deck.js" in links
+    assert not [link for link in links if re.match(r"(https?:)?//", link)], "a link to the network"
     for link in links:
-        assert (tmp_path / "out" / link.split("?")[0]).is_file(), f"{link} is not in the deck's folder"
+        if not link.startswith("data:"):
+            assert (tmp_path / "out" / link.split("?")[0]).is_file(), f"{link} is not in the deck's folder"
     assert any(link.startswith("mathjax/MathJax.js?config=") for link in links)
+    assert not list((tmp_path / "out").glob(".*staging*")) and not list(tmp_path.glob(".*staging*"))
+
+
+@needs_reveal
+def test_slides_of_a_malformed_notebook_write_nothing_and_keep_the_decks_built(tmp_path, capsys):
+    src, out = tmp_path / "src", tmp_path / "out"
+    src.mkdir()
+    nbformat.write(slide_unit(), src / "01_good.ipynb")
+    assert kit_main(["slides", str(src), str(out), "--no-pdf"]) == 0
+    built = (out / "01_good.slides.html").read_text()
+    nbformat.write(slide_unit(), src / "00_new.ipynb")
+    (src / "02_bad.ipynb").write_text('{"cells": [', encoding="utf-8")
+    capsys.readouterr()
+    assert kit_main(["slides", str(src), str(out), "--no-pdf"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "02_bad.ipynb" in err and "invalid JSON" in err
+    assert (out / "01_good.slides.html").read_text() == built
+    assert not (out / "00_new.slides.html").exists()
+    assert not list(tmp_path.glob(".*staging*"))
 
 
 def test_slides_without_reveal_says_run_npm_ci(tmp_path, monkeypatch, capsys):
@@ -215,6 +361,58 @@ def test_slides_without_reveal_says_run_npm_ci(tmp_path, monkeypatch, capsys):
     assert kit_main(["slides", str(tmp_path), str(tmp_path / "out")]) == 1
     assert "run `npm ci`" in capsys.readouterr().err
     assert not (tmp_path / "out" / "00_x.slides.html").exists()
+
+
+def test_slides_write_tags_makes_the_selection_explicit_and_keeps_what_is_set(tmp_path, capsys):
+    nb = slide_unit()
+    nb.cells[4].metadata["slides"] = {"role": "notes"}
+    path = tmp_path / "05_x.ipynb"
+    nbformat.write(nb, path)
+    before = sl.outline(nbformat.read(path, as_version=4), "05_x")
+    assert kit_main(["slides", "--write-tags", str(path), "--with-text"]) == 0
+    assert f"wrote the slide selection into {path}" in capsys.readouterr().out
+    tagged = nbformat.read(path, as_version=4)
+    roles = [c.metadata["slides"]["role"] for c in tagged.cells]
+    assert roles[4] == "notes" and roles[5] == "notes" and roles[6] == "skip" and roles[7] == "figure"
+    assert tagged.cells[3].metadata["slides"]["text"] == "Each model is trained once."
+    after = sl.outline(tagged, "05_x")  # the same deck, now from explicit metadata
+    assert [(s.title, s.text, s.visual and s.visual.cell) for s in after.slides] == \
+        [(s.title, s.text, s.visual and s.visual.cell) for s in before.slides]
+    assert kit_main(["slides", "--write-tags", str(path)]) == 0  # nothing more to write
+    assert "wrote" not in capsys.readouterr().out
+
+
+EXECUTED = paths.ROOT / "build" / "executed"
+EXECUTED_UNITS = [p.stem for p in paths.units(EXECUTED)] if EXECUTED.is_dir() else []
+
+
+@pytest.mark.parametrize("name", EXECUTED_UNITS or [pytest.param("none", marks=pytest.mark.skip(
+    reason="no executed units in build/executed: run `python -m coursekit execute` (make test does)"))])
+def test_slides_show_every_figure_and_exercise_of_a_unit(name):
+    from coursekit.notebooks import read
+
+    nb = read(EXECUTED / f"{name}.ipynb")
+    page = sl.deck_page(nb, name, None)
+    deck = sl.outline(nb, name)
+    shown = {(s.visual.cell, s.visual.output) for s in deck.slides if s.visual and s.visual.cell is not None}
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or sp.role(cell) == "skip":
+            continue
+        for k, out in enumerate(cell.get("outputs", [])):
+            data = out.get("data", {})
+            if "image/png" in data:
+                assert "".join(data["image/png"]).strip() in page, f"cell {index}: its figure is missing"
+            if any(m in data for m in ("image/png", "text/markdown", "text/html",
+                                       "application/vnd.jupyter.widget-view+json")):
+                assert (index, k) in shown, f"cell {index}, output {k} is on no slide"
+    numbers = sorted({int(m) for c in nb.cells if c.cell_type == "markdown"
+                      for m in re.findall(r"^\*\*Exercise (\d+)", c.source, re.M)})
+    titles = [s.title for s in deck.slides if s.kind == "exercise"]
+    assert titles == [f"Exercise {n}" for n in numbers] and numbers
+    for n, s in zip(numbers, [s for s in deck.slides if s.kind == "exercise"]):
+        assert f"Exercise {n} — {s.minutes} minute" in page and s.minutes
+    assert all(sp.words(s.text) <= sp.TEXT_WORDS + 5
+               for s in deck.slides if s.kind != "title")
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -1,4 +1,5 @@
-"""The static course site: widgets become snapshots a page can show without a kernel or a network."""
+"""The course site: widgets become snapshots or live views a page shows without a kernel or a network, and the
+book around them (coursekit.course) is staged, checked and installed without touching what others built."""
 
 from __future__ import annotations
 
@@ -205,12 +206,9 @@ def test_beta_view_writes_its_panels_next_to_the_page(tmp_path):
     assert '<img src="05%20beta_live/beta0_1.png"' in page  # without the script: the saved β, as a picture
 
 
-def test_a_page_links_the_script_and_style_by_relative_paths(tmp_path):
-    body = "<html><head><title>t</title></head><body><p>x</p></body></html>"
-    page = site.live_page(body)
-    assert page.count('<script src="live/vaelab-live.js"></script>') == 1
-    assert page.index('href="live/vaelab-live.css"') < page.index("</head>") < page.index("vaelab-live.js")
-    folder = site.copy_live_assets(tmp_path)
+def test_the_live_views_script_and_style_go_where_the_book_links_them(tmp_path):
+    folder = site.copy_live_assets(tmp_path / "_static")
+    assert folder == tmp_path / "_static"
     assert {p.name for p in folder.iterdir()} == {"vaelab-live.js", "vaelab-live.css"}
 
 
@@ -220,8 +218,12 @@ def test_site_assets_are_package_data():
 
     root = site.ASSETS.parent.parent
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["coursekit"]
-    files = [p.relative_to(site.ASSETS.parent).as_posix() for p in site.ASSETS.iterdir() if p.is_file()]
-    assert files and all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), (files, patterns)
+    from coursekit import course
+
+    files = [p.relative_to(site.ASSETS.parent).as_posix() for folder in (site.ASSETS, course.BOOK)
+             for p in folder.iterdir() if p.is_file()]
+    assert any(f.startswith("book/") for f in files) and any(f.startswith("site_assets/") for f in files)
+    assert all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), (files, patterns)
 
 
 def test_exported_pages_load_nothing_from_the_network(tmp_path):
@@ -234,39 +236,186 @@ def test_exported_pages_load_nothing_from_the_network(tmp_path):
         assert not re.findall(r"""<script[^>]+src=["']https?:""", body)
 
 
-# --------------------------------------------------------------------------- build_course
+# --------------------------------------------------------------------------- the book (coursekit.course)
 
-def _notebook(path, *code):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# {path.stem}\n\nA page.")]
-                                  + [nbformat.v4.new_code_cell(c) for c in code])
-    nbformat.write(nb, path)
+STANDIN = """{title}
+
+A stand-in for the unit, with maths inline, $\\beta\\,\\mathrm{{KL}}(q\\,\\|\\,p)$, and a source, [S2](sources.md#s2).
+
+## A section
+
+$$\\mathcal L = -\\log p(x\\mid z) + \\beta\\,\\mathrm{{KL}}\\big(q(z\\mid x)\\,\\|\\,p(z)\\big)$$
+"""
 
 
-@pytest.mark.slow
-def test_build_course_replaces_only_what_it_owns(tmp_path, capsys):
+def standin_course(folder) -> tuple:
+    """``(notebooks, executed)`` under ``folder``: every page of the course under its real name, each a small
+    executed stand-in with the unit's real title, maths and a link to the sources page (the real one)."""
+    import shutil
+
+    from coursekit import paths
+    from coursekit.executed import course_notebooks
+    from coursekit.notebooks import read
+
+    notebooks, executed = folder / "notebooks", folder / "executed"
+    for d in (notebooks, executed):
+        d.mkdir(parents=True, exist_ok=True)
+    for path in course_notebooks(paths.NOTEBOOKS):
+        title = read(path).cells[0].source.splitlines()[0]
+        text = STANDIN.format(title=title)
+        if path.name.startswith("07"):
+            text += "\n## Free bits\n\nFree bits keep a floor under the KL of each latent dimension.\n"
+        cell = nbformat.v4.new_code_cell("print(1 + 1)", execution_count=1)
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text), cell], metadata={
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "language_info": {"name": "python"}})
+        for d in (notebooks, executed):
+            nbformat.write(nb, d / path.name)
+    shutil.copyfile(paths.NOTEBOOKS / "sources.md", notebooks / "sources.md")
+    return notebooks, executed
+
+
+def test_every_page_of_the_course_is_in_the_table_of_contents_in_order():
+    from coursekit import course, paths
+
+    pages = course.page_sources()
+    assert list(pages) == course.toc_pages()  # the landing page, the units, the app, sources, the guides
+    units = [p.stem for p in paths.units()]
+    assert len(units) == 10 and list(pages)[1:11] == units
+    guides = [f"guides/instructor/{p.stem}" for p in sorted((course.DOCS / "instructor").glob("*.md"))]
+    assert guides and set(guides) <= set(pages) and "guides/classroom" in pages
+
+
+def test_a_unit_missing_from_the_table_of_contents_stops_the_build(tmp_path):
     from coursekit import course
 
-    notebooks, out = tmp_path / "notebooks", tmp_path / "build"
-    notebooks.mkdir()
-    for keep in ("student/01_kl.ipynb", "slides/01_kl.slides.html", "notes.txt"):
-        (out / keep).parent.mkdir(parents=True, exist_ok=True)
-        (out / keep).write_text("made by make student / make slides / a person")
-    (out / "00_old_unit.html").write_text("a page of a unit that is gone")  # written before .course-files existed
-    _notebook(notebooks / "01_kl.ipynb", "1 / 0")
-    with pytest.raises(Exception, match="ZeroDivisionError"):
-        course.build_course(notebooks, out, timeout=120)
-    assert (out / "00_old_unit.html").is_file() and not (out / "index.html").exists()  # a failure changes nothing
+    notebooks, executed = standin_course(tmp_path)
+    extra = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# 10 · More")])
+    nbformat.write(extra, notebooks / "10_more.ipynb")
+    with pytest.raises(course.BookError, match="10_more is in the course but not in"):
+        course.stage(tmp_path / "staging", executed, notebooks)
+    (notebooks / "10_more.ipynb").unlink()
+    (executed / "05_beta_vae.ipynb").unlink()
+    with pytest.raises(course.BookError, match="05_beta_vae.ipynb is missing .run `python -m coursekit execute`"):
+        course.stage(tmp_path / "staging", executed, notebooks)
+    assert not (tmp_path / "staging").exists()
 
-    _notebook(notebooks / "01_kl.ipynb", "from vaeutils.widgets import kl_explorer\nkl_explorer()")
-    pages = course.build_course(notebooks, out, timeout=300)
-    assert pages == [out / "01_kl.html", out / "index.html"]
-    assert "live: kl-explorer" in capsys.readouterr().out
-    for keep in ("student/01_kl.ipynb", "slides/01_kl.slides.html", "notes.txt"):
-        assert (out / keep).read_text().startswith("made by"), keep
-    assert not (out / "00_old_unit.html").exists()
-    page = (out / "01_kl.html").read_text()
-    assert 'data-kind="kl-explorer"' in page and '<script src="live/vaelab-live.js">' in page
-    assert (out / "live" / "vaelab-live.js").is_file()
-    owned = set((out / course.OWNED).read_text().split())
-    assert {"01_kl.html", "index.html", "live"} <= owned and not owned & {"student", "slides", "notes.txt"}
-    assert not list(tmp_path.glob(".build-*"))  # no staging or old copies left behind
+
+def test_the_landing_page_introduces_every_unit_in_its_own_words():
+    import re
+
+    from coursekit import course, paths
+    from coursekit.executed import course_notebooks
+    from coursekit.notebooks import read
+
+    text = (course.BOOK / "index.md").read_text(encoding="utf-8")
+    assert "## How to start" in text and "make lab" in text
+    for path in course_notebooks(paths.NOTEBOOKS):
+        row = next((line for line in text.splitlines() if f"]({path.name})" in line), None)
+        assert row is not None, f"the landing page does not link {path.name}"
+        summary = row.split("|")[2].strip()
+        assert 40 <= len(summary) <= 140 and summary.endswith("."), summary
+        prose = " ".join(c.source for c in read(path).cells if c.cell_type == "markdown")
+        assert summary.rstrip(".") not in " ".join(prose.split()), f"{path.name}: cut from the unit"
+        assert not re.search(r"\$|\\\\[a-z]", summary), summary  # plain words, no TeX to render
+
+
+def test_the_book_runs_no_kernel_and_fetches_nothing():
+    import re
+
+    import yaml
+
+    from coursekit import course
+
+    raw = (course.BOOK / "_config.yml").read_text(encoding="utf-8")
+    config = yaml.safe_load(raw)
+    assert config["execute"]["execute_notebooks"] == "off"
+    sphinx = config["sphinx"]["config"]
+    assert sphinx["nb_ipywidgets_js"] == {}  # myst-nb's widget scripts come from a CDN
+    assert not {"sphinx_thebe", "sphinx.ext.intersphinx"} & set(sphinx["extensions"])
+    assert "coursekit.course" in sphinx["extensions"]
+    assert not re.search(r"https?:|//", sphinx["mathjax_path"])
+    assert not re.search(r"https?://", raw)
+    for flag in ("use_repository_button", "use_issues_button", "use_edit_page_button"):
+        assert config["html"][flag] is False
+    assert config["launch_buttons"]["thebe"] is False
+    assert not any(config["launch_buttons"][k] for k in ("binderhub_url", "jupyterhub_url", "colab_url"))
+
+
+def test_check_site_finds_broken_links_missing_anchors_and_network_loads(tmp_path):
+    from coursekit import course
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "img.png").write_bytes(_png())
+    (tmp_path / "a.html").write_text(
+        '<h1 id="top">A</h1><a href="b.html#s1">ok</a> <a href="b.html#nope">no anchor</a> '
+        '<a href="c.html">no page</a> <a href="#top">here</a> <a href="#gone">gone</a> <img src="img.png"> '
+        '<img src="missing.png"> <a href="https://example.org/">a link out is fine</a> '
+        '<script src="https://cdn.example.org/x.js"></script> <link rel="stylesheet" href="//fonts.example/c.css">'
+        '<a href="mailto:x@example.org">mail</a> <img src="data:image/png;base64,AAAA">')
+    (tmp_path / "b.html").write_text('<a id="s1"></a><a href="sub/">a folder</a> <a href="b.html?q=1">query</a>')
+    (tmp_path / "sub" / "index.html").write_text('<a href="../a.html#top">up</a> <a href="../../out.html">out</a>')
+    assert sorted(course.check_site(tmp_path)) == sorted([
+        "a.html: b.html#nope has no anchor #nope",
+        "a.html: c.html does not exist",
+        "a.html: #gone has no anchor #gone",
+        "a.html: missing.png does not exist",
+        "a.html: loads https://cdn.example.org/x.js from another host",
+        "a.html: loads //fonts.example/c.css from another host",
+        "sub/index.html: ../../out.html leads out of the site",
+    ])
+
+
+def test_install_swaps_the_site_and_keeps_what_others_built(tmp_path):
+    from coursekit import course
+
+    build = tmp_path / "build"
+    for keep in ("student/01.ipynb", "slides/01.slides.html", "executed/01.ipynb", "site/index.html"):
+        (build / keep).parent.mkdir(parents=True, exist_ok=True)
+        (build / keep).write_text("before")
+    new = tmp_path / "html"
+    new.mkdir()
+    (new / "index.html").write_text("new site")
+    course.install(new, build / "site")
+    assert (build / "site" / "index.html").read_text() == "new site" and not new.exists()
+    assert sorted(p.name for p in build.iterdir()) == ["executed", "site", "slides", "student"]  # no leftovers
+    # what the hand-written builder left in build/ goes; what others own stays
+    (build / "01_kl.html").write_text("old page")
+    (build / "live").mkdir()
+    (build / ".course-files").write_text("01_kl.html\nlive\nstudent\n../x\n.course-files\n")
+    assert course.remove_old_site(build) == ["01_kl.html", "live", ".course-files"]
+    assert sorted(p.name for p in build.iterdir()) == ["executed", "site", "slides", "student"]
+    assert course.remove_old_site(build) == []
+
+
+def test_a_failed_build_leaves_the_previous_site(tmp_path, monkeypatch):
+    from coursekit import course
+
+    notebooks, executed = standin_course(tmp_path)
+    out = tmp_path / "build" / "site"
+    out.mkdir(parents=True)
+    (out / "index.html").write_text("the previous site")
+
+    def failing(staging, work):
+        raise course.BookError("Jupyter Book failed")
+
+    monkeypatch.setattr(course, "build_html", failing)
+    with pytest.raises(course.BookError):
+        course.build_course(executed, out, notebooks, work=tmp_path / "work")
+    assert (out / "index.html").read_text() == "the previous site"
+    staged = tmp_path / "work" / "source"
+    assert (staged / "_toc.yml").is_file() and (staged / "guides" / "instructor" / "05_beta_vae.md").is_file()
+    assert (staged / "_static" / "vaelab-live.js").is_file()
+    assert (staged / "_extra" / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+    def broken_links(staging, work):
+        html = work / "_build" / "html"
+        html.mkdir(parents=True)
+        (html / "index.html").write_text('<a href="nowhere.html">x</a>')
+        return html
+
+    monkeypatch.setattr(course, "build_html", broken_links)
+    with pytest.raises(course.BookError, match="index.html: nowhere.html does not exist"):
+        course.build_course(executed, out, notebooks, work=tmp_path / "work")
+    assert (out / "index.html").read_text() == "the previous site"

@@ -1,14 +1,21 @@
-"""The course site's live views in a real browser, with no kernel and no network: the KL and β explorers of a
-small site that ``course.build_course`` writes into a temporary folder, opened from ``file://`` (and once from
-a static web server) in Debian's Chromium, every request that is not a file of the site aborted and recorded.
+"""The course site (``coursekit.course``, a Jupyter Book) in a real browser, with no kernel and no network: Debian's
+Chromium driven by Playwright, the site served on 127.0.0.1 (and once opened from ``file://``), every request to
+any other host aborted and recorded.
 
-The site is built once per module from a tiny notebook: a β explorer over a 3-β sweep trained in seconds
-(``cache=False``), a KL explorer, and a plain slider that must stay a snapshot. The notebook writes what its
-kernel computed (readouts, panel hashes) next to itself, so the page is compared with the kernel's values;
-the KL explorer's numbers are compared with ``kl_explorer_state`` and with the texts of the notebook's own
+A small site is built once per module by ``course.build_course``: every page of the course under its real name as
+a stand-in with the unit's real title, maths and a link to the sources page (``test_site.standin_course``), the
+real sources page and guides, and one real executed unit, ``05_beta_vae``: a β explorer over a 3-β sweep trained
+in seconds (``cache=False``), a KL explorer, and a plain slider that must stay a snapshot. That notebook writes
+what its kernel computed (readouts, panel hashes) next to itself, so the page is compared with the kernel's
+values; the KL explorer's numbers are compared with ``kl_explorer_state`` and with the texts of the notebook's own
 figure (``draw_kl_explorer``) on a grid of slider positions that includes both ends of every slider.
-Latencies (key press to the next painted frame) are printed and asserted only loosely; the target, 100 ms,
-and the measured numbers are in ``benchmarks/bench_site.py``.
+
+On that site: every page renders its maths and loads nothing from another host, the sidebar lists the ten units
+and the guides, previous/next and the page's table of contents work, the search finds "free bits" in unit 07, and
+the link check passes. When a full build is there (``build/site`` from ``make course``), the same checks run over
+it, with its own explorers (skipped, with the reason, when there is none). Latencies (key press to the next
+painted frame) are printed and asserted only loosely; the target, 100 ms, and the measured numbers are in
+``benchmarks/bench_site.py``.
 """
 
 from __future__ import annotations
@@ -26,20 +33,34 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from test_site import standin_course
 
 from coursekit.browser import browser_unavailable
 
 _missing = browser_unavailable()
 if _missing and os.environ.get("CI"):
     raise RuntimeError(f"browser tests cannot run: {_missing}")
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.skipif(_missing is not None, reason=_missing or "")]
+pytestmark = [pytest.mark.slow]
+needs_browser = [pytest.mark.browser, pytest.mark.skipif(_missing is not None, reason=_missing or "")]
 
-PAGE = "01_live_views.html"
+
+def browser_test(f):
+    for mark in needs_browser:
+        f = mark(f)
+    return f
+
+
+LIVE_UNIT = "05_beta_vae"
+PAGE = f"{LIVE_UNIT}.html"
 BETAS = (0.5, 1.0, 4.0)
 LOOSE_MOVE_MS = 1000.0  # fails only when a view does not follow at all; the target (100 ms) is reported
+UNITS = ("00_setup_and_data", "01_kl_divergence", "02_reconstruction_losses", "03_the_elbo_and_training",
+         "04_evaluating_a_vae", "05_beta_vae", "06_disentanglement", "07_collapse_and_free_bits",
+         "08_balancing_automatically", "09_beyond_the_vae_loss")
 
 NOTEBOOK = [
-    "# 01 · Live views\n\nBoth explorers on one page, for the browser tests.",
+    "# 05 · Live views\n\nBoth explorers on one page, for the browser tests: $\\beta\\,\\mathrm{KL}$, and a "
+    "source, [S2](sources.md#s2).",
     f"""import dataclasses, hashlib, json
 from vaeutils import data as D
 from vaeutils.widgets import beta_explorer, kl_explorer
@@ -72,17 +93,54 @@ MOVE_JS = """(sel) => {
   observer.observe(root, {subtree: true, childList: true, attributes: true, characterData: true});
 }"""
 
+# Once MathJax has typeset the page: the maths it found, what it made, its errors, and any TeX left as text
+# outside code (a $...$ pair, or \( or \[ that MathJax would have turned into maths).
+MATHS_JS = """async () => {
+  if (window.MathJax && MathJax.startup) await MathJax.startup.promise;
+  const article = document.querySelector('article') || document.body;
+  const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+  const raw = [];
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (n.parentElement.closest('pre, code, script, style, mjx-container, .highlight, svg, textarea')) continue;
+    const found = n.textContent.match(/\\$[^$\\n]+\\$|\\\\\\(|\\\\\\[/g);
+    if (found) raw.push(...found);
+  }
+  return {math: article.querySelectorAll('.math').length, rendered: article.querySelectorAll('mjx-container').length,
+          errors: article.querySelectorAll('mjx-merror').length, raw: raw.slice(0, 5)};
+}"""
 
-def build_site(folder: Path) -> Path:
-    """The tiny course (one page, both explorers) built by ``build_course`` into ``folder/site``."""
+
+def build_site(folder: Path) -> tuple[Path, Path]:
+    """The small site (every page a stand-in, 05 executed with both explorers) built by ``build_course`` into
+    ``folder/site``; returns it and the folder of the executed live notebook (with ``expected.json``)."""
     from coursekit import course
+    from coursekit.executed import execute_course
 
-    notebooks = folder / "notebooks"
-    notebooks.mkdir(parents=True, exist_ok=True)
+    notebooks, executed = standin_course(folder)
     cells = [nbformat.v4.new_markdown_cell(NOTEBOOK[0])] + [nbformat.v4.new_code_cell(c) for c in NOTEBOOK[1:]]
-    nbformat.write(nbformat.v4.new_notebook(cells=cells), notebooks / PAGE.replace(".html", ".ipynb"))
-    course.build_course(notebooks, folder / "site", timeout=600)
-    return folder / "site"
+    metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=metadata), notebooks / f"{LIVE_UNIT}.ipynb")
+    execute_course(notebooks, executed, timeout=600, only=[LIVE_UNIT])
+    course.build_course(executed, folder / "site", notebooks, work=folder / "work")
+    return folder / "site", notebooks
+
+
+class Served:
+    """A folder served on 127.0.0.1 by Python's static file server (a thread), until ``close()``."""
+
+    def __init__(self, folder: Path):
+        class Quiet(http.server.SimpleHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+        handler = functools.partial(Quiet, directory=str(folder))
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.folder, self.origin = folder, f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def open_offline(browser, url: str, allowed: str = "file:"):
@@ -102,6 +160,7 @@ def open_offline(browser, url: str, allowed: str = "file:"):
     context.route("**/*", route)
     page.on("pageerror", lambda err: page.errors.append(str(err)))
     page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
+    page.on("response", lambda r: page.errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
     page.goto(url, wait_until="load", timeout=60_000)
     return page
 
@@ -122,12 +181,14 @@ def timed(page, root: str, action) -> float:
 
 def click_at(page, selector: str, fraction: float) -> None:
     """A mouse click at ``fraction`` (0 = left end, 1 = right end) along a range input."""
+    page.locator(selector).scroll_into_view_if_needed()
     box = page.locator(selector).bounding_box()
     page.mouse.click(box["x"] + 1 + fraction * (box["width"] - 2), box["y"] + box["height"] / 2)
 
 
 def drag(page, selector: str, start: float, end: float) -> None:
     """Press the mouse at ``start`` along a range input, move to ``end`` and release."""
+    page.locator(selector).scroll_into_view_if_needed()
     box = page.locator(selector).bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + 1 + start * (box["width"] - 2), y)
@@ -146,17 +207,42 @@ def text_of(fragment: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "", fragment))
 
 
+def site_pages(site_dir: Path) -> list[str]:
+    """Every page of a built site, relative to it (Sphinx's index of terms and its search page left out)."""
+    skip = {"genindex.html", "search.html"}
+    return sorted(p.relative_to(site_dir).as_posix() for p in site_dir.rglob("*.html")
+                  if "_static" not in p.parts and p.name not in skip)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("live-site")
-    site_dir = build_site(folder)
-    expected = json.loads((folder / "notebooks" / "expected.json").read_text())
+    folder = tmp_path_factory.mktemp("course-site")
+    site_dir, notebooks = build_site(folder)
+    expected = json.loads((notebooks / "expected.json").read_text())
     return site_dir, expected
 
 
+@pytest.fixture(scope="module")
+def served(built):
+    served = Served(built[0])
+    yield served
+    served.close()
+
+
+@pytest.fixture(scope="module")
+def full_site():
+    from coursekit import course
+
+    if not (course.SITE / "index.html").is_file():
+        pytest.skip(f"no full build in {course.SITE} (`make course` makes one)")
+    served = Served(course.SITE)
+    yield served
+    served.close()
+
+
 @pytest.fixture
-def page(browser, built):
-    page = open_offline(browser, (built[0] / PAGE).as_uri())
+def page(browser, served):
+    page = open_offline(browser, served.origin + PAGE, allowed=served.origin)
     yield page
     assert page.blocked == [], f"the page asked the network for {page.blocked}"
     assert page.errors == [], page.errors
@@ -167,6 +253,109 @@ BETA = '.vaelab-live[data-kind="beta-explorer"]'
 KL = '.vaelab-live[data-kind="kl-explorer"]'
 
 
+# --------------------------------------------------------------------------- the site: pages, links, navigation
+
+def test_the_small_site_has_every_page_and_passes_the_link_check(built):
+    from coursekit import course
+
+    site_dir = built[0]
+    pages = set(site_pages(site_dir))
+    assert {f"{n}.html" for n in course.toc_pages()} <= pages
+    assert course.check_site(site_dir) == []
+    unit = (site_dir / "07_collapse_and_free_bits.html").read_text(encoding="utf-8")
+    assert 'href="sources.html#s2"' in unit  # the units' links to the sources page, resolved by the book
+    sources = (site_dir / "sources.html").read_text(encoding="utf-8")
+    assert 'id="s2"' in sources and 'href="#s0"' in sources
+    assert list((site_dir / f"{LIVE_UNIT}_live").glob("beta0_*.png"))  # the β explorer's panels beside the page
+
+
+def check_every_page(browser, served) -> int:
+    """Open every page of the served site: its maths typeset (nothing left as TeX, no MathJax error), nothing
+    asked from another host, no error in the console. Returns how many formulas were typeset."""
+    total, problems = 0, []
+    context_pages = site_pages(served.folder)
+    for name in context_pages:
+        page = open_offline(browser, served.origin + name, allowed=served.origin)
+        maths = page.evaluate(MATHS_JS)
+        if maths["rendered"] < maths["math"] or maths["errors"] or maths["raw"]:
+            problems.append(f"{name}: {maths}")
+        if page.blocked or page.errors:
+            problems.append(f"{name}: asked for {page.blocked}, errors {page.errors}")
+        total += maths["rendered"]
+        page.context.close()
+    assert problems == [], problems
+    return total
+
+
+@browser_test
+def test_every_page_renders_its_maths_and_asks_no_other_host(browser, served):
+    assert check_every_page(browser, served) > 100  # the sources page and the guides have the most
+
+
+def sidebar(page) -> dict:
+    """The main navigation: its captions and, under each, the pages it links (paths relative to the site)."""
+    return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('nav.bd-docs-nav p.caption')]
+        .map(p => [p.textContent.trim(), [...p.nextElementSibling.querySelectorAll(':scope > li > a')]
+            .map(a => new URL(a.href).pathname.replace(/^\\//, '').replace(/#.*$/, ''))]))""")
+
+
+def check_navigation(browser, served) -> None:
+    page = open_offline(browser, served.origin + PAGE, allowed=served.origin)
+    nav = sidebar(page)
+    assert list(nav) == ["The units", "Reference", "Guides"], nav
+    assert nav["The units"] == [f"{u}.html" for u in UNITS] + ["beta_explorer_app.html"]
+    assert nav["Reference"] == ["sources.html"]
+    assert nav["Guides"] == ["guides/classroom.html"] + [f"guides/instructor/{u}.html" for u in UNITS]
+    assert page.get_attribute("a.left-prev", "href") == "04_evaluating_a_vae.html"
+    assert page.get_attribute("a.right-next", "href") == "06_disentanglement.html"
+    toc = page.locator("#pst-page-toc-nav a.nav-link")
+    assert toc.count() >= 2  # the page's own table of contents
+    target = toc.nth(toc.count() - 1).get_attribute("href")
+    toc.nth(toc.count() - 1).click()
+    page.wait_for_function("(id) => location.hash === id", arg=target)
+    page.click("a.right-next")
+    page.wait_for_url(served.origin + "06_disentanglement.html")
+    page.click("a.left-prev")
+    page.wait_for_url(served.origin + PAGE)
+    page.goto(served.origin + "guides/instructor/05_beta_vae.html")
+    assert sidebar(page)["The units"][5] == f"{LIVE_UNIT}.html"  # links from a page two folders down resolve
+    page.goto(served.origin + "index.html")
+    assert page.locator("article a[href='07_collapse_and_free_bits.html']").count() == 1
+    assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
+    page.context.close()
+
+
+@browser_test
+def test_the_sidebar_lists_the_units_and_guides_with_previous_next_and_contents(browser, served):
+    check_navigation(browser, served)
+
+
+def search(browser, served, words: str) -> list[str]:
+    """The pages the site's search lists for ``words``, typed into the search box of the landing page."""
+    page = open_offline(browser, served.origin + "index.html", allowed=served.origin)
+    page.keyboard.press("Control+k")
+    box = page.locator("#pst-search-dialog input[name=q], .search-button-field input[name=q]").first
+    box.wait_for(state="visible", timeout=10_000)
+    box.fill(words)
+    box.press("Enter")
+    page.wait_for_url(re.compile(r"search\.html\?q="))
+    page.wait_for_selector("#search-results ul.search li a", timeout=30_000)
+    found = page.eval_on_selector_all("#search-results ul.search li > a",
+                                      "as => as.map(a => new URL(a.href).pathname.replace(/^\\//, ''))")
+    assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
+    page.context.close()
+    return found
+
+
+@browser_test
+def test_search_for_free_bits_finds_unit_07(browser, served):
+    found = search(browser, served, "free bits")
+    assert "07_collapse_and_free_bits.html" in found, found
+
+
+# --------------------------------------------------------------------------- the live explorers
+
+@browser_test
 def test_the_page_says_which_views_are_live(page):
     from coursekit import site
 
@@ -188,6 +377,7 @@ def beta_state(page) -> dict:
                  label: r.querySelector('output').textContent}}; }}""")
 
 
+@browser_test
 def test_beta_slider_follows_keyboard_and_mouse(page, built, tmp_path):
     site_dir, expected = built
     page.wait_for_selector(f'{BETA}[data-ready="true"]', timeout=10_000)
@@ -266,6 +456,7 @@ def assert_matches_python(page, shown: dict) -> None:
     assert shown["heights"] == pytest.approx(heights, rel=1e-12, abs=1e-15)
 
 
+@browser_test
 def test_kl_numbers_match_python_on_a_grid_with_the_slider_ends(page):
     from vaeutils.widgets import kl
 
@@ -302,6 +493,7 @@ def test_kl_numbers_match_python_on_a_grid_with_the_slider_ends(page):
     assert checked >= 40
 
 
+@browser_test
 def test_kl_sliders_follow_keyboard_and_mouse(page, tmp_path):
     page.wait_for_selector(f'{KL}[data-ready="true"]', timeout=10_000)
     figure = f"{KL} svg.vaelab-kl-figure"
@@ -340,6 +532,7 @@ def test_kl_sliders_follow_keyboard_and_mouse(page, tmp_path):
     print(f"\nKL explorer in the page: median {statistics.median(times):.0f} ms, max {max(times):.0f} ms per move")
 
 
+@browser_test
 def test_formatting_is_pythons(page):
     """The page prints numbers with Python's format() rules: ties to even, 'g' switching to exponents."""
     import random
@@ -358,26 +551,59 @@ def test_formatting_is_pythons(page):
     assert wrong == [], wrong[:10]
 
 
-def test_the_site_works_from_a_static_web_server(browser, built):
+@browser_test
+def test_the_explorers_and_maths_work_from_a_file_too(browser, built):
+    """Opened from the disk (``build/site/index.html`` double-clicked), nothing else asked for."""
     site_dir = built[0]
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
+    page = open_offline(browser, (site_dir / PAGE).as_uri())
+    for root in (BETA, KL):
+        page.wait_for_selector(f'{root}[data-ready="true"]', timeout=10_000)
+    page.focus(f"{BETA} input.vaelab-beta-slider")
+    page.keyboard.press("ArrowRight")
+    assert beta_state(page)["index"] == 1
+    page.wait_for_function(f"() => document.querySelector('{BETA} img.vaelab-beta-panel').naturalWidth > 300")
+    maths = page.evaluate(MATHS_JS)
+    assert maths["rendered"] == maths["math"] > 0 and not maths["raw"], maths
+    assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
+    page.context.close()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site_dir)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    origin = f"http://127.0.0.1:{server.server_address[1]}/"
-    try:
-        page = open_offline(browser, origin + PAGE, allowed=origin)
-        for root in (BETA, KL):
-            page.wait_for_selector(f'{root}[data-ready="true"]', timeout=10_000)
-        page.focus(f"{BETA} input.vaelab-beta-slider")
-        page.keyboard.press("ArrowRight")
-        assert beta_state(page)["index"] == 1
-        page.wait_for_function(f"() => document.querySelector('{BETA} img.vaelab-beta-panel').naturalWidth > 300")
-        assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
-        page.context.close()
-    finally:
-        server.shutdown()
-        server.server_close()
+
+# --------------------------------------------------------------------------- the full build, when there is one
+
+def test_the_full_site_passes_the_link_check(full_site):
+    from coursekit import course
+
+    assert course.check_site(full_site.folder) == []
+    assert {f"{n}.html" for n in course.toc_pages()} <= set(site_pages(full_site.folder))
+
+
+@browser_test
+def test_the_full_site_renders_every_page_offline_and_navigates(browser, full_site):
+    assert check_every_page(browser, full_site) > 1000
+    check_navigation(browser, full_site)
+    assert "07_collapse_and_free_bits.html" in search(browser, full_site, "free bits")
+
+
+@browser_test
+def test_the_full_sites_explorers_answer_with_pythons_numbers(browser, full_site):
+    """Unit 01's KL explorer and unit 05's β explorer, as the course ran them."""
+    page = open_offline(browser, full_site.origin + "01_kl_divergence.html", allowed=full_site.origin)
+    page.wait_for_selector(f'{KL}[data-ready="true"]', timeout=10_000)
+    for name, k in (("mu", 0), ("sigma", 40), ("mu", 7), ("sigma", 0)):
+        set_position(page, name, k)
+        assert_matches_python(page, kl_shown(page))
+    assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
+    page.context.close()
+    page = open_offline(browser, full_site.origin + "05_beta_vae.html", allowed=full_site.origin)
+    page.wait_for_selector(f'{BETA}[data-ready="true"]', timeout=10_000)
+    config = json.loads(page.eval_on_selector(f"{BETA} script.vaelab-live-data", "e => e.textContent"))
+    start = beta_state(page)
+    page.focus(f"{BETA} input.vaelab-beta-slider")
+    page.keyboard.press("ArrowLeft" if start["index"] else "ArrowRight")
+    moved = beta_state(page)
+    assert moved["index"] != start["index"] and moved["src"] == config["panels"][moved["index"]], (start, moved)
+    assert moved["label"] == config["labels"][moved["index"]]  # what the kernel computed for that β
+    assert same_html(page, f"{BETA} .vaelab-beta-readout", config["info"][moved["index"]])
+    page.wait_for_function(f"() => document.querySelector('{BETA} img.vaelab-beta-panel').naturalWidth > 300")
+    assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
+    page.context.close()
