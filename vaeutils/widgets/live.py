@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import io
-import os
 import signal
 import threading
 import time
@@ -23,6 +22,7 @@ from PIL import Image as PILImage
 
 from .. import checks
 from .. import config as _config
+from .. import cpu as _cpu
 from .. import data as _data
 from .. import metrics as _metrics
 from .. import plots as _plots
@@ -157,7 +157,12 @@ def _install_interrupt_hooks() -> None:
 # --------------------------------------------------------------------------- the live trainer
 
 def _default_threads(device: torch.device) -> int:
-    return max(1, (os.cpu_count() or 2) // 2) if device.type == "cpu" else torch.get_num_threads()
+    """Half the cores this process may use (its affinity and cgroup quota, ``cpu.usable_cores``): the other
+    half stays with the kernel answering the sliders. ``VAELAB_THREADS`` set to a number caps it."""
+    if device.type != "cpu":
+        return torch.get_num_threads()
+    fixed = _cpu._requested()
+    return max(1, min(_cpu.usable_cores() // 2, fixed or _cpu.usable_cores()))
 
 
 class LiveBetaTrainer(widgets.VBox):
