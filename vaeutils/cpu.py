@@ -84,7 +84,7 @@ def describe() -> str:
             f"{os.cpu_count()})")
 
 
-def _requested() -> int | None:
+def requested_threads() -> int | None:
     """A fixed thread count from ``VAELAB_THREADS`` (None: adapt); bad values are named."""
     value = os.environ.get(ENV, "").strip().lower()
     if value in ("", "auto"):
@@ -123,7 +123,7 @@ class ThreadPolicy:
     (default: ``VAELAB_THREADS`` when it is a number). ``history`` keeps ``(seconds, others, threads)``."""
 
     def __init__(self, fixed: int | None = None, interval: float = INTERVAL_S):
-        self.fixed = _requested() if fixed is None else fixed
+        self.fixed = requested_threads() if fixed is None else fixed
         self.before = torch.get_num_threads()  # what :meth:`restore` goes back to
         self.ceiling = min(_ceiling(), self.before)  # a count set by hand (torch.set_num_threads) is a ceiling
         self.interval = interval

@@ -161,7 +161,7 @@ def _default_threads(device: torch.device) -> int:
     half stays with the kernel answering the sliders. ``VAELAB_THREADS`` set to a number caps it."""
     if device.type != "cpu":
         return torch.get_num_threads()
-    fixed = _cpu._requested()
+    fixed = _cpu.requested_threads()
     return max(1, min(_cpu.usable_cores() // 2, fixed or _cpu.usable_cores()))
 
 
