@@ -3,6 +3,7 @@ trip through nbgrader (generate the student version, autograde a blank and a ful
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -100,8 +101,75 @@ def test_student_copy_names_the_malformed_cell(source, metadata, message):
 
 # --------------------------------------------------------------------------- check_unit
 
-def test_a_well_formed_unit_has_no_problems():
-    assert ck.check_unit(unit(), "99_tiny.ipynb") == []
+WRONG = [{"why": f"mistake {k}", "code": f"x = {k}", "message": "square"} for k in range(3)]
+
+
+def v3_unit() -> nbformat.NotebookNode:
+    """A small unit of the v3 shape: opening, two numbered sections, Summary, three exercises (two
+    auto-graded, one written answer), References; its Time plan agrees with the estimate of its content."""
+    nb = unit()
+    prose = " ".join(["word"] * 500)
+    ex = [new_markdown_cell("## Exercises\n\n**Exercise 1.** Write `square`."),
+          new_code_cell(SOLUTION, metadata=solution_meta("99-ex1")),
+          new_code_cell(TEST, metadata=grade_meta("99-ex1-test", points=2)),
+          new_markdown_cell("**Exercise 2.** Square 4 into `x`."),
+          new_code_cell("### BEGIN SOLUTION\nx = 16\n### END SOLUTION", metadata=solution_meta("99-ex2")),
+          new_code_cell('assert x == square(4), "exercise 2: not yet. square it"', metadata=grade_meta("99-ex2-test")),
+          new_markdown_cell("**Exercise 3.** Why is a square never negative?")]
+    why = {"nbgrader": {**solution_meta("99-ex3-why")["nbgrader"], "grade": True, "points": 1}}
+    nb.cells = nb.cells[:3] + [
+        new_code_cell("import math\nprint(math.pi)"),
+        new_markdown_cell(f"## 1. Squares\n\n{prose} See [S1](sources.md#s1) and [below](#2.-Cubes)."),
+        new_code_cell("\n".join(f"a{i} = {i} * {i}" for i in range(8))),
+        new_markdown_cell(f"## 2. Cubes\n\n{prose}"),
+        new_markdown_cell("## Summary\nA square is a product."),
+        *ex,
+        new_markdown_cell("### BEGIN SOLUTION\nA product of two equal signs is positive.\n### END SOLUTION",
+                          metadata=why),
+        new_markdown_cell("## References\n- Kingma and Welling, *Auto-Encoding Variational Bayes*."),
+    ]
+    est = {"setup": 1, "1.": 1, "2.": 1}
+    for _ in range(3):  # the Time plan's own words count toward the opening: settle it
+        rows = [("Setup", est["setup"]), ("1. Squares", est["1."]), ("2. Cubes", est["2."]), ("Exercises", 15)]
+        table = "\n".join(f"| {label} | {round(m)} |" for label, m in rows)
+        nb.cells[2].source = (f"## Time plan\n\n| section | minutes |\n| --- | ---: |\n{table}\n"
+                              f"| **total** | **{sum(round(m) for _, m in rows)}** |")
+        est = {label: m for label, m, _, _ in ck.estimate(nb).parts}
+    return nb
+
+
+def write_course(tmp_path, nb=None, name="99_tiny.ipynb", wrong=None):
+    """A course folder as the repository lays it out: notebooks/ with the unit and sources.md, and the unit's
+    wrong answers in docs/instructor/exercises/ (``wrong``: the file's entries; None: two good ones)."""
+    import yaml
+
+    src = tmp_path / "notebooks"
+    src.mkdir(exist_ok=True)
+    nbformat.write(nb if nb is not None else v3_unit(), src / name)
+    (src / "sources.md").write_text('# Sources\n\n<a id="s1"></a>\n## S1 — an article\n\n'
+                                    'Back to [the unit](99_tiny.ipynb).\n')
+    entries = wrong if wrong is not None else {
+        gid: {"kind": "compute", "targets": "squares", "wrong": WRONG} for gid in ("99-ex1", "99-ex2")}
+    folder = tmp_path / "docs" / "instructor" / "exercises"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name.replace(".ipynb", ".yaml")).write_text(yaml.safe_dump(entries, allow_unicode=True))
+    return src
+
+
+def checked(tmp_path, nb=None, **kw) -> tuple[list[str], list[str]]:
+    """(problems, the estimate lines) of the course folder of :func:`write_course`."""
+    lines = []
+    problems = ck.check_paths([write_course(tmp_path, nb, **kw)], report=lines.append)
+    return problems, lines
+
+
+def test_a_well_formed_unit_has_no_problems(tmp_path):
+    assert ck.check_unit(v3_unit(), "99_tiny.ipynb") == []
+    problems, lines = checked(tmp_path)
+    assert problems == []
+    assert re.fullmatch(r"99_tiny: \d+ min by the estimate \(time plan \d+\); sections: setup \d+\.\d \(plan \d+\), "
+                        r"1\. \d+\.\d \(plan \d+\), 2\. \d+\.\d \(plan \d+; with the summary\), "
+                        r"exercises 15\.0 \(plan 15\)", lines[0]), lines
 
 
 def test_time_plan_is_parsed():
@@ -109,10 +177,62 @@ def test_time_plan_is_parsed():
     assert minutes == 22.5 and problems == []
 
 
+def test_estimate_counts_prose_and_code_per_section():
+    nb = new_notebook()
+    nb.cells = [
+        new_markdown_cell("# Title\n\n## Time plan\n\n| section | minutes |\n|---|---|\n| 1. A | 4 |\n"
+                          "| Exercises | 10 |"),  # 10 words: Title, Time, plan, section, minutes, 1., A, 4, …
+        new_code_cell("x = 1\n\ny = 2"),  # 2 lines
+        new_markdown_cell("## 1. A\n\n" + "w " * 200 + "[a link](sources.md) `code`"),  # 2 + 200 + 2 + 1
+        new_code_cell("\n".join(["z = 3"] * 4)),
+        new_markdown_cell("## Summary\n" + "w " * 50),
+        new_markdown_cell("## Exercises\n" + "w " * 1000),  # their row counts, not their words
+        new_code_cell("\n".join(["q = 1"] * 40)),
+        new_markdown_cell("## Going further\n" + "w " * 5000),  # not counted, nor anything after
+        new_code_cell("\n".join(["q = 1"] * 400)),
+        new_markdown_cell("## References\nnone"),
+    ]
+    est = ck.estimate(nb)
+    opening, section, summary = 10 / 100 + 2 * 0.25, 205 / 100 + 4 * 0.25, 51 / 100
+    assert est.total == pytest.approx(opening + section + summary + 10)
+    assert est.parts == [("1.", pytest.approx(opening + section + summary), 4, "; with the opening; with the summary"),
+                         ("exercises", 10, 10, "")]
+    assert est.problems == []
+    nb.cells[0].source = nb.cells[0].source.replace("| 1. A | 4 |", "| Setup | 1 |\n| 1. A | 4 |")
+    assert [p[0] for p in ck.estimate(nb).parts] == ["setup", "1.", "exercises"]
+
+
 def _problems(nb) -> str:
     found = ck.check_unit(nb, "99_tiny.ipynb")
     assert found and all(p.startswith("99_tiny.ipynb: ") for p in found)
     return "\n".join(found)
+
+
+def test_check_catches_a_unit_over_a_session(tmp_path):
+    nb = v3_unit()
+    nb.cells[6].source += " more" * 9000  # section 2 now takes an hour and a half more than planned
+    problems, lines = checked(tmp_path, nb)
+    text = "\n".join(problems)
+    assert re.search(r"99_tiny.ipynb: 1\d\d min by the estimate, over the 90 of a session", text), text
+    assert "the Time plan gives '2. Cubes' " in text and "min by the estimate" in lines[0]
+
+
+def test_check_catches_a_row_off_by_a_fifth():
+    nb = v3_unit()
+    est = dict((label, m) for label, m, _, _ in ck.estimate(nb).parts)
+    planned = f"{est['1.'] * 1.2:.2f}"
+    nb.cells[2].source = re.sub(r"\| 1\. Squares \| \d+ \|", f"| 1. Squares | {planned} |", nb.cells[2].source)
+    assert f"the Time plan gives '1. Squares' {planned} min but the estimate of the section is" in _problems(nb)
+
+
+def test_check_catches_a_section_without_a_row_and_a_row_without_a_section():
+    nb = v3_unit()
+    nb.cells[2].source = nb.cells[2].source.replace("| 2. Cubes |", "| Discussion |")
+    text = _problems(nb)
+    assert "section '2. Cubes' has no Time plan row (start a row with '2.')" in text
+    assert "the Time plan row 'Discussion' names no section" in text
+    nb.cells[2].source = nb.cells[2].source.replace("| Exercises |", "| Summary and exercises |")
+    assert "joins Summary and Exercises" in _problems(nb)
 
 
 def test_check_catches_a_long_cell():
@@ -174,10 +294,123 @@ def test_check_catches_inconsistent_exercise_metadata(change, message):
     assert message in _problems(nb)
 
 
+def test_check_counts_exercises_and_wants_a_written_answer():
+    nb = v3_unit()
+    nb.cells = [c for c in nb.cells if "Exercise 3" not in c.source and "99-ex3-why" not in json.dumps(c.metadata)]
+    text = _problems(nb)
+    assert "2 exercises; a unit has 3–4" in text and "no written answer" in text
+    nb = v3_unit()
+    ex = next(i for i, c in enumerate(nb.cells) if c.source.startswith("## Exercises"))
+    nb.cells[ex + 1:ex + 1] = [new_markdown_cell(f"**Exercise {n}.** More.") for n in (7, 8)]
+    assert "5 exercises; a unit has 3–4" in _problems(nb)
+
+
+@pytest.mark.parametrize("target, message", [
+    ("sources.md#s9", "link 'sources.md#s9': sources.md has no anchor #s9"),
+    ("missing.md", "link 'missing.md': missing.md does not exist"),
+    ("figures/plot.png", "link 'figures/plot.png': figures/plot.png does not exist"),
+    ("../docs/sources.md#s1", "link '../docs/sources.md#s1' leaves notebooks/, the folder a student opens"),
+    ("../README.md", "link '../README.md' leaves notebooks/"),
+    ("/etc/passwd", "link '/etc/passwd' is an absolute path"),
+    ("#3.-Nowhere", "link '#3.-Nowhere': 99_tiny.ipynb has no anchor #3.-Nowhere"),
+])
+def test_check_catches_broken_and_escaping_links(tmp_path, target, message):
+    nb = v3_unit()
+    nb.cells[4].source += f"\n\nRead [this]({target}), or <a href=\"{target}\">this</a>."
+    problems, _ = checked(tmp_path, nb)
+    hits = [p for p in problems if message in p]
+    assert len(hits) == 1 and hits[0].startswith("99_tiny.ipynb: cell 4 [markdown: '## 1. Squares'"), problems
+
+
+def test_check_follows_only_relative_links_outside_code(tmp_path):
+    nb = v3_unit()
+    nb.cells[4].source += ("\n\n[web](https://example.org/x) [mail](mailto:a@b.c) `[code](../x.md)`\n\n"
+                           "```\n[fenced](../y.md)\n```\n\n![figure](figures/ok.png) [again](sources.md#s1)")
+    src = write_course(tmp_path, nb)
+    (src / "figures").mkdir()
+    (src / "figures" / "ok.png").write_bytes(b"png")
+    assert ck.check_paths([src], report=lambda line: None) == []
+
+
+def test_check_catches_links_of_the_sources_page(tmp_path):
+    src = write_course(tmp_path)
+    (src / "sources.md").write_text("# Sources\n\nSee [unit 05](05_beta_vae.ipynb) and [docs](../docs/x.md).\n")
+    problems = ck.check_paths([src], report=lambda line: None)
+    assert "sources.md: link '05_beta_vae.ipynb': 05_beta_vae.ipynb does not exist" in problems
+    assert "sources.md: link '../docs/x.md' leaves notebooks/, the folder a student opens" in problems
+    assert any("99_tiny.ipynb: " in p and "sources.md has no anchor #s1" in p for p in problems)
+
+
+@pytest.mark.parametrize("text", ["the code is in `vaeutils/widgets/kl.py`", "see tests/test_widget_kl.py",
+                                  "run benchmarks/bench_train.py", "in coursekit/check.py", "docs/classroom.md",
+                                  "read ../docs/sources.md"])
+def test_check_catches_a_repository_path_in_prose(text):
+    nb = v3_unit()
+    nb.cells[6].source += f"\n\nAs {text} shows."
+    found = re.search(r"cell 6 \[markdown: '## 2\. Cubes'\] cites (\S+), which a student", _problems(nb))
+    assert found and found.group(1) in text
+
+
+def test_a_repository_path_is_fine_where_the_unit_shows_that_code():
+    nb = v3_unit()
+    nb.cells[6].source += "\n\nThe explorer's callbacks (`vaeutils/widgets/kl.py`, shown below) are plain functions."
+    nb.cells.insert(7, new_code_cell("import inspect\nimport vaeutils.widgets.kl\n"
+                                     "print(inspect.getsource(vaeutils.widgets.kl.kl_terms_panel))"))
+    assert "cites" not in "\n".join(ck.check_unit(nb, "99_tiny.ipynb"))
+    nb.cells[6].source += " And https://github.com/x/y/blob/main/tests/test_a.py is a web page."
+    assert "cites" not in "\n".join(ck.check_unit(nb, "99_tiny.ipynb"))
+
+
+def test_check_catches_a_missing_wrong_answer_file(tmp_path):
+    src = write_course(tmp_path)
+    (tmp_path / "docs" / "instructor" / "exercises" / "99_tiny.yaml").unlink()
+    problems = ck.check_paths([src], report=lambda line: None)
+    assert problems == ["99_tiny.ipynb: no wrong answers for 99-ex1, 99-ex2: write "
+                        f"{tmp_path / 'docs/instructor/exercises/99_tiny.yaml'} (one entry per auto-graded "
+                        "exercise, at least 3 wrong answers each)"]
+
+
+@pytest.mark.parametrize("entries, message", [
+    ({"99-ex1": {"kind": "compute", "targets": "t", "wrong": WRONG}},
+     "has no entry for the auto-graded exercise '99-ex2'"),
+    ({"99-ex1": {"kind": "compute", "targets": "t", "wrong": WRONG[:2]},
+      "99-ex2": {"kind": "compute", "targets": "t", "wrong": WRONG}},
+     "entry '99-ex1' has 2 wrong answers; list at least 3"),
+    ({"99-ex1": {"kind": "guess", "targets": "t", "wrong": WRONG},
+      "99-ex2": {"kind": "compute", "targets": "t", "wrong": WRONG}}, "entry '99-ex1': kind 'guess' is not one of"),
+    ({"99-ex1": {"kind": "compute", "wrong": WRONG},
+      "99-ex2": {"kind": "compute", "targets": "t", "wrong": [*WRONG[:2], {"why": "w", "code": "x = 1"}]}},
+     "entry '99-ex2', wrong answer 3: no message"),
+    ({"99-ex1": {"kind": "compute", "targets": "t", "wrong": WRONG},
+      "99-ex2": {"kind": "compute", "targets": "t", "wrong": WRONG},
+      "99-ex9": {"kind": "compute", "targets": "t", "wrong": WRONG}}, "entry '99-ex9' is no auto-graded exercise"),
+    (["not", "a", "mapping"], "expected a mapping of grade_id to entries"),
+])
+def test_check_catches_incomplete_wrong_answers(tmp_path, entries, message):
+    problems, _ = checked(tmp_path, wrong=entries)
+    assert any(message in p for p in problems), problems
+
+
+def test_check_catches_a_wrong_answer_file_that_is_not_yaml(tmp_path):
+    src = write_course(tmp_path)
+    (tmp_path / "docs" / "instructor" / "exercises" / "99_tiny.yaml").write_text("99-ex1: [unclosed\n")
+    problems = ck.check_paths([src], report=lambda line: None)
+    assert len(problems) == 1 and "99_tiny.yaml: not valid YAML at line 2" in problems[0]
+
+
 @pytest.mark.parametrize("name", [p.name for p in paths.units()])
 def test_shaped_units_keep_their_shape(name):
+    """The real units against every check (expected to fail while a unit is being reworked: the message lists
+    what is left, with the session-time estimate)."""
     path = paths.NOTEBOOKS / name
-    assert ck.check_unit(nbformat.read(path, as_version=4), name) == []
+    nb = nbformat.read(path, as_version=4)
+    problems = ck.check_unit(nb, name, path, paths.NOTEBOOKS)
+    assert not problems, "\n" + ck.estimate(nb).line(path.stem) + "\n" + "\n".join(problems)
+
+
+def test_the_sources_page_links_resolve():
+    problems = ck.page_link_problems(paths.NOTEBOOKS / "sources.md", paths.NOTEBOOKS)
+    assert not problems, "\n".join(problems)
 
 
 # --------------------------------------------------------------------------- slides
@@ -459,15 +692,18 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_check_cli_reports_every_unit_of_a_folder(tmp_path, capsys):
-    bad = unit()
-    del bad.cells[1]
-    src, _ = _course(tmp_path, ("01_a.ipynb", unit()))
+    src = write_course(tmp_path)
     assert kit_main(["check", str(src)]) == 0
-    nbformat.write(bad, src / "02_b.ipynb")
+    out = capsys.readouterr().out
+    assert out.startswith("99_tiny: ") and " min by the estimate " in out and out.endswith("no problems found\n")
+    bad = v3_unit()
+    del bad.cells[1]
+    nbformat.write(bad, src / "98_b.ipynb")
     assert kit_main(["check", str(src)]) == 1
     out = capsys.readouterr().out
-    assert "02_b.ipynb: no heading 'Before this unit'" in out and "01_a.ipynb" not in out
-    assert kit_main(["check", str(src / "02_b.ipynb")]) == 1
+    assert "98_b.ipynb: no heading 'Before this unit'" in out and "99_tiny.ipynb" not in out
+    assert "98_b: " in out and "99_tiny: " in out  # the estimate of every unit
+    assert kit_main(["check", str(src / "98_b.ipynb")]) == 1
     capsys.readouterr()
     assert kit_main(["check", str(tmp_path / "missing.ipynb")]) == 1
     assert "missing.ipynb: cannot be read" in capsys.readouterr().out
