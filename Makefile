@@ -42,8 +42,10 @@ test: venv ## ruff, the unit tests, then every notebook through nbmake (full mod
 	$(VENV)/bin/pytest tests
 	$(VENV)/bin/pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) --durations=0 notebooks
 
-course: venv ## execute every notebook in order; executed HTML and index.html in build/
-	$(PY) -m coursekit course notebooks build
+# MathJax 3 for the site's maths comes from the npm registry, pinned in package-lock.json
+course: venv ## the course site in build/site/ (Jupyter Book): runs what is stale into build/executed, then builds
+	@test -d node_modules/mathjax || npm ci --no-audit --no-fund
+	$(PY) -m coursekit course
 
 .PHONY: student slides
 student: venv ## student copies without solutions in build/student/

@@ -11,7 +11,7 @@ COMMANDS = {
     "student": ("student", "student copies without the answers (build/student)"),
     "slides": ("slides", "one reveal.js deck per unit (build/slides)"),
     "execute": ("executed", "run every notebook once into build/executed (reused while current)"),
-    "course": ("course", "the executed course as a site (build/)"),
+    "course": ("course", "the executed course as a site, a Jupyter Book (build/site)"),
     "strip": ("notebooks", "clear outputs, execution counts and widget state of notebooks"),
     "dirty": ("notebooks", "exit 1 listing notebooks that carry outputs"),
     "app": ("app", "the β explorer dashboard in Voila"),
