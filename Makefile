@@ -51,8 +51,9 @@ course: venv ## the course site in build/site/ (Jupyter Book): runs what is stal
 student: venv ## student copies without solutions in build/student/
 	$(PY) -m coursekit student notebooks build/student
 
-# reveal.js, require.js and jQuery come from the npm registry, pinned in package-lock.json
-slides: venv ## one reveal.js deck per unit in build/slides/, offline
+# reveal.js comes from the npm registry, pinned in package-lock.json; the decks are made from the executed
+# units in build/executed (python -m coursekit execute, run here for the units that are stale)
+slides: venv ## a lecture deck (reveal.js) and its PDF per unit in build/slides/, offline
 	@test -d node_modules/reveal.js || npm ci --no-audit --no-fund
 	$(PY) -m coursekit slides notebooks build/slides
 

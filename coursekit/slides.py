@@ -1,10 +1,9 @@
 """Lecture decks: one reveal.js deck and its PDF per unit, from the executed unit, shown with no
 network.
 
-python -m coursekit slides [notebooks] [out]        # build/slides/<unit>.slides.html and
-.slides.pdf python -m coursekit slides --outline notebooks/05_beta_vae.ipynb     # which cell makes
-which slide python -m coursekit slides --write-tags notebooks/05_beta_vae.ipynb  # the selection,
-made explicit
+    python -m coursekit slides [notebooks] [out]   # build/slides/<unit>.slides.html, .slides.pdf
+    python -m coursekit slides --outline notebooks/05_beta_vae.ipynb     # which cell, which slide
+    python -m coursekit slides --write-tags notebooks/05_beta_vae.ipynb  # the selection, explicit
 
 A slide has a title, a short text (about 40 words at most) and one visual that fills the rest of it:
 a figure or table the unit's code drew, a table or display formula of its prose, or a short code
@@ -47,7 +46,6 @@ outputs is used as it is. reveal.js comes from ``node_modules`` (``npm ci``) and
 ``jupyter-server-mathjax``, copied next to the decks. Every notebook is read before anything runs
 and every deck is made (HTML and PDF, in a staging folder) before any is written: a malformed
 notebook is reported in one line and leaves ``out`` as it was.
-
 """
 
 from __future__ import annotations
@@ -72,16 +70,21 @@ REVEAL_DIR = html_.REVEAL_DIR
 SUFFIX = ".slides.html"
 # What the decks load from node_modules: reveal.js's script, styles, theme (with its fonts) and the
 # speaker-notes plugin.
-_VENDOR = (("reveal.js/dist", f"{REVEAL_DIR}/dist"), ("reveal.js/plugin/notes", f"{REVEAL_DIR}/plugin/notes"))
+_VENDOR = (("reveal.js/dist", f"{REVEAL_DIR}/dist"),
+           ("reveal.js/plugin/notes", f"{REVEAL_DIR}/plugin/notes"))
 _VENDOR_SKIP = ("*.map", "*.esm.js")
+
+
+def _need_reveal(node_modules) -> None:
+    if missing := [src for src, _ in _VENDOR if not (Path(node_modules) / src).exists()]:
+        raise FileNotFoundError(f"{Path(node_modules) / missing[0]} is missing: run `npm ci` in "
+                                f"{paths.ROOT} (`make slides` does it for you)")
 
 
 def copy_reveal(deck_dir, node_modules=NODE_MODULES) -> None:
     """Copy reveal.js and the deck's own style and script from the package next to the decks."""
     node_modules, deck_dir = Path(node_modules), Path(deck_dir)
-    if missing := [src for src, _ in _VENDOR if not (node_modules / src).exists()]:
-        raise FileNotFoundError(f"{node_modules / missing[0]} is missing: run `npm ci` in {paths.ROOT} "
-                                "(`make slides` does it for you)")
+    _need_reveal(node_modules)
     for src, dst in _VENDOR:
         shutil.copytree(node_modules / src, deck_dir / dst, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns(*_VENDOR_SKIP))
@@ -115,8 +118,8 @@ def _has_outputs(nb) -> bool:
 
 
 def executed_units(src, executed_dir=None, timeout: int = 1800) -> list[tuple[Path, object, str]]:
-    """``(path, executed notebook, how)`` for every ``NN_*.ipynb`` of ``src``: as saved when it holds
-    outputs (or has no code), else its executed copy (:func:`coursekit.executed.executed`) in
+    """``(path, executed notebook, how)`` for every ``NN_*.ipynb`` of ``src``: as saved when it
+    holds outputs (or has no code), else its executed copy (:func:`coursekit.executed.executed`) in
     ``executed_dir``. Every notebook is read, and its slide metadata checked, before any runs."""
     from . import executed
 
@@ -148,7 +151,7 @@ def _check_metadata(path, nb) -> None:
             raise NotebookError(f"{path}: cell {index}: {err}") from None
 
 
-def write_decks(pages: dict[str, str], out, node_modules=NODE_MODULES, pdf: bool = True) -> list[Path]:
+def write_decks(pages: dict, out, node_modules=NODE_MODULES, pdf: bool = True) -> list[Path]:
     """Write ``{unit name: page}`` as ``out/<name>.slides.html`` (and ``.slides.pdf``): all made in
     a staging folder first, then moved into ``out`` together; on any failure ``out`` is left as it
     was."""
@@ -177,19 +180,17 @@ def write_decks(pages: dict[str, str], out, node_modules=NODE_MODULES, pdf: bool
         shutil.rmtree(stage, ignore_errors=True)
 
 
-def build_slides(src=paths.NOTEBOOKS, out=paths.ROOT / "build" / "slides", node_modules=NODE_MODULES,
-                 timeout: int = 1800, pdf: bool = True, executed_dir=None) -> list[Path]:
+def build_slides(src=paths.NOTEBOOKS, out=paths.ROOT / "build" / "slides",
+                 node_modules=NODE_MODULES, timeout: int = 1800, pdf: bool = True,
+                 executed_dir=None) -> list[Path]:
     """A deck (and its PDF) per ``NN_*.ipynb`` of ``src`` in ``out``, from the executed units. The
-    executed copies go to ``build/executed`` for the course's notebooks, else to ``<out>.executed``.
-    """
+    executed copies go to ``build/executed`` for the course's notebooks, else to
+    ``<out>.executed``."""
     src, out = Path(src), Path(out)
     if executed_dir is None:
         same = src.resolve() == paths.NOTEBOOKS.resolve()
         executed_dir = None if same else out.parent / f"{out.name}.executed"
-    missing = [s for s, _ in _VENDOR if not (Path(node_modules) / s).exists()]
-    if missing:  # before any notebook runs
-        raise FileNotFoundError(f"{Path(node_modules) / missing[0]} is missing: run `npm ci` in {paths.ROOT} "
-                                "(`make slides` does it for you)")
+    _need_reveal(node_modules)  # before any notebook runs
     units = executed_units(src, executed_dir, timeout)
     pages = {}
     for path, nb, how in units:
@@ -205,17 +206,17 @@ def build_slides(src=paths.NOTEBOOKS, out=paths.ROOT / "build" / "slides", node_
     written = write_decks(pages, out, node_modules, pdf=pdf)
     for path in written:
         print(f"wrote {path}")
-    print(f"{len(pages)} decks{' and PDFs' if pdf else ''} in {time.perf_counter() - start:.1f} s", flush=True)
+    made = "decks and PDFs" if pdf else "decks"
+    print(f"{len(pages)} {made} in {time.perf_counter() - start:.1f} s", flush=True)
     return written
 
 
-# --------------------------------------------------------------------------- the selection, made
-# explicit
+# --------------------------------------------------------------------------- explicit selection
 
 def write_tags(files, with_text: bool = False) -> list[Path]:
-    """Write each cell's role (derived where it has none) into ``metadata["slides"]`` of each notebook;
-    ``with_text``: also each slide's derived text. Roles and texts already set are kept. Returns the
-    notebooks that changed."""
+    """Write each cell's role (derived where it has none) into ``metadata["slides"]`` of each
+    notebook; ``with_text``: also each slide's derived text. Roles and texts already set are kept.
+    Returns the notebooks that changed."""
     notebooks = [(Path(p), read(p)) for p in files]  # all readable before any is written
     changed = []
     for path, nb in notebooks:
@@ -259,11 +260,12 @@ def print_outline(path, executed_dir=None) -> None:
         nb = read(copy_path)
         print(f"(from the executed copy {copy_path})")
     elif not _has_outputs(nb):
-        print("(no outputs and no current executed copy: figures are missing; run python -m coursekit execute)")
+        print("(no outputs and no current executed copy, so no figures: run python -m coursekit "
+              "execute)")
     deck = outline(nb, Path(path).stem)
     for s in deck.slides:
-        visual = f"{s.visual.kind} of cell {s.visual.cell}" if s.visual and s.visual.cell is not None \
-            else s.visual.kind if s.visual else "-"
+        visual = "-" if s.visual is None else s.visual.kind if s.visual.cell is None \
+            else f"{s.visual.kind} of cell {s.visual.cell}"
         minutes = f"{s.minutes} min" if s.minutes else ""
         print(f"{s.kind:<9} {minutes:>6}  {s.title[:60]:<60}  {visual:<18} cells {s.cells}")
 
@@ -273,16 +275,18 @@ def main(argv=None) -> int:
 
     from nbclient.exceptions import CellExecutionError
 
-    parser = argparse.ArgumentParser(prog="python -m coursekit slides", description=__doc__.splitlines()[0])
-    parser.add_argument("notebooks", nargs="?", default=paths.NOTEBOOKS, type=Path)
-    parser.add_argument("out", nargs="?", default=paths.ROOT / "build" / "slides", type=Path)
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
-    parser.add_argument("--no-pdf", action="store_true", help="the HTML decks only")
-    parser.add_argument("--executed", type=Path, help="folder of the executed copies (default build/executed)")
-    parser.add_argument("--write-tags", nargs="+", type=Path, metavar="NOTEBOOK",
-                        help="write the derived selection into these notebooks' cell metadata, and stop")
-    parser.add_argument("--with-text", action="store_true", help="with --write-tags: the slide texts too")
-    parser.add_argument("--outline", type=Path, metavar="NOTEBOOK", help="print a notebook's slides, and stop")
+    parser = argparse.ArgumentParser(prog="python -m coursekit slides",
+                                     description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("notebooks", nargs="?", default=paths.NOTEBOOKS, type=Path)
+    add("out", nargs="?", default=paths.ROOT / "build" / "slides", type=Path)
+    add("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
+    add("--no-pdf", action="store_true", help="the HTML decks only")
+    add("--executed", type=Path, help="folder of the executed copies (default build/executed)")
+    add("--write-tags", nargs="+", type=Path, metavar="NOTEBOOK",
+        help="write the derived selection into these notebooks' cell metadata, and stop")
+    add("--with-text", action="store_true", help="with --write-tags: the slide texts too")
+    add("--outline", type=Path, metavar="NOTEBOOK", help="print a notebook's slides, and stop")
     args = parser.parse_args(argv)
     try:
         if args.write_tags:
@@ -292,8 +296,8 @@ def main(argv=None) -> int:
         if args.outline:
             print_outline(args.outline, args.executed)
             return 0
-        build_slides(args.notebooks, args.out, NODE_MODULES, timeout=args.timeout, pdf=not args.no_pdf,
-                     executed_dir=args.executed)
+        build_slides(args.notebooks, args.out, NODE_MODULES, timeout=args.timeout,
+                     pdf=not args.no_pdf, executed_dir=args.executed)
     except (ValueError, FileNotFoundError, CellExecutionError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

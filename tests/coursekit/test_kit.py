@@ -415,8 +415,8 @@ def test_the_sources_page_links_resolve():
 
 # --------------------------------------------------------------------------- slides
 
-PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQEDasKb6QAAAABJ"
-       "RU5ErkJggg==")  # a 2x2 picture
+PNG = ("iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDAwMDAAAANHQED"
+       "asKb6QAAAABJRU5ErkJggg==")  # a 2x2 picture
 
 
 def figure_output(payload=PNG):
@@ -437,7 +437,8 @@ def slide_unit() -> nbformat.NotebookNode:
         new_code_cell("assert True", execution_count=3, outputs=[new_output("stream", name="stdout",
                                                                             text="ok\n")]),
         new_code_cell("table()", execution_count=4, outputs=[
-            new_output("display_data", data={"text/markdown": "| a | b |\n| --- | --- |\n| 1 | 2 |"})]),
+            new_output("display_data",
+                       data={"text/markdown": "| a | b |\n| --- | --- |\n| 1 | 2 |"})]),
         new_markdown_cell("### 1.1 A detail with $\\beta$\n\nThe detail, with $x^2$."),
         new_markdown_cell("## 2. Squares\n\nA square is a product."),
     ]
@@ -453,7 +454,8 @@ def test_slide_roles_are_derived_from_the_cells():
     nb = slide_unit()
     roles = [sp.role(c) for c in nb.cells]
     kinds = dict(zip((c.source.splitlines()[0][:20] for c in nb.cells), roles))
-    assert kinds["plot()"] == "figure" and kinds["table()"] == "figure" and kinds["assert True"] == "skip"
+    assert kinds["plot()"] == "figure" and kinds["table()"] == "figure"
+    assert kinds["assert True"] == "skip"
     assert kinds["## 1. One model per "] == "slide" and kinds["The picture shows **"] == "notes"
     assert kinds["### BEGIN SOLUTION"] == "skip" and kinds["**Exercise 2.** Squa"] == "exercise"
     assert kinds[TEST.splitlines()[0][:20]] == "skip"  # nbgrader's test cell
@@ -462,16 +464,17 @@ def test_slide_roles_are_derived_from_the_cells():
 
 
 def test_slide_text_is_short_keeps_formulas_whole_and_closes_emphasis():
-    prose = ("The **rate–distortion plane** puts every model at $(R, D) = (\\mathrm{KL}, -\\log p)$, "
-             "and models of equal ELBO lie on lines of slope −1, which is why β = 1 is special for "
-             "every model, every data set and every architecture we try here, **without exception and "
-             "whatever the optimiser**. Second sentence.")
+    prose = ("The **rate–distortion plane** puts every model at "
+             "$(R, D) = (\\mathrm{KL}, -\\log p)$, and models of equal ELBO lie on lines of slope "
+             "−1, which is why β = 1 is special for every model, every data set and every "
+             "architecture we try here, **without exception and whatever the optimiser**. "
+             "Second sentence.")
     text = sp.lead(prose)
     assert sp.words(text) <= sp.TEXT_WORDS
     assert "$(R, D) = (\\mathrm{KL}, -\\log p)$" in text and text.count("**") % 2 == 0
     assert text.endswith("…")
-    items = "- first point: detail\n- second point (aside)\n- third point; more\n"
-    assert sp.lead(items) == "- first point\n- second point\n- third point"
+    items = "- the first point: detail\n- second point (aside)\n- the third point; more\n"
+    assert sp.lead(items) == "- the first point\n- second point\n- the third point"
     assert sp.lead("Short one. Short two.") == "Short one. Short two."
 
 
@@ -495,7 +498,8 @@ def test_slide_outline_of_a_unit():
     assert [(s.title, s.minutes) for s in exercises] == [("Exercise 1", 6), ("Exercise 2", 6)]
     assert exercises[0].text == "Write `square`. Why is it even?"
     page = sh.deck_html(deck, None)
-    assert "Exercise 2 — 6 minutes" in page and "BEGIN SOLUTION" not in page and "x = 16" not in page
+    assert "Exercise 2 — 6 minutes" in page
+    assert "BEGIN SOLUTION" not in page and "x = 16" not in page  # never the answers
     assert page.count('<aside class="notes">') == len(deck.slides)
     assert PNG in page
 
@@ -555,17 +559,18 @@ def test_slide_deck_loads_everything_from_its_own_folder(tmp_path, capsys):
     nb = slide_unit()
     nb.cells.append(new_markdown_cell("Maths: $\\tfrac12\\mu^2$ and [a link](sources.md)"))
     nbformat.write(nb, src / "99_tiny.ipynb")
-    assert kit_main(["slides", str(src), str(tmp_path / "out"), "--no-pdf"]) == 0  # outputs as saved
+    assert kit_main(["slides", str(src), str(tmp_path / "out"), "--no-pdf"]) == 0  # as saved
     deck = tmp_path / "out" / "99_tiny.slides.html"
     assert f"wrote {deck}" in capsys.readouterr().out
     html = deck.read_text()
     links = re.findall(r'<(?:script|img|link)\b[^>]*(?:src|href)="([^"#]+)"', html)
-    assert "mermaid" not in html and 'href="sources.md"' not in html and "reveal.js/dist/reveal.js" in links
+    assert "mermaid" not in html and 'href="sources.md"' not in html
+    assert "reveal.js/dist/reveal.js" in links
     assert "reveal.js/plugin/notes/notes.js" in links and "deck/deck.js" in links
     assert not [link for link in links if re.match(r"(https?:)?//", link)], "a link to the network"
     for link in links:
         if not link.startswith("data:"):
-            assert (tmp_path / "out" / link.split("?")[0]).is_file(), f"{link} is not in the deck's folder"
+            assert (tmp_path / "out" / link.split("?")[0]).is_file(), f"{link}: not beside the deck"
     assert any(link.startswith("mathjax/MathJax.js?config=") for link in links)
     assert not list((tmp_path / "out").glob(".*staging*")) and not list(tmp_path.glob(".*staging*"))
 
@@ -606,7 +611,7 @@ def test_slides_write_tags_makes_the_selection_explicit_and_keeps_what_is_set(tm
     assert f"wrote the slide selection into {path}" in capsys.readouterr().out
     tagged = nbformat.read(path, as_version=4)
     roles = [c.metadata["slides"]["role"] for c in tagged.cells]
-    assert roles[4] == "notes" and roles[5] == "notes" and roles[6] == "skip" and roles[7] == "figure"
+    assert roles[4:8] == ["notes", "notes", "skip", "figure"]
     assert tagged.cells[3].metadata["slides"]["text"] == "Each model is trained once."
     after = sl.outline(tagged, "05_x")  # the same deck, now from explicit metadata
     assert [(s.title, s.text, s.visual and s.visual.cell) for s in after.slides] == \
@@ -619,33 +624,45 @@ EXECUTED = paths.ROOT / "build" / "executed"
 EXECUTED_UNITS = [p.stem for p in paths.units(EXECUTED)] if EXECUTED.is_dir() else []
 
 
-@pytest.mark.parametrize("name", EXECUTED_UNITS or [pytest.param("none", marks=pytest.mark.skip(
-    reason="no executed units in build/executed: run `python -m coursekit execute` (make test does)"))])
+NO_EXECUTED = ("no executed units in build/executed: run `python -m coursekit execute` "
+               "(make test does)")
+
+
+@pytest.mark.parametrize("name", EXECUTED_UNITS or [
+    pytest.param("none", marks=pytest.mark.skip(reason=NO_EXECUTED))])
 def test_slides_show_every_figure_and_exercise_of_a_unit(name):
+    import copy
+
     from coursekit.notebooks import read
+    from coursekit.site import snapshot_widgets
 
     nb = read(EXECUTED / f"{name}.ipynb")
     page = sl.deck_page(nb, name, None)
     deck = sl.outline(nb, name)
-    shown = {(s.visual.cell, s.visual.output) for s in deck.slides if s.visual and s.visual.cell is not None}
-    for index, cell in enumerate(nb.cells):
+    shown = {(s.visual.cell, s.visual.output) for s in deck.slides
+             if s.visual and s.visual.cell is not None}
+    snapshots = snapshot_widgets(copy.deepcopy(nb)).cells
+    for index, (cell, snapshot) in enumerate(zip(nb.cells, snapshots)):
         if cell.cell_type != "code" or sp.role(cell) == "skip":
             continue
-        for k, out in enumerate(cell.get("outputs", [])):
+        for k, (out, shot) in enumerate(zip(cell.get("outputs", []), snapshot.get("outputs", []))):
             data = out.get("data", {})
+            drawn = "".join(shot.get("data", {}).get("text/html", ""))
+            if "<progress" in drawn and "<img" not in drawn:
+                continue  # a progress bar, not a figure
             if "image/png" in data:
-                assert "".join(data["image/png"]).strip() in page, f"cell {index}: its figure is missing"
+                figure = "".join(data["image/png"]).strip()
+                assert figure in page, f"cell {index}: its figure is missing"
             if any(m in data for m in ("image/png", "text/markdown", "text/html",
                                        "application/vnd.jupyter.widget-view+json")):
                 assert (index, k) in shown, f"cell {index}, output {k} is on no slide"
     numbers = sorted({int(m) for c in nb.cells if c.cell_type == "markdown"
                       for m in re.findall(r"^\*\*Exercise (\d+)", c.source, re.M)})
-    titles = [s.title for s in deck.slides if s.kind == "exercise"]
-    assert titles == [f"Exercise {n}" for n in numbers] and numbers
-    for n, s in zip(numbers, [s for s in deck.slides if s.kind == "exercise"]):
-        assert f"Exercise {n} — {s.minutes} minute" in page and s.minutes
-    assert all(sp.words(s.text) <= sp.TEXT_WORDS + 5
-               for s in deck.slides if s.kind != "title")
+    exercises = [s for s in deck.slides if s.kind == "exercise"]
+    assert numbers and [s.title for s in exercises] == [f"Exercise {n}" for n in numbers]
+    for n, s in zip(numbers, exercises):
+        assert s.minutes and f"Exercise {n} — {s.minutes} minute" in page
+    assert all(sp.words(s.text) <= sp.TEXT_WORDS + 5 for s in deck.slides if s.kind != "title")
 
 
 # --------------------------------------------------------------------------- the CLI

@@ -8,7 +8,6 @@ Two decks come from small notebooks made here (one printed to PDF); the real uni
 from the executed copies in ``build/executed`` when there are some (``python -m coursekit execute``,
 which ``make test`` runs first), and each writes three screenshots (title, a figure, an exercise)
 and its fit count to ``build/slides/preview/``.
-
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from coursekit.slides_html import open_deck
 _missing = browser_unavailable()
 if _missing is None and not (kit.NODE_MODULES / "reveal.js").is_dir():
     _missing = f"no {kit.NODE_MODULES / 'reveal.js'} (run `npm ci`)"
-if _missing and os.environ.get("CI"):  # in CI a missing browser is a broken set-up, not a reason to skip
+if _missing and os.environ.get("CI"):  # in CI a missing browser is a broken set-up, not a skip
     raise RuntimeError(f"browser tests cannot run: {_missing}")
 pytestmark = [pytest.mark.browser, pytest.mark.slow,
               pytest.mark.skipif(_missing is not None, reason=_missing or "")]
@@ -50,8 +49,9 @@ CHECK_JS = r"""
   const slide = Reveal.getCurrentSlide(), problems = [], tol = 1.5;
   const vw = window.innerWidth, vh = window.innerHeight;
   const area = document.querySelector('.reveal .slides').getBoundingClientRect();
-  const name = el => el.tagName.toLowerCase() + (typeof el.className === 'string' && el.className.trim()
-      ? '.' + el.className.trim().split(/\s+/).join('.') : '');
+  const name = el => el.tagName.toLowerCase() +
+      (typeof el.className === 'string' && el.className.trim()
+       ? '.' + el.className.trim().split(/\s+/).join('.') : '');
   const clip = el => {
     let r = {left: Math.max(0, area.left), top: Math.max(0, area.top),
              right: Math.min(vw, area.right), bottom: Math.min(vh, area.bottom)};
@@ -72,17 +72,18 @@ CHECK_JS = r"""
     const r = el.getBoundingClientRect();
     if (r.width < 0.5 || r.height < 0.5) continue;
     const c = clip(el);
-    if (r.left < c.left - tol || r.top < c.top - tol || r.right > c.right + tol || r.bottom > c.bottom + tol)
-      problems.push(`${name(el)} [${r.left | 0}, ${r.top | 0}, ${r.right | 0}, ${r.bottom | 0}] is cut off ` +
-                    `by [${c.left | 0}, ${c.top | 0}, ${c.right | 0}, ${c.bottom | 0}]: ` +
+    const box = q => `[${q.left | 0}, ${q.top | 0}, ${q.right | 0}, ${q.bottom | 0}]`;
+    if (r.left < c.left - tol || r.top < c.top - tol ||
+        r.right > c.right + tol || r.bottom > c.bottom + tol)
+      problems.push(`${name(el)} ${box(r)} is cut off by ${box(c)}: ` +
                     (el.textContent || '').trim().slice(0, 40));
   }
   for (const el of slide.querySelectorAll('pre, pre code, table, .vl-visual, .vl-frame')) {
     const st = getComputedStyle(el);
     const clips = st.overflowX !== 'visible' || st.overflowY !== 'visible';
     if (clips && (el.scrollWidth > el.clientWidth + 1 || el.scrollHeight > el.clientHeight + 1))
-      problems.push(`${name(el)} hides part of itself: ${el.scrollWidth}x${el.scrollHeight} shown in ` +
-                    `${el.clientWidth}x${el.clientHeight}`);
+      problems.push(`${name(el)} hides part of itself: ${el.scrollWidth}x${el.scrollHeight} ` +
+                    `shown in ${el.clientWidth}x${el.clientHeight}`);
     if (['PRE', 'TABLE'].includes(el.tagName) &&
         el.getBoundingClientRect().width > el.parentElement.getBoundingClientRect().width + 1)
       problems.push(`${name(el)} is wider than its container`);
@@ -94,11 +95,13 @@ CHECK_JS = r"""
   const walk = document.createTreeWalker(slide.querySelector('.vl-frame'), NodeFilter.SHOW_TEXT);
   let text = '';
   while (walk.nextNode())
-    if (!walk.currentNode.parentElement.closest('script, style')) text += walk.currentNode.data + ' ';
+    if (!walk.currentNode.parentElement.closest('script, style'))
+      text += walk.currentNode.data + ' ';
   const tex = text.match(/.{0,30}(\$|\\[a-zA-Z]{2,}).{0,30}/);
   if (tex) problems.push(`TeX left untypeset: ${tex[0]}`);
   for (const h of slide.querySelectorAll('h1, h2, h3')) {
-    if (getComputedStyle(h).textTransform !== 'none') problems.push(`heading ${h.innerText} is transformed`);
+    if (getComputedStyle(h).textTransform !== 'none')
+      problems.push(`heading ${h.innerText} is transformed`);
     for (const ch of (h.dataset.title || '').match(/[\u0370-\u03ff]/g) || [])
       if (!h.innerText.includes(ch)) problems.push(`heading "${h.innerText}" lost its ${ch}`);
   }
@@ -144,12 +147,14 @@ def step_through(browser, deck, shots: dict | None = None) -> dict:
             for _ in range(total):
                 r = page.evaluate(CHECK_JS)
                 seen.append((r["indices"]["h"], r["indices"]["v"]))
-                bad = r["problems"] + ([f"slide text of {r['small']} px"] if width == 1280 and r["small"]
-                                       else [])
+                small = width == 1280 and r["small"]
+                bad = r["problems"] + ([f"slide text of {r['small']} px"] if small else [])
                 fit += not bad
-                result["problems"] += [f"{deck.name} at {width}x{height}, slide {seen[-1]}: {p}" for p in bad]
+                where = f"{deck.name} at {width}x{height}, slide {seen[-1]}"
+                result["problems"] += [f"{where}: {p}" for p in bad]
                 if shots and width == 1280:
-                    kind = ("title" if "vl-title" in r["kind"] else "exercise" if "vl-exercise" in r["kind"]
+                    kind = ("title" if "vl-title" in r["kind"]
+                            else "exercise" if "vl-exercise" in r["kind"]
                             else "figure" if "vl-figure" in r["visual"] else None)
                     if kind in shots and kind not in taken:
                         page.wait_for_timeout(600)  # the fade between slides ends
@@ -193,66 +198,78 @@ def lecture_notebook() -> nbformat.NotebookNode:
     maths, Greek letters in headings, and graded exercises."""
     long_rows = "\n".join(f"| {b:g} | {b * 1.5:.2f} | {100 - b:.2f} | {b % 7} | {'x' * (b % 9)} |"
                           for b in range(1, 26))
-    wide_rows = "\n".join("| " + " | ".join(["a long cell of explanation that wraps " * 2] * 4) + " |"
-                          for _ in range(4))
-    code = "\n".join(f"value_{k} = compute_something_long(argument_{k}, another_argument, yet_another_one={k})"
-                     for k in range(12))
+    cell = "a long cell of explanation that wraps " * 2
+    wide_rows = "\n".join("| " + " | ".join([cell] * 4) + " |" for _ in range(4))
+    code = "\n".join(f"value_{k} = compute_something_long(argument_{k}, another_argument, "
+                     f"yet_another_one={k})" for k in range(12))
+    img = f'<img src="data:image/png;base64,{_png(4, 3)}">'
     widget = ('<div class="vaelab-snapshot"><div class="note">a snapshot</div><div class="row">'
-              f'<img src="data:image/png;base64,{_png(4, 3)}"><img src="data:image/png;base64,{_png(4, 3)}">'
-              '<div class="ctl"><span>β</span><input type="range" disabled><code>4.0</code></div></div></div>')
+              f'{img}{img}<div class="ctl"><span>β</span><input type="range" disabled>'
+              "<code>4.0</code></div></div></div>")
+    figure = {"text/plain": "<Figure>"}
+    graded = {"nbgrader": {"grade": False, "grade_id": "ex1", "locked": False, "schema_version": 3,
+                           "solution": True, "task": False}}
     nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
                                                "language": "python"}})
     nb.cells = [
-        new_markdown_cell("# 42 · A unit whose title is long enough to need two lines on the slide: β, σ "
-                          "and the rate–distortion plane\n\nThe unit's opening paragraph, for the notes."),
-        new_markdown_cell("## What you will learn\n\n* the β-weighted objective $D + \\beta R$, and why\n"
-                          "* the **rate–distortion plane**: lines of equal ELBO\n* capacity control\n"
-                          "* two live tools: a slider over the trained sweep, and a model that trains"),
-        new_markdown_cell("## Time plan\n\n| section | minutes |\n| --- | --- |\n| 1. One model per β | 20 |\n"
-                          "| 2. σ is a β | 25 |\n| Exercises | 25 |\n| **total** | **70** |"),
-        new_markdown_cell("## 1. One model per β\n\nEach model of the sweep is measured on the test digits: "
-                          "rate $R$ and distortion $D$, their sum $-\\mathrm{ELBO} = D + R$, and the active "
-                          "units. " + "The notes go on. " * 30),
-        new_code_cell("plot()", execution_count=1, outputs=[_display({"image/png": _png(11, 3),
-                                                                      "text/plain": "<Figure>"})]),
+        new_markdown_cell("# 42 · A unit whose title is long enough to need two lines on the "
+                          "slide: β, σ and the rate–distortion plane\n\n"
+                          "The unit's opening paragraph, for the notes."),
+        new_markdown_cell("## What you will learn\n\n"
+                          "* the β-weighted objective $D + \\beta R$, and why\n"
+                          "* the **rate–distortion plane**: lines of equal ELBO\n"
+                          "* capacity control\n"
+                          "* two live tools: a slider over the trained sweep, and a live model"),
+        new_markdown_cell("## Time plan\n\n| section | minutes |\n| --- | --- |\n"
+                          "| 1. One model per β | 20 |\n| 2. σ is a β | 25 |\n"
+                          "| Exercises | 25 |\n| **total** | **70** |"),
+        new_markdown_cell("## 1. One model per β\n\nEach model of the sweep is measured on the "
+                          "test digits: rate $R$ and distortion $D$, their sum "
+                          "$-\\mathrm{ELBO} = D + R$, and the active units. "
+                          + "The notes go on. " * 30),
+        new_code_cell("plot()", execution_count=1,
+                      outputs=[_display({"image/png": _png(11, 3), **figure})]),
         new_markdown_cell("The same on a tall figure:"),
-        new_code_cell("tall()", execution_count=2, outputs=[_display({"image/png": _png(4, 9),
-                                                                      "text/plain": "<Figure>"})]),
+        new_code_cell("tall()", execution_count=2,
+                      outputs=[_display({"image/png": _png(4, 9), **figure})]),
         new_code_cell("table()", execution_count=3, outputs=[_display({
-            "text/markdown": "| β | R | D | active | bar |\n| --- | --- | --- | --- | --- |\n" + long_rows})]),
+            "text/markdown": "| β | R | D | active | bar |\n| --- | --- | --- | --- | --- |\n"
+                             + long_rows})]),
         new_code_cell("wide()", execution_count=4, outputs=[_display({
-            "text/markdown": "| one | two | three | four |\n| --- | --- | --- | --- |\n" + wide_rows})]),
+            "text/markdown": "| one | two | three | four |\n| --- | --- | --- | --- |\n"
+                             + wide_rows})]),
         new_markdown_cell("### The price of a nat, $-\\,dD/dR$\n\n$$\n\\beta_i \\;\\le\\; "
                           "-\\frac{D_{i+1} - D_i}{R_{i+1} - R_i} \\;\\le\\; \\beta_{i+1}.\n$$"),
-        new_markdown_cell("## 2. σ is a β\n\nA Gaussian decoder's σ weighs the KL: $\\beta = 2\\sigma^2$."),
-        new_code_cell(code, execution_count=5, metadata={"slides": {"role": "slide", "excerpt": "1-12",
-                                                                    "title": "The code, read aloud"}}),
-        new_code_cell("explorer", execution_count=6, outputs=[_display({"text/html": widget,
-                                                                        "text/plain": "Explorer"})]),
-        new_markdown_cell("## Summary\n\n- β is the price of a nat: a long bullet that goes on and on about "
-                          "the price\n- σ is a β\n- the plane shows both"),
-        new_markdown_cell("## Exercises\n\n**Exercise 1.** Read the frontier. Estimate the test distortion "
-                          "a model would reach at the rate halfway between β = 1 and β = 2, by linear "
-                          "interpolation along the sweep's curve. Is a model trained for that rate likely to "
-                          "do better or worse than your estimate, and why?"),
-        new_code_cell("### BEGIN SOLUTION\nd_mid = 1\n### END SOLUTION", metadata={"nbgrader": {
-            "grade": False, "grade_id": "ex1", "locked": False, "schema_version": 3, "solution": True,
-            "task": False}}),
-        new_markdown_cell("**Exercise 2.** Compute `paid_per_nat`. Between which two numbers must it lie?"),
+        new_markdown_cell("## 2. σ is a β\n\nA Gaussian decoder's σ weighs the KL: "
+                          "$\\beta = 2\\sigma^2$."),
+        new_code_cell(code, execution_count=5, metadata={"slides": {
+            "role": "slide", "excerpt": "1-12", "title": "The code, read aloud"}}),
+        new_code_cell("explorer", execution_count=6,
+                      outputs=[_display({"text/html": widget, "text/plain": "Explorer"})]),
+        new_markdown_cell("## Summary\n\n- β is the price of a nat: a long bullet that goes on and "
+                          "on about the price\n- σ is a β\n- the plane shows both"),
+        new_markdown_cell("## Exercises\n\n**Exercise 1.** Read the frontier. Estimate the test "
+                          "distortion a model would reach at the rate halfway between β = 1 and "
+                          "β = 2, by linear interpolation along the sweep's curve. Is a model "
+                          "trained for that rate likely to do better or worse than your estimate, "
+                          "and why?"),
+        new_code_cell("### BEGIN SOLUTION\nd_mid = 1\n### END SOLUTION", metadata=graded),
+        new_markdown_cell("**Exercise 2.** Compute `paid_per_nat`. Between which two numbers must "
+                          "it lie?"),
         new_markdown_cell("## References\n\n" + "\n".join(
-            f"- A. Author{k}, B. Author (20{k:02d}). *A title that is long enough to wrap on the slide, "
-            f"number {k}.* A venue." for k in range(12))),
+            f"- A. Author{k}, B. Author (20{k:02d}). *A title that is long enough to wrap on the "
+            f"slide, number {k}.* A venue." for k in range(12))),
     ]
     return nb
 
 
 def plain_notebook() -> nbformat.NotebookNode:
-    """A notebook with none of the unit's structure: no title, no time plan, a figure, no exercises.
-    """
+    """A notebook with none of a unit's structure: no title, time plan or exercises; a figure."""
     nb = new_notebook()
     nb.cells = [new_markdown_cell("Some prose without a heading, for the notes."),
                 new_code_cell("plot()", execution_count=1,
-                              outputs=[_display({"image/png": _png(5, 4), "text/plain": "<Figure>"})])]
+                              outputs=[_display({"image/png": _png(5, 4),
+                                                 "text/plain": "<Figure>"})])]
     return nb
 
 
@@ -274,7 +291,8 @@ def test_small_decks_fit_every_slide_at_both_sizes_offline(browser, small_decks)
         assert result["refused"] == [], f"the deck asked the network for {result['refused']}"
         visited = result["visited"]["1280x720"]
         if name == "42_lecture":
-            assert any(v > 0 for _, v in visited) and len({h for h, _ in visited}) > 5  # both directions
+            assert any(v > 0 for _, v in visited)  # vertical slides, and horizontal ones
+            assert len({h for h, _ in visited}) > 5
             assert result["slides"] >= 14
 
 
@@ -297,8 +315,8 @@ def test_small_deck_has_speaker_notes_and_exercise_slides(small_decks):
 
 @pytest.fixture(scope="module")
 def real_decks(tmp_path_factory):
-    """The decks of the units executed in build/executed, built the way `make slides` builds them (HTML
-    only: the PDF is checked on the small deck)."""
+    """The decks of the units executed in build/executed, built the way `make slides` builds them
+    (HTML only: the PDF is checked on the small deck)."""
     out = tmp_path_factory.mktemp("real-slides")
     pages = {}
     for name in EXECUTED_UNITS:
@@ -308,8 +326,11 @@ def real_decks(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", EXECUTED_UNITS or [pytest.param("none", marks=pytest.mark.skip(
-    reason="no executed units in build/executed: run `python -m coursekit execute` (make test does)"))])
+NO_UNITS = "no executed units in build/executed: run `python -m coursekit execute` (make test does)"
+
+
+@pytest.mark.parametrize("name", EXECUTED_UNITS or [
+    pytest.param("none", marks=pytest.mark.skip(reason=NO_UNITS))])
 def test_unit_deck_fits_every_slide_at_both_sizes(browser, real_decks, name):
     PREVIEW.mkdir(parents=True, exist_ok=True)
     shots = {kind: PREVIEW / f"{name}-{kind}.png" for kind in ("title", "figure", "exercise")}
@@ -318,4 +339,5 @@ def test_unit_deck_fits_every_slide_at_both_sizes(browser, real_decks, name):
     (PREVIEW / f"{name}.fit.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     assert result["refused"] == [], f"the deck asked the network for {result['refused']}"
     assert result["problems"] == [], "\n".join(result["problems"][:20])
-    assert all(path.is_file() for path in shots.values()), "a title, figure or exercise slide is missing"
+    missing = [kind for kind, path in shots.items() if not path.is_file()]
+    assert missing == [], f"the deck has no {missing} slide"
