@@ -48,7 +48,7 @@ course: venv ## the course site in build/site/ (Jupyter Book): runs what is stal
 	$(PY) -m coursekit course
 
 .PHONY: student slides
-student: venv ## student copies without solutions in build/student/
+student: venv ## the folder to hand out: student copies, what they link to, a README (build/student/ and build/student.zip)
 	$(PY) -m coursekit student notebooks build/student
 
 # reveal.js comes from the npm registry, pinned in package-lock.json; the decks are made from the executed

@@ -1,7 +1,12 @@
 """Student copies of the units: the answers removed by nbgrader's own preprocessors (``ClearSolutions``,
 ``ClearHiddenTests``, ``ClearOutput``), so a student working alone gets the notebook a graded class gets.
 
-    python -m coursekit student notebooks build/student
+    python -m coursekit student notebooks build/student     # the folder, and build/student.zip beside it
+
+The folder is ready to hand out: the student copies, what their Markdown links to or embeds from the
+notebooks' folder (the sources page, figures), and a README.md that says how to start and how to check an
+answer; the zip holds the same folder. It is made all or nothing: everything is written into a staging folder
+first, and the previous folder and zip stay as they were until the new ones are complete.
 
 Exercises follow nbgrader's conventions: ``### BEGIN SOLUTION`` / ``### END SOLUTION`` in a solution cell, then
 a locked test cell with points; hidden tests between ``### BEGIN HIDDEN TESTS`` / ``### END HIDDEN TESTS``.
@@ -10,13 +15,18 @@ a locked test cell with points; hidden tests between ``### BEGIN HIDDEN TESTS`` 
 from __future__ import annotations
 
 import copy
+import os
 import re
+import shutil
 import sys
+import tempfile
+import zipfile
 from pathlib import Path
+from urllib.parse import unquote
 
 import nbformat
 
-from .notebooks import NotebookError, read, strip, write_atomic
+from .notebooks import NotebookError, read, strip
 
 SOLUTION = ("BEGIN SOLUTION", "END SOLUTION")
 HIDDEN_TESTS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
@@ -95,23 +105,149 @@ def student_copy(nb):
     return strip(nb)
 
 
-def build_student(src, out) -> list[Path]:
-    """Student copies of every ``src/*.ipynb`` in ``out``. Every copy is made before any is written, so a
-    malformed notebook or exercise leaves ``out`` as it was."""
-    paths = sorted(Path(src).glob("*.ipynb"))
+ZIP_FOLDER = "vae-loss-lab"  # the folder a student gets when unzipping build/student.zip
+
+README = """# VAE Loss Lab: your copy of the course
+
+A course on the loss of a variational autoencoder, one notebook per session. These are the student copies:
+the answers to the exercises are taken out, everything else is as the class sees it.
+
+{units}
+
+## Start
+
+* **On the class server** this folder is open in JupyterLab: start with `{first}`.
+* **On your own computer** the notebooks need the course's Python package (`vaeutils`) and the libraries it
+  pins. In a copy of the course repository run `make venv` once (`make lab` there starts JupyterLab on the
+  instructor's notebooks, with the answers). Then start JupyterLab in this folder with that environment:
+  `/path/to/the/course/.venv/bin/jupyter lab`, or `jupyter lab` with the environment active.
+* Run a unit from the top (Run → Run All Cells) before the exercises: they use what the unit computed. The first
+  run of a unit trains its small models on the CPU (a minute or two); later runs load them.
+* `sources.md` describes the articles the units discuss; the units link to it.
+
+## The exercises and your answers
+
+* Write your answer in the exercise's cell, in place of `# YOUR CODE HERE` and `raise NotImplementedError()`,
+  keeping the names the exercise asks for. A written answer goes in the cell that says "YOUR ANSWER HERE".
+* **Check it: run the test cell under the exercise.** It prints `right` when your answer passes the visible
+  checks. Otherwise it says `not yet` and points at the mistake your answer looks like (a sign, a sum where a
+  mean belongs, a variance where a standard deviation belongs, ...), never at the answer itself. Change the
+  answer and run both cells again.
+* The visible checks catch the usual mistakes, not every one. Your work is graded by hidden tests that the
+  instructor's copy adds to the same test cells, and a person reads the written answers: passing the visible
+  checks is a good sign, not the grade.
+* Leave the test cells as they are (they are locked); hand in the notebook with your answers in place.
+"""
+
+
+def _title(nb, fallback: str) -> str:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and (m := re.search(r"^#\s+(.+)$", cell.source, re.M)):
+            return m.group(1).strip()
+    return fallback
+
+
+def student_readme(notebooks: dict) -> str:
+    """The README.md of the student folder: the units in order (``notebooks``: file name -> notebook), how to
+    start, how to check an answer."""
+    names = sorted(notebooks)
+    units = "\n".join(f"| `{name}` | {_title(notebooks[name], name)} |" for name in names)
+    return README.format(units="| notebook | what it is |\n| --- | --- |\n" + units, first=names[0])
+
+
+def linked_files(src, notebooks: dict) -> dict[str, Path]:
+    """The files of ``src`` that the Markdown of ``notebooks`` (file name -> notebook) links to or embeds,
+    followed through the Markdown pages they link (``relative path -> file``; notebooks themselves excluded).
+    A ValueError lists the links that break or leave ``src``."""
+    from .check import link_problem, markdown_links
+
+    src = Path(src).resolve()
+    found, problems = {}, []
+    todo = [(src / name, "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown"))
+            for name, nb in sorted(notebooks.items())]
+    while todo:
+        page, text = todo.pop(0)
+        for target in dict.fromkeys(markdown_links(text)):
+            if problem := link_problem(target, page, src):
+                problems.append(f"{page.relative_to(src)}: {problem}")
+                continue
+            file_part = target.partition("#")[0].split("?")[0]
+            if not file_part or re.match(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:|//)", target):
+                continue
+            dest = (page.parent / unquote(file_part)).resolve()
+            rel = dest.relative_to(src).as_posix()
+            if dest.is_dir():
+                problems.append(f"{page.relative_to(src)}: link '{target}' names a folder; link its files")
+            elif rel not in found and rel not in notebooks:
+                found[rel] = dest
+                if dest.suffix == ".md":
+                    todo.append((dest, dest.read_text(encoding="utf-8")))
+    if problems:
+        raise ValueError("links a student could not follow: " + "; ".join(problems))
+    return found
+
+
+def build_student(src, out, zip_path=None) -> list[Path]:
+    """The student folder ``out`` (student copies of every ``src/*.ipynb``, the files they link to, a
+    README.md) and ``zip_path`` (default: ``out`` with ``.zip``) holding it. All or nothing: a malformed
+    notebook, a broken link or a failed write leaves ``out`` and the zip as they were. Returns the files of
+    ``out``."""
+    src, out = Path(src), Path(out)
+    zip_path = Path(zip_path) if zip_path else out.with_name(out.name + ".zip")
+    paths = sorted(src.glob("*.ipynb"))
     if not paths:
         raise FileNotFoundError(f"no notebooks in {src}")
-    copies = []
+    copies = {}
     for path in paths:
         try:
-            copies.append(student_copy(read(path)))
+            copies[path.name] = student_copy(read(path))
         except NotebookError:
             raise
         except ValueError as err:
             raise ValueError(f"{path}: {err}") from None
-    for path, nb in zip(paths, copies):
-        write_atomic(Path(out) / path.name, nbformat.writes(nb))
-    return [Path(out) / path.name for path in paths]
+    files = {name: nbformat.writes(nb).encode("utf-8") for name, nb in copies.items()}
+    files["README.md"] = student_readme(copies).encode("utf-8")
+    for rel, path in linked_files(src, copies).items():
+        files[rel] = path.read_bytes()
+    _publish(files, out, zip_path)
+    return [out / rel for rel in sorted(files)]
+
+
+def _publish(files: dict[str, bytes], out: Path, zip_path: Path) -> None:
+    """Write ``files`` (relative path -> bytes) as the folder ``out`` and the zip ``zip_path``: staged beside
+    them, then swapped in; on any failure the previous folder and zip are left as they were."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    zip_path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    fd, zip_tmp = tempfile.mkstemp(prefix=f".{zip_path.name}.", suffix=".tmp", dir=zip_path.parent)
+    os.close(fd)
+    old, swapped = out.with_name(f".{out.name}.old-{os.getpid()}"), False
+    try:
+        for rel, data in files.items():
+            target = staging / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            os.chmod(target, 0o644)  # handed out: world-readable
+        for folder in [staging, *(p for p in staging.rglob("*") if p.is_dir())]:
+            os.chmod(folder, 0o755)
+        with zipfile.ZipFile(zip_tmp, "w", zipfile.ZIP_DEFLATED) as archive:
+            for rel in sorted(files):
+                archive.writestr(f"{ZIP_FOLDER}/{rel}", files[rel])
+        os.chmod(zip_tmp, 0o644)
+        if out.exists():
+            os.rename(out, old)
+        os.rename(staging, out)
+        swapped = True
+        os.replace(zip_tmp, zip_path)
+    except BaseException:
+        if swapped:
+            shutil.rmtree(out, ignore_errors=True)
+        if old.exists() and not out.exists():
+            os.rename(old, out)
+        shutil.rmtree(staging, ignore_errors=True)
+        Path(zip_tmp).unlink(missing_ok=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def main(argv=None) -> int:
@@ -122,10 +258,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m coursekit student", description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="?", default=paths.NOTEBOOKS, type=Path)
     parser.add_argument("out", nargs="?", default=paths.ROOT / "build" / "student", type=Path)
+    parser.add_argument("--zip", type=Path, default=None, help="the zip to write (default: OUT.zip)")
     args = parser.parse_args(argv)
     try:
-        print("\n".join(f"wrote {path}" for path in build_student(args.notebooks, args.out)))
-    except (ValueError, FileNotFoundError) as err:
+        written = build_student(args.notebooks, args.out, args.zip)
+    except (ValueError, FileNotFoundError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
+    zip_path = args.zip or args.out.with_name(args.out.name + ".zip")
+    n = sum(p.suffix == ".ipynb" for p in written)
+    print(f"wrote {args.out}: {n} student notebooks, README.md and {len(written) - n - 1} linked file(s)")
+    print(f"wrote {zip_path}")
     return 0

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 
 import nbformat
 import pytest
@@ -675,13 +676,69 @@ def _course(tmp_path, *notebooks):
     return src, tmp_path / "student"
 
 
-def test_student_cli_writes_every_copy(tmp_path, capsys):
+def test_student_cli_writes_the_folder_and_its_zip(tmp_path, capsys):
     src, out = _course(tmp_path, ("01_a.ipynb", unit()), ("02_b.ipynb", unit()))
     assert kit_main(["student", str(src), str(out)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["01_a.ipynb", "02_b.ipynb"]
+    assert sorted(p.name for p in out.iterdir()) == ["01_a.ipynb", "02_b.ipynb", "README.md"]
     assert "raise NotImplementedError()" in nbformat.read(out / "01_a.ipynb", as_version=4).cells[6].source
     assert oct((out / "01_a.ipynb").stat().st_mode & 0o777) == "0o644"
-    assert capsys.readouterr().out.count("wrote ") == 2
+    assert capsys.readouterr().out == (f"wrote {out}: 2 student notebooks, README.md and 0 linked file(s)\n"
+                                       f"wrote {tmp_path / 'student.zip'}\n")
+    with zipfile.ZipFile(tmp_path / "student.zip") as archive:
+        names = sorted(archive.namelist())
+        assert names == [f"vae-loss-lab/{n}" for n in ("01_a.ipynb", "02_b.ipynb", "README.md")]
+        for name in names:
+            assert archive.read(name) == (out / name.split("/", 1)[1]).read_bytes()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "a staging file was left behind"
+
+
+def test_student_folder_bundles_what_the_notebooks_link_to(tmp_path):
+    nb = unit()
+    nb.cells[4].source += ("\n\nSee [S1](sources.md#s1), ![the plane](figures/plane.png), "
+                           '<img src="figures/gallery.svg">, [unit 02](02_b.ipynb) and [the web](https://example.org).')
+    src, out = _course(tmp_path, ("01_a.ipynb", nb), ("02_b.ipynb", unit()))
+    (src / "figures").mkdir()
+    (src / "figures" / "plane.png").write_bytes(b"\x89PNG plane")
+    (src / "figures" / "gallery.svg").write_text("<svg/>")
+    (src / "figures" / "unused.png").write_bytes(b"not linked")
+    (src / "sources.md").write_text('<a id="s1"></a>\n# S1\n\nA [table](tables/s1.csv) and [unit 01](01_a.ipynb#Summary).')
+    (src / "tables").mkdir()
+    (src / "tables" / "s1.csv").write_text("a,b\n1,2\n")
+    written = st.build_student(src, out)
+    rel = sorted(p.relative_to(out).as_posix() for p in written)
+    assert rel == ["01_a.ipynb", "02_b.ipynb", "README.md", "figures/gallery.svg", "figures/plane.png",
+                   "sources.md", "tables/s1.csv"]
+    assert (out / "figures" / "plane.png").read_bytes() == b"\x89PNG plane"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == rel
+    assert oct((out / "figures").stat().st_mode & 0o777) == "0o755"
+
+
+def test_student_readme_says_how_to_start_and_how_to_check(tmp_path):
+    src, out = _course(tmp_path, ("01_a.ipynb", unit()), ("00_start.ipynb", unit()))
+    st.build_student(src, out)
+    readme = (out / "README.md").read_text()
+    assert "| `00_start.ipynb` | 99 · A tiny unit |" in readme and "start with `00_start.ipynb`" in readme
+    for words in ("jupyter lab", "make venv", "run the test cell under the exercise", "`right`", "not yet",
+                  "hidden tests", "YOUR CODE HERE", "YOUR ANSWER HERE"):
+        assert words in readme, words
+
+
+@pytest.mark.parametrize("link, message", [
+    ("missing.png", "01_a.ipynb: link 'missing.png': missing.png does not exist"),
+    ("../docs/sources.md#s1", "01_a.ipynb: link '../docs/sources.md#s1' leaves notebooks/"),
+    ("figures", "01_a.ipynb: link 'figures' names a folder"),
+])
+def test_student_folder_is_not_written_with_a_broken_link(tmp_path, capsys, link, message):
+    nb = unit()
+    nb.cells[4].source += f"\n\n[this]({link})"
+    src, out = _course(tmp_path, ("01_a.ipynb", nb))
+    (src / "figures").mkdir()
+    out.mkdir()
+    (out / "01_a.ipynb").write_text("the previous copy")
+    assert kit_main(["student", str(src), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: links a student could not follow: ") and message in err
+    assert [p.name for p in out.iterdir()] == ["01_a.ipynb"] and not (tmp_path / "student.zip").exists()
 
 
 def test_student_cli_writes_nothing_when_a_notebook_is_malformed(tmp_path, capsys):
@@ -695,17 +752,34 @@ def test_student_cli_writes_nothing_when_a_notebook_is_malformed(tmp_path, capsy
     assert [p.name for p in out.iterdir()] == ["01_a.ipynb"] and (out / "01_a.ipynb").read_text() == "the previous copy"
 
 
-def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+def test_student_folder_replaces_the_previous_one_whole(tmp_path):
     src, out = _course(tmp_path, ("01_a.ipynb", unit()))
     out.mkdir()
+    (out / "03_gone.ipynb").write_text("a unit since removed")
+    st.build_student(src, out)
+    assert sorted(p.name for p in out.iterdir()) == ["01_a.ipynb", "README.md"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
-    def disk_full(*args):
+
+@pytest.mark.parametrize("fail_at", ["zip", "swap"])
+def test_a_failed_write_leaves_the_previous_folder_and_zip(tmp_path, monkeypatch, fail_at):
+    src, out = _course(tmp_path, ("01_a.ipynb", unit()))
+    out.mkdir()
+    (out / "old.ipynb").write_text("the previous copy")
+    (tmp_path / "student.zip").write_bytes(b"the previous zip")
+
+    def disk_full(*args, **kwargs):
         raise OSError("no space left on device")
 
-    monkeypatch.setattr(os, "replace", disk_full)
+    if fail_at == "zip":
+        monkeypatch.setattr(zipfile.ZipFile, "writestr", disk_full)
+    else:
+        monkeypatch.setattr(os, "replace", disk_full)  # the zip's rename, after the folder's swap
     with pytest.raises(OSError, match="no space"):
         st.build_student(src, out)
-    assert list(out.iterdir()) == []
+    assert [p.name for p in out.iterdir()] == ["old.ipynb"] and (out / "old.ipynb").read_text() == "the previous copy"
+    assert (tmp_path / "student.zip").read_bytes() == b"the previous zip"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notebooks", "student", "student.zip"]
 
 
 def test_check_cli_reports_every_unit_of_a_folder(tmp_path, capsys):
