@@ -222,8 +222,9 @@ def write_tags(files, with_text: bool = False) -> list[Path]:
     for path, nb in notebooks:
         _check_metadata(path, nb)
         before = nbformat.writes(nb)
-        texts = _derived_texts(nb, path.stem) if with_text else {}
-        for index, (cell, tags) in enumerate(zip(nb.cells, derived_tags(nb))):
+        shown = site.snapshot_widgets(copy.deepcopy(nb))  # as the deck sees the outputs
+        texts = _derived_texts(shown, path.stem) if with_text else {}
+        for index, (cell, tags) in enumerate(zip(nb.cells, derived_tags(shown))):
             if index in texts and "text" not in tags:
                 tags["text"] = texts[index]
             cell.metadata[KEY] = tags

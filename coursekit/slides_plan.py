@@ -643,6 +643,10 @@ class _Builder:
         parts = blocks(markdown)
         pending: list[Block] = []
         first_slide = True
+        # "slide" on a cell with headings: its headings open the slides (prose before the first one
+        # stays with the slide before); on a cell without, the cell opens one itself
+        opens = explicit_role == "exercise" or (explicit_role == "slide"
+                                                and not any(b.kind == "heading" for b in parts))
 
         def flush():
             nonlocal pending
@@ -670,7 +674,7 @@ class _Builder:
                 for r in rest[:stop]:
                     r.kind = "done"
             elif b.kind != "done":
-                if first_slide and explicit_role in ("slide", "exercise") and not pending:
+                if first_slide and opens and not pending:
                     title = meta.get("title") or self.section or self.title
                     if explicit_role == "exercise":
                         done = len([s for s in self.slides if s.kind == "exercise"])

@@ -631,6 +631,22 @@ NO_EXECUTED = ("no executed units in build/executed: run `python -m coursekit ex
 
 @pytest.mark.parametrize("name", EXECUTED_UNITS or [
     pytest.param("none", marks=pytest.mark.skip(reason=NO_EXECUTED))])
+def test_slides_write_tags_keeps_a_units_deck(name, tmp_path):
+    path = tmp_path / f"{name}.ipynb"
+    shutil.copy(EXECUTED / path.name, path)
+    key = [(s.kind, s.title, s.text, s.subtitle, s.minutes,
+            s.visual and (s.visual.kind, s.visual.cell, s.visual.output, s.visual.source))
+           for s in sl.outline(nbformat.read(path, as_version=4), name).slides]
+    assert sl.write_tags([path], with_text=True) == [path]
+    tagged = nbformat.read(path, as_version=4)
+    assert all(sp.KEY in c.metadata for c in tagged.cells)
+    assert [(s.kind, s.title, s.text, s.subtitle, s.minutes,
+             s.visual and (s.visual.kind, s.visual.cell, s.visual.output, s.visual.source))
+            for s in sl.outline(tagged, name).slides] == key
+
+
+@pytest.mark.parametrize("name", EXECUTED_UNITS or [
+    pytest.param("none", marks=pytest.mark.skip(reason=NO_EXECUTED))])
 def test_slides_show_every_figure_and_exercise_of_a_unit(name):
     import copy
 
