@@ -212,3 +212,28 @@ def test_latent_map_draws_the_aggregate_posterior_and_its_holes():
     with pytest.raises(ValueError, match="log_q and log_p must be shaped"):
         plots.latent_map(grid, log_q[:5], log_p)
     matplotlib.pyplot.close(fig)
+
+
+def test_moment_matched_gaussian_has_the_mixture_moments_and_bounds_its_kl():
+    mu, logvar = random_codes(400, 3)
+    mu = 0.3 * mu + torch.tensor([0.5, -1.0, 0.0], dtype=torch.float64)     # codes off the prior,
+    mu[:200, 0] += 3.0                                                      # in two clusters
+    out = surgery.moment_matched(mu, logvar)
+    z = mu[:, None] + torch.exp(0.5 * logvar)[:, None] * torch.randn(
+        400, 500, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    z = z.reshape(-1, 3)
+    assert torch.allclose(out["mean"], z.mean(0), atol=0.02)
+    assert torch.allclose(out["cov"], torch.cov(z.T), atol=0.03)
+    gauss = torch.distributions.MultivariateNormal(out["mean"], out["cov"])
+    prior = torch.distributions.MultivariateNormal(torch.zeros(3, dtype=torch.float64),
+                                                   torch.eye(3, dtype=torch.float64))
+    assert out["kl"] == pytest.approx(torch.distributions.kl_divergence(gauss, prior).item(), rel=1e-10)
+    split = surgery.kl_split_codes(mu, logvar, n_samples=20)
+    assert 0.5 < out["kl"] < split["marginal_kl"] - 4 * split["mc_se"]
+
+
+def test_moment_matched_is_zero_for_codes_that_are_the_prior():
+    zeros = torch.zeros(10, 4, dtype=torch.float64)
+    out = surgery.moment_matched(zeros, zeros)
+    assert out["kl"] == pytest.approx(0.0, abs=1e-12)
+    assert torch.equal(out["cov"], torch.eye(4, dtype=torch.float64))
