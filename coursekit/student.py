@@ -20,6 +20,7 @@ import re
 import shutil
 import sys
 import tempfile
+import textwrap
 import zipfile
 from pathlib import Path
 from urllib.parse import unquote
@@ -73,6 +74,29 @@ def _replace_region(source: str, markers: tuple[str, str], stub: tuple[str, ...]
     if inside:
         raise ValueError(f"{where}: '### {begin}' has no '### {end}'; end the region")
     return "\n".join(out), found
+
+
+def with_answer(source: str, code: str) -> str:
+    """``source`` (a solution cell) with its solution region replaced by ``code``, indented like the region's
+    BEGIN line: the cell as a student who wrote ``code`` runs it."""
+    lines = tuple(textwrap.dedent(code).strip("\n").split("\n"))
+    replaced, found = _replace_region(source, SOLUTION, lines, "the solution cell")
+    if not found:
+        raise ValueError("the cell has no '### BEGIN SOLUTION' region to put an answer in")
+    return replaced
+
+
+def hidden_tests(source: str) -> str:
+    """The hidden tests of a grade cell (the lines between its HIDDEN TESTS markers), dedented; "" if none."""
+    kept, inside = [], False
+    for line in source.split("\n"):
+        if HIDDEN_TESTS[0] in line:
+            inside = True
+        elif HIDDEN_TESTS[1] in line:
+            inside = False
+        elif inside:
+            kept.append(line)
+    return textwrap.dedent("\n".join(kept)).strip("\n")
 
 
 def _check_markers(nb) -> None:
