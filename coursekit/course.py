@@ -1,21 +1,23 @@
-"""The course site: the executed course as a Jupyter Book (Sphinx, myst-nb, sphinx-book-theme) in build/site/.
+"""The course site: the executed course as a Jupyter Book (Sphinx, myst-nb, sphinx-book-theme).
 
     python -m coursekit course      # run what is stale into build/executed, then build build/site/
 
-1. The units and the app come executed from ``build/executed/`` (``coursekit.executed``: each notebook run once,
-   reused while current). The site never runs a kernel: myst-nb's execution is off.
-2. A staging folder, ``build/book/source/``, gets the executed notebooks with the KL and β explorers made live
-   (``site.live_views``) and every other widget snapshotted (``site.snapshot_widgets``); the sources page beside
-   them, as in ``notebooks/`` (the units link to ``sources.md#s2``); the class-server guide and the instructor
-   guides under ``guides/``; and, from ``coursekit/book/``, the landing page, ``_toc.yml`` and ``_config.yml``.
-   MathJax 3 is a local copy (``node_modules/mathjax``, from ``npm ci``) and the live views' script and style
-   go to ``_static/``.
+1. The units and the app come executed from ``build/executed/`` (``coursekit.executed``: each
+   notebook run once, reused while current). The site never runs a kernel: myst-nb's execution is
+   off.
+2. A staging folder, ``build/book/source/``, gets the executed notebooks with the KL and β
+   explorers made live (``site.live_views``) and every other widget snapshotted
+   (``site.snapshot_widgets``); the sources page beside them, as in ``notebooks/`` (the units link
+   to ``sources.md#s2``); the class-server guide and the instructor guides under ``guides/``; and,
+   from ``coursekit/book/``, the landing page, ``_toc.yml`` and ``_config.yml``. MathJax 3 is a
+   local copy (``node_modules/mathjax``, from ``npm ci``); the live views' script and style go to
+   ``_static/``.
 3. Jupyter Book writes the HTML into ``build/book/_build/html``; a Sphinx warning fails the build.
-4. :func:`check_site`: every relative link and anchor of every page resolves, and no page loads a script, style,
-   font or picture from another host.
-5. The HTML replaces ``build/site/`` by renames. A failure at any step leaves the previous site as it was, and
-   nothing outside ``build/book`` and ``build/site`` is touched (``build/executed``, ``build/student``,
-   ``build/slides`` stay).
+4. :func:`check_site`: every relative link and anchor of every page resolves, and no page loads a
+   script, style, font or picture from another host.
+5. The HTML replaces ``build/site/`` by renames. A failure at any step leaves the previous site as
+   it was; nothing outside ``build/book`` and ``build/site`` is touched (``build/executed``,
+   ``build/student`` and ``build/slides`` stay).
 """
 
 from __future__ import annotations
@@ -43,20 +45,23 @@ DOCS = paths.ROOT / "docs"
 EXECUTED = BUILD / "executed"
 WORK = BUILD / "book"  # source/ (the staging folder) and _build/ (Sphinx's output)
 SITE = BUILD / "site"
-MATHJAX = paths.NODE_MODULES / "mathjax" / "es5"  # MathJax 3, pinned in package.json
-_MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y")
 GUIDES = "guides"  # in the book: guides/classroom.md, guides/instructor/NN_name.md
-# What the hand-written builder wrote into build/ (it listed its entries in this file): removed once.
+MATHJAX = paths.NODE_MODULES / "mathjax" / "es5"  # MathJax 3, pinned in package.json
+# What the pages use of it: the TeX-to-CommonHTML build, its fonts, and what it loads on demand.
+_MATHJAX_PARTS = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui",
+                  "a11y")
+# What the hand-written builder that came before wrote into build/ was listed in this file.
 _OLD_LIST = ".course-files"
 _NEVER_REMOVE = {"executed", "student", "slides", "site", "book"}
 
 
 class BookError(Exception):
-    """The site cannot be built: a page missing, a page left out of the table of contents, a broken link."""
+    """The site cannot be built: a page missing or left out of the table of contents, a failed
+    Sphinx build, a broken link."""
 
 
 def toc_pages(toc=BOOK / "_toc.yml") -> list[str]:
-    """The pages of the book in the order of its table of contents (names without suffix: ``05_beta_vae``)."""
+    """The pages of the book in the order of its table of contents (``05_beta_vae``, no suffix)."""
     import yaml
 
     data = yaml.safe_load(Path(toc).read_text(encoding="utf-8"))
@@ -67,26 +72,30 @@ def toc_pages(toc=BOOK / "_toc.yml") -> list[str]:
 
 
 def page_sources(executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS) -> dict[str, Path]:
-    """Every page the book must have (its name in the book) and the file it comes from: the executed units and
-    app, the sources page, the guides and the landing page."""
+    """Every page the book must have (its name in the book) and the file it comes from: the landing
+    page, the executed units and app, the sources page, the guides."""
     pages = {"index": BOOK / "index.md"}
     pages |= {p.stem: Path(executed) / p.name for p in course_notebooks(notebooks)}
     pages["sources"] = Path(notebooks) / "sources.md"
     pages[f"{GUIDES}/classroom"] = Path(docs) / "classroom.md"
-    pages |= {f"{GUIDES}/instructor/{p.stem}": p for p in sorted((Path(docs) / "instructor").glob("*.md"))}
+    for guide in sorted((Path(docs) / "instructor").glob("*.md")):
+        pages[f"{GUIDES}/instructor/{guide.stem}"] = guide
     return pages
 
 
-def stage(staging, executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS) -> dict[str, list[str]]:
-    """Write the book's sources into ``staging`` (emptied first). Returns the live views of each page that has
-    some. Raises :class:`BookError` when the table of contents and the course disagree."""
+def stage(staging, executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS) -> dict[str, list]:
+    """Write the book's sources into ``staging`` (emptied first). Returns the live views of each
+    page that has some. Raises :class:`BookError` when the table of contents and the course
+    disagree."""
     staging = Path(staging)
-    pages = page_sources(executed, notebooks, docs)
-    listed = toc_pages()
-    problems = [f"{name} is in the course but not in {BOOK / '_toc.yml'}" for name in pages if name not in listed]
-    problems += [f"{name} is in {BOOK / '_toc.yml'} but not in the course" for name in listed if name not in pages]
-    problems += [f"{source} is missing" + (" (run `python -m coursekit execute`)" if source.suffix == ".ipynb" else "")
-                 for name, source in pages.items() if name in listed and not source.is_file()]
+    pages, listed, toc = page_sources(executed, notebooks, docs), toc_pages(), BOOK / "_toc.yml"
+    problems = [f"{name} is in the course but not in {toc}" for name in pages if name not in listed]
+    problems += [f"{name} is in {toc} but not in the course" for name in listed
+                 if name not in pages]
+    for source in pages.values():
+        if not source.is_file():
+            run = " (run `python -m coursekit execute`)" if source.suffix == ".ipynb" else ""
+            problems.append(f"{source} is missing{run}")
     if problems:
         raise BookError("; ".join(problems))
     if staging.exists():
@@ -113,8 +122,9 @@ def stage(staging, executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS) -> d
 
 
 def copy_mathjax(folder) -> Path:
-    """Copy what the pages use of MathJax 3 into ``folder/mathjax``: TeX in, CommonHTML out with its own web
-    fonts, and what those load on demand (TeX packages, the menu, accessibility). Speech (4 MB) stays out."""
+    """Copy what the pages use of MathJax 3 into ``folder/mathjax``: TeX in, CommonHTML out with its
+    own web fonts, and what those load on demand (TeX packages, the menu, accessibility). Speech
+    (4 MB) stays out."""
     if not (MATHJAX / "tex-chtml.js").is_file():
         raise BookError(f"no MathJax in {MATHJAX}: run `npm ci` (`make course` does it for you)")
     target = Path(folder) / "mathjax"
@@ -128,20 +138,21 @@ def copy_mathjax(folder) -> Path:
 
 
 def build_html(staging, out) -> Path:
-    """Jupyter Book's HTML build of ``staging`` into ``out/_build/html`` (from scratch; a warning is an error).
-    Returns the HTML folder; raises :class:`BookError` when the build fails."""
+    """Jupyter Book's HTML build of ``staging`` into ``out/_build/html``, from scratch; a warning is
+    an error. Returns the HTML folder; raises :class:`BookError` when the build fails."""
     out = Path(out)
     shutil.rmtree(out / "_build", ignore_errors=True)
-    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(staging),
-               "--path-output", str(out), "--builder", "html", "--warningiserror", "--keep-going", "--quiet"]
+    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
+               str(staging), "--path-output", str(out), "--builder", "html", "--warningiserror",
+               "--keep-going", "--quiet"]
     done = subprocess.run(command, cwd=staging, stdin=subprocess.DEVNULL)
     html = out / "_build" / "html"
     if done.returncode != 0 or not (html / "index.html").is_file():
-        raise BookError(f"Jupyter Book failed (exit status {done.returncode}); see its messages above")
+        raise BookError(f"Jupyter Book failed (exit status {done.returncode}): see above")
     return html
 
 
-# --------------------------------------------------------------------------- checking the built site
+# ------------------------------------------------------------------- checking the built site
 
 # Elements and attributes that make the browser fetch something when the page opens.
 _LOADS = {("script", "src"), ("img", "src"), ("iframe", "src"), ("source", "src"), ("video", "src"),
@@ -180,14 +191,16 @@ def _external(url: str) -> bool:
 
 
 def check_site(html) -> list[str]:
-    """What is wrong with the built site in ``html``: relative links (``<a href>``, loaded files) to a missing
-    file or anchor, and anything a page would load from another host. An empty list means all is well."""
+    """What is wrong with the built site in ``html``: a relative link (``<a href>``, a loaded file)
+    to a missing file or anchor, or anything a page would load from another host. An empty list
+    means all is well."""
     html = Path(html).resolve()
-    pages = {p: _parse(p) for p in sorted(html.rglob("*.html")) if "_static" not in p.relative_to(html).parts}
+    pages = {p: _parse(p) for p in sorted(html.rglob("*.html"))
+             if "_static" not in p.relative_to(html).parts}
     problems = []
     for path, page in pages.items():
         where = path.relative_to(html).as_posix()
-        problems += [f"{where}: loads {url} from another host" for url in page.loads if _external(url)]
+        problems += [f"{where}: loads {u} from another host" for u in page.loads if _external(u)]
         for url in page.links + [u for u in page.loads if not _external(u)]:
             parts = urlsplit(url)
             if parts.scheme or parts.netloc or url.startswith("//"):
@@ -195,7 +208,7 @@ def check_site(html) -> list[str]:
             target = (path.parent / unquote(parts.path)).resolve() if parts.path else path
             if target.is_dir():
                 target = target / "index.html"
-            if html not in target.parents and target != html:
+            if html not in target.parents:
                 problems.append(f"{where}: {url} leads out of the site")
             elif not target.is_file():
                 problems.append(f"{where}: {url} does not exist")
@@ -206,16 +219,16 @@ def check_site(html) -> list[str]:
     return problems
 
 
-# --------------------------------------------------------------------------- the book's Sphinx extension
+# ------------------------------------------------------------------- the book's Sphinx extension
 
-# An anchor written as HTML in a page's Markdown (the sources page: <a id="s2"></a>), so that a link to it works on
-# GitHub and in JupyterLab too.
+# An anchor written as HTML in a page's Markdown (the sources page: <a id="s2"></a>), so that links
+# to it work on GitHub and in JupyterLab too.
 _HTML_ANCHOR = re.compile(r"""<a\s(?:[^>]*\s)?(?:id|name)\s*=\s*["']([^"']+)["']""")
 
 
 def _register_html_anchors(app, doctree) -> None:
-    """Make the HTML anchors of a page targets MyST knows: ``[S2](sources.md#s2)`` from another page and
-    ``[S2](#s2)`` from the same page then resolve (a link to an anchor that does not exist stays a warning)."""
+    """Make the HTML anchors of a page targets MyST knows: ``[S2](sources.md#s2)`` from another page
+    and ``[S2](#s2)`` from the same page resolve (a link to a missing anchor stays a warning)."""
     from docutils import nodes
 
     docname, slugs = app.env.docname, None
@@ -231,36 +244,46 @@ def _register_html_anchors(app, doctree) -> None:
 
 
 def setup(app):
-    """The Sphinx extension the book's ``_config.yml`` loads (``extra_extensions``)."""
+    """The Sphinx extension the book loads (``extensions`` in its ``_config.yml``)."""
     app.connect("doctree-read", _register_html_anchors)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
-# --------------------------------------------------------------------------- installing
+# ------------------------------------------------------------------- installing
 
 def install(html, site_dir) -> None:
-    """Move the folder ``html`` to ``site_dir``, replacing what was there by two renames (no half-built site in
-    between, and the old one is deleted only once the new one is in place)."""
+    """Put the folder ``html`` in the place of ``site_dir`` by renames: the old site is moved aside,
+    the new one moved in, and the old one deleted only then (put back if the move fails)."""
     html, site_dir = Path(html), Path(site_dir)
     site_dir.parent.mkdir(parents=True, exist_ok=True)
-    html.chmod(0o755)
-    old = Path(tempfile.mkdtemp(prefix=f".{site_dir.name}-old-", dir=site_dir.parent))
+    aside = Path(tempfile.mkdtemp(prefix=f".{site_dir.name}-", dir=site_dir.parent))
     try:
+        new, old = aside / "new", aside / "old"
+        try:
+            os.replace(html, new)
+        except OSError:  # another file system: copied next to the site first, then renamed
+            shutil.copytree(html, new)
+        new.chmod(0o755)
         if site_dir.exists():
-            os.replace(site_dir, old / site_dir.name)
-        os.replace(html, site_dir)
+            os.replace(site_dir, old)
+        try:
+            os.replace(new, site_dir)
+        except OSError:
+            if old.exists():
+                os.replace(old, site_dir)
+            raise
     finally:
-        shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def remove_old_site(build=BUILD) -> list[str]:
-    """Delete what the hand-written builder that came before left in ``build`` (the entries it listed in
-    ``build/.course-files``: its pages, ``live/``, ``mathjax/``); returns their names."""
+    """Delete what the hand-written builder that came before left in ``build`` (the entries it
+    listed in ``build/.course-files``: its pages, ``live/``, ``mathjax/``); returns their names."""
     listed = Path(build) / _OLD_LIST
     if not listed.is_file():
         return []
     names = [n for n in listed.read_text(encoding="utf-8").splitlines()
-             if n and n not in _NEVER_REMOVE and n not in (".", "..") and "/" not in n and "\\" not in n]
+             if n and n not in _NEVER_REMOVE | {".", ".."} and not re.search(r"[/\\]", n)]
     for name in names:
         entry = Path(build) / name
         if entry.is_dir() and not entry.is_symlink():
@@ -271,19 +294,23 @@ def remove_old_site(build=BUILD) -> list[str]:
     return names
 
 
-def build_course(executed=EXECUTED, out=SITE, notebooks=paths.NOTEBOOKS, docs=DOCS, work=WORK) -> Path:
-    """Build the site from the executed notebooks in ``executed`` into ``out`` (``build/site``), staging and
-    building in ``work``; returns ``out/index.html``. All or nothing: ``out`` changes only on success."""
+def build_course(executed=EXECUTED, out=SITE, notebooks=paths.NOTEBOOKS, docs=DOCS,
+                 work=WORK) -> Path:
+    """Build the site from the executed notebooks in ``executed`` into ``out`` (``build/site``),
+    staging and building in ``work``; returns ``out/index.html``. All or nothing: ``out`` changes
+    only when every step passed."""
     work = Path(work)
     t0 = time.perf_counter()
     live = stage(work / "source", executed, notebooks, docs)
     for name, kinds in live.items():
         print(f"  {name}: live {', '.join(kinds)}", flush=True)
-    print(f"staged {len(toc_pages())} pages in {work / 'source'} ({time.perf_counter() - t0:.1f} s); "
-          "building with Jupyter Book ...", flush=True)
+    seconds = time.perf_counter() - t0
+    print(f"staged {len(toc_pages())} pages in {work / 'source'} ({seconds:.1f} s); building with "
+          "Jupyter Book ...", flush=True)
     html = build_html(work / "source", work)
     if problems := check_site(html):
-        raise BookError(f"{len(problems)} problems in the built site:\n  " + "\n  ".join(problems[:40]))
+        listed = "\n  ".join(problems[:40])
+        raise BookError(f"{len(problems)} problems in the built site:\n  {listed}")
     install(html, out)
     return Path(out) / "index.html"
 
@@ -296,9 +323,11 @@ def main(argv=None) -> int:
     from .executed import execute_course
     from .notebooks import NotebookError
 
-    parser = argparse.ArgumentParser(prog="python -m coursekit course", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default=SITE, type=Path, help=f"the site's folder (default {SITE})")
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed per cell (default 1800)")
+    parser = argparse.ArgumentParser(prog="python -m coursekit course",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=SITE, type=Path, help=f"the site (default {SITE})")
+    parser.add_argument("--timeout", type=int, default=1800,
+                        help="seconds allowed per cell when a notebook runs (default 1800)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     try:
@@ -310,6 +339,6 @@ def main(argv=None) -> int:
         return 1
     if args.out.resolve() == SITE.resolve():
         remove_old_site(BUILD)
-    print(f"built the site in {time.perf_counter() - t1:.0f} s ({t1 - t0:.0f} s to bring build/executed up to "
-          f"date): open {index}")
+    print(f"built the site in {time.perf_counter() - t1:.0f} s (and {t1 - t0:.0f} s to bring "
+          f"build/executed up to date): open {index}")
     return 0

@@ -1,23 +1,26 @@
-"""The widgets of the executed course, made readable without a kernel or a network: what the course site
-(``coursekit.course``, a Jupyter Book) shows where a notebook displayed a widget.
+"""The widgets of the executed course, made readable without a kernel or a network: what the
+course site (``coursekit.course``, a Jupyter Book) shows where a notebook displayed a widget.
 
-An executed notebook keeps its widgets only as saved widget state, which a page can show only through a
-JavaScript widget manager fetched from a CDN: offline, every slider, explorer and progress bar would be an
-empty gap. :func:`snapshot_widgets` replaces each displayed widget by a static picture of it as it was when the
-cell finished (sliders with their values, buttons, the images and text of its outputs), marked as a snapshot.
+An executed notebook keeps its widgets only as saved widget state, which a page can show only
+through a JavaScript widget manager fetched from a CDN: offline, every slider, explorer and progress
+bar would be an empty gap. :func:`snapshot_widgets` replaces each displayed widget by a static
+picture of it as it was when the cell finished (sliders with their values, buttons, the images and
+text of its outputs), marked as a snapshot.
 
-The KL and β explorers stay live: a kernel started with :data:`KERNEL_ARGS` (the IPython extension in this
-module; ``coursekit.executed`` runs the course that way) hands the site each widget's ``site_view()`` with its
-display, and :func:`live_views` turns it into a view that a small script (``site_assets/vaelab-live.js``, no
-libraries) runs in the page: the β explorer's panels become PNG files beside the page, the KL explorer's
-picture is computed in the page from μ and σ. Nothing is fetched from the network.
+The KL and β explorers stay live: a kernel started with :data:`KERNEL_ARGS` (the IPython extension
+in this module; ``coursekit.executed`` runs the course that way) hands the site each widget's
+``site_view()`` with its display, and :func:`live_views` turns it into a view that a small script
+(``site_assets/vaelab-live.js``, no libraries) runs in the page: the β explorer's panels become PNG
+files beside the page, the KL explorer's picture is computed in the page from μ and σ. Nothing is
+fetched from the network.
 
     kinds = live_views(executed_notebook, extra_dir, "05_beta_vae")  # before the snapshots
     nb = snapshot_widgets(executed_notebook)
-    copy_live_assets(static_dir)                                     # the script and style the pages link
+    copy_live_assets(static_dir)                 # the script and style the pages link
 
-For pages that nbconvert writes (the decks, :func:`html_exporter`), :func:`copy_mathjax` puts MathJax 2 from
-the ``jupyter-server-mathjax`` package beside them; the course site has its own MathJax (``coursekit.course``).
+For pages that nbconvert writes (the decks, :func:`html_exporter`), :func:`copy_mathjax` puts
+MathJax 2 from the ``jupyter-server-mathjax`` package beside them; the course site has its own
+MathJax (``coursekit.course``).
 """
 
 from __future__ import annotations
@@ -245,7 +248,8 @@ def html_exporter(site_dir=None):
 # --------------------------------------------------------------------------- live views
 
 LIVE_MIME = "application/vnd.vaelab.live-view+json"
-KERNEL_ARGS = ["--ext=coursekit.site"]  # coursekit.executed starts each kernel with the extension below
+# coursekit.executed starts each kernel with the extension below
+KERNEL_ARGS = ["--ext=coursekit.site"]
 ASSETS = Path(__file__).with_name("site_assets")
 LIVE_SUFFIX = "_live"  # next to page NAME.html: NAME_live/, its panels
 LIVE_NAMES = {"beta-explorer": "the β explorer", "kl-explorer": "the KL explorer"}
@@ -332,7 +336,9 @@ def live_views(nb, site_dir, page: str) -> list[str]:
 
 
 def copy_live_assets(folder) -> Path:
-    """Copy the live views' script and style into ``folder`` (the book's ``_static``); returns ``folder``."""
+    """Copy the live views' script and style into ``folder`` (the book's ``_static``); returns
+    ``folder``."""
     target = Path(folder)
-    shutil.copytree(ASSETS, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    skip = shutil.ignore_patterns("__pycache__", "*.py")
+    shutil.copytree(ASSETS, target, dirs_exist_ok=True, ignore=skip)
     return target

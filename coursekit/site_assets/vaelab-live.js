@@ -1,4 +1,4 @@
-/* The live views of the VAE Loss Lab course site (written by vaeutils/site.py).
+/* The live views of the VAE Loss Lab course site (written by coursekit/site.py).
 
    Plain JavaScript, no libraries, nothing fetched: each view's numbers come in a JSON block inside the
    page and its pictures are files next to it, so the pages work from file:// and from any static server.

@@ -1,5 +1,6 @@
-"""The course site: widgets become snapshots or live views a page shows without a kernel or a network, and the
-book around them (coursekit.course) is staged, checked and installed without touching what others built."""
+"""The course site: widgets become snapshots or live views a page shows without a kernel or a
+network, and the book around them (coursekit.course) is staged, checked and installed without
+touching what others built."""
 
 from __future__ import annotations
 
@@ -222,7 +223,7 @@ def test_site_assets_are_package_data():
 
     files = [p.relative_to(site.ASSETS.parent).as_posix() for folder in (site.ASSETS, course.BOOK)
              for p in folder.iterdir() if p.is_file()]
-    assert any(f.startswith("book/") for f in files) and any(f.startswith("site_assets/") for f in files)
+    assert {f.split("/")[0] for f in files} == {"book", "site_assets"}
     assert all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), (files, patterns)
 
 
@@ -236,11 +237,12 @@ def test_exported_pages_load_nothing_from_the_network(tmp_path):
         assert not re.findall(r"""<script[^>]+src=["']https?:""", body)
 
 
-# --------------------------------------------------------------------------- the book (coursekit.course)
+# ------------------------------------------------------------------- the book (coursekit.course)
 
 STANDIN = """{title}
 
-A stand-in for the unit, with maths inline, $\\beta\\,\\mathrm{{KL}}(q\\,\\|\\,p)$, and a source, [S2](sources.md#s2).
+A stand-in for the unit, with maths inline, $\\beta\\,\\mathrm{{KL}}(q\\,\\|\\,p)$, and a source,
+[S2](sources.md#s2).
 
 ## A section
 
@@ -249,8 +251,9 @@ $$\\mathcal L = -\\log p(x\\mid z) + \\beta\\,\\mathrm{{KL}}\\big(q(z\\mid x)\\,
 
 
 def standin_course(folder) -> tuple:
-    """``(notebooks, executed)`` under ``folder``: every page of the course under its real name, each a small
-    executed stand-in with the unit's real title, maths and a link to the sources page (the real one)."""
+    """``(notebooks, executed)`` under ``folder``: every page of the course under its real name,
+    each a small executed stand-in with the unit's real title, maths and a link to the sources page
+    (the real one)."""
     import shutil
 
     from coursekit import paths
@@ -264,7 +267,7 @@ def standin_course(folder) -> tuple:
         title = read(path).cells[0].source.splitlines()[0]
         text = STANDIN.format(title=title)
         if path.name.startswith("07"):
-            text += "\n## Free bits\n\nFree bits keep a floor under the KL of each latent dimension.\n"
+            text += "\n## Free bits\n\nFree bits keep a floor under the KL of each latent.\n"
         cell = nbformat.v4.new_code_cell("print(1 + 1)", execution_count=1)
         cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="2\n")]
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text), cell], metadata={
@@ -280,10 +283,10 @@ def test_every_page_of_the_course_is_in_the_table_of_contents_in_order():
     from coursekit import course, paths
 
     pages = course.page_sources()
-    assert list(pages) == course.toc_pages()  # the landing page, the units, the app, sources, the guides
+    assert list(pages) == course.toc_pages()  # landing page, units, app, sources, guides
     units = [p.stem for p in paths.units()]
     assert len(units) == 10 and list(pages)[1:11] == units
-    guides = [f"guides/instructor/{p.stem}" for p in sorted((course.DOCS / "instructor").glob("*.md"))]
+    guides = [f"guides/instructor/{p.stem}" for p in (course.DOCS / "instructor").glob("*.md")]
     assert guides and set(guides) <= set(pages) and "guides/classroom" in pages
 
 
@@ -297,7 +300,8 @@ def test_a_unit_missing_from_the_table_of_contents_stops_the_build(tmp_path):
         course.stage(tmp_path / "staging", executed, notebooks)
     (notebooks / "10_more.ipynb").unlink()
     (executed / "05_beta_vae.ipynb").unlink()
-    with pytest.raises(course.BookError, match="05_beta_vae.ipynb is missing .run `python -m coursekit execute`"):
+    missing = "05_beta_vae.ipynb is missing .run `python -m coursekit execute`"
+    with pytest.raises(course.BookError, match=missing):
         course.stage(tmp_path / "staging", executed, notebooks)
     assert not (tmp_path / "staging").exists()
 
@@ -340,7 +344,8 @@ def test_the_book_runs_no_kernel_and_fetches_nothing():
     for flag in ("use_repository_button", "use_issues_button", "use_edit_page_button"):
         assert config["html"][flag] is False
     assert config["launch_buttons"]["thebe"] is False
-    assert not any(config["launch_buttons"][k] for k in ("binderhub_url", "jupyterhub_url", "colab_url"))
+    launch = config["launch_buttons"]
+    assert not any(launch[k] for k in ("binderhub_url", "jupyterhub_url", "colab_url"))
 
 
 def test_check_site_finds_broken_links_missing_anchors_and_network_loads(tmp_path):
@@ -350,12 +355,15 @@ def test_check_site_finds_broken_links_missing_anchors_and_network_loads(tmp_pat
     (tmp_path / "img.png").write_bytes(_png())
     (tmp_path / "a.html").write_text(
         '<h1 id="top">A</h1><a href="b.html#s1">ok</a> <a href="b.html#nope">no anchor</a> '
-        '<a href="c.html">no page</a> <a href="#top">here</a> <a href="#gone">gone</a> <img src="img.png"> '
-        '<img src="missing.png"> <a href="https://example.org/">a link out is fine</a> '
-        '<script src="https://cdn.example.org/x.js"></script> <link rel="stylesheet" href="//fonts.example/c.css">'
+        '<a href="c.html">no page</a> <a href="#top">here</a> <a href="#gone">gone</a> '
+        '<img src="img.png"> <img src="missing.png"> <a href="https://example.org/">a link out</a> '
+        '<script src="https://cdn.example.org/x.js"></script> '
+        '<link rel="stylesheet" href="//fonts.example/c.css"> '
         '<a href="mailto:x@example.org">mail</a> <img src="data:image/png;base64,AAAA">')
-    (tmp_path / "b.html").write_text('<a id="s1"></a><a href="sub/">a folder</a> <a href="b.html?q=1">query</a>')
-    (tmp_path / "sub" / "index.html").write_text('<a href="../a.html#top">up</a> <a href="../../out.html">out</a>')
+    (tmp_path / "b.html").write_text(
+        '<a id="s1"></a><a href="sub/">a folder</a> <a href="b.html?q=1">query</a>')
+    (tmp_path / "sub" / "index.html").write_text(
+        '<a href="../a.html#top">up</a> <a href="../../out.html">out</a>')
     assert sorted(course.check_site(tmp_path)) == sorted([
         "a.html: b.html#nope has no anchor #nope",
         "a.html: c.html does not exist",
@@ -371,7 +379,7 @@ def test_install_swaps_the_site_and_keeps_what_others_built(tmp_path):
     from coursekit import course
 
     build = tmp_path / "build"
-    for keep in ("student/01.ipynb", "slides/01.slides.html", "executed/01.ipynb", "site/index.html"):
+    for keep in ("student/01.ipynb", "slides/01.html", "executed/01.ipynb", "site/index.html"):
         (build / keep).parent.mkdir(parents=True, exist_ok=True)
         (build / keep).write_text("before")
     new = tmp_path / "html"
@@ -379,7 +387,8 @@ def test_install_swaps_the_site_and_keeps_what_others_built(tmp_path):
     (new / "index.html").write_text("new site")
     course.install(new, build / "site")
     assert (build / "site" / "index.html").read_text() == "new site" and not new.exists()
-    assert sorted(p.name for p in build.iterdir()) == ["executed", "site", "slides", "student"]  # no leftovers
+    # no leftovers
+    assert sorted(p.name for p in build.iterdir()) == ["executed", "site", "slides", "student"]
     # what the hand-written builder left in build/ goes; what others own stays
     (build / "01_kl.html").write_text("old page")
     (build / "live").mkdir()
@@ -405,7 +414,8 @@ def test_a_failed_build_leaves_the_previous_site(tmp_path, monkeypatch):
         course.build_course(executed, out, notebooks, work=tmp_path / "work")
     assert (out / "index.html").read_text() == "the previous site"
     staged = tmp_path / "work" / "source"
-    assert (staged / "_toc.yml").is_file() and (staged / "guides" / "instructor" / "05_beta_vae.md").is_file()
+    assert (staged / "_toc.yml").is_file()
+    assert (staged / "guides" / "instructor" / "05_beta_vae.md").is_file()
     assert (staged / "_static" / "vaelab-live.js").is_file()
     assert (staged / "_extra" / "_static" / "mathjax" / "tex-chtml.js").is_file()
 
