@@ -357,8 +357,19 @@ def _markdown_of(nb) -> str:
     return "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
 
 
+_ANCHORS: dict[tuple, set[str]] = {}  # (path, mtime, size) -> anchors: a site's pages are linked many times
+
+
 def anchors_of(path: Path) -> set[str]:
     """The anchors a page defines (a notebook's Markdown cells, a Markdown file, or an HTML page's ids)."""
+    stat = path.stat()
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _ANCHORS:
+        _ANCHORS[key] = _read_anchors(path)
+    return _ANCHORS[key]
+
+
+def _read_anchors(path: Path) -> set[str]:
     if path.suffix == ".ipynb":
         return anchors_of_markdown(_markdown_of(read(path)))
     text = path.read_text(encoding="utf-8", errors="replace")
