@@ -81,6 +81,14 @@ def _need_reveal(node_modules) -> None:
                                 f"{paths.ROOT} (`make slides` does it for you)")
 
 
+def _need_chromium() -> None:
+    from .browser import browser_unavailable
+
+    if why := browser_unavailable():
+        raise FileNotFoundError(f"the PDFs need Chromium: {why}; or build the decks alone with "
+                                "--no-pdf")
+
+
 def copy_reveal(deck_dir, node_modules=NODE_MODULES) -> None:
     """Copy reveal.js and the deck's own style and script from the package next to the decks."""
     node_modules, deck_dir = Path(node_modules), Path(deck_dir)
@@ -156,6 +164,8 @@ def write_decks(pages: dict, out, node_modules=NODE_MODULES, pdf: bool = True) -
     a staging folder first, then moved into ``out`` together; on any failure ``out`` is left as it
     was."""
     out = Path(out)
+    if pdf:
+        _need_chromium()
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-staging-", dir=out.parent))
     try:
@@ -191,6 +201,8 @@ def build_slides(src=paths.NOTEBOOKS, out=paths.ROOT / "build" / "slides",
         same = src.resolve() == paths.NOTEBOOKS.resolve()
         executed_dir = None if same else out.parent / f"{out.name}.executed"
     _need_reveal(node_modules)  # before any notebook runs
+    if pdf:
+        _need_chromium()
     units = executed_units(src, executed_dir, timeout)
     pages = {}
     for path, nb, how in units:

@@ -400,9 +400,10 @@ def selection(cell) -> dict:
 
 
 def is_graded(cell) -> bool:
-    """An nbgrader solution or test cell (never on a slide: the class sees the slides)."""
+    """An nbgrader solution or test cell (never on a slide: the class sees the slides); a "task"
+    cell is the statement of a task, and stays."""
     meta = cell.metadata.get("nbgrader") or {}
-    return bool(meta.get("solution") or meta.get("grade") or meta.get("task"))
+    return bool(meta.get("solution") or meta.get("grade"))
 
 
 def is_progress_bar(html: str) -> bool:

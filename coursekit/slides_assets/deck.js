@@ -16,14 +16,15 @@
     if (!bw || !bh || !iw || !ih) return;
     var s = Math.min(cfg.maxScale, bw / iw, bh / ih);
     if (iw > bw && !inner.querySelector("pre")) {
-      for (var t = 1; t >= 0.5; t -= 0.05) {
-        inner.style.width = (bw / t) + "px";
+      var best = {s: s, width: ""};  // "": no wrapping (max-content)
+      for (var t = 1; t >= 0.4; t -= 0.05) {  // wrap at bw / t, to be shown scaled by about t
+        inner.style.width = Math.ceil(bw / t) + "px";
         var w = inner.scrollWidth, h = inner.offsetHeight;
         var st = Math.min(bw / w, bh / h);
-        if (st > s + 1e-3) { s = st; iw = w; ih = h; }
-        if (st >= t - 1e-3) break;
+        if (st > best.s + 1e-3) best = {s: st, width: Math.ceil(w) + "px"};
       }
-      inner.style.width = iw + "px";
+      inner.style.width = best.width;
+      iw = inner.offsetWidth;
       ih = inner.offsetHeight;
       s = Math.min(cfg.maxScale, bw / iw, bh / ih);
     }

@@ -602,6 +602,18 @@ def test_slides_without_reveal_says_run_npm_ci(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "out" / "00_x.slides.html").exists()
 
 
+@needs_reveal
+def test_slides_without_chromium_say_so_before_running_anything(tmp_path, monkeypatch, capsys):
+    import coursekit.browser
+
+    nbformat.write(slide_unit(), tmp_path / "01_x.ipynb")
+    monkeypatch.setattr(coursekit.browser, "browser_unavailable", lambda: "no Chromium at /nowhere")
+    assert kit_main(["slides", str(tmp_path), str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "the PDFs need Chromium: no Chromium at /nowhere" in err and "--no-pdf" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_slides_write_tags_makes_the_selection_explicit_and_keeps_what_is_set(tmp_path, capsys):
     nb = slide_unit()
     nb.cells[4].metadata["slides"] = {"role": "notes"}

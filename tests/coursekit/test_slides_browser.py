@@ -296,6 +296,30 @@ def test_small_decks_fit_every_slide_at_both_sizes_offline(browser, small_decks)
             assert result["slides"] >= 14
 
 
+def test_the_check_sees_what_it_must_reject(browser, small_decks):
+    """The check itself: upper-cased headings, a table pushed off the slide, a picture that did not
+    load and TeX left as text are each reported."""
+    page = browser.new_page(viewport={"width": 1280, "height": 720})
+    try:
+        open_deck(page, small_decks / f"42_lecture{kit.SUFFIX}")
+        page.evaluate("Reveal.slide(2, 0)")  # "1. One model per β", with its figure
+        assert page.evaluate(CHECK_JS)["problems"] == []
+        page.add_style_tag(content=".reveal h2 { text-transform: uppercase !important; }")
+        assert any("lost its β" in p for p in page.evaluate(CHECK_JS)["problems"])
+        page.evaluate("""() => {
+          const s = Reveal.getCurrentSlide();
+          s.querySelector('.vl-text').insertAdjacentHTML('beforeend',
+            '<table style="width: 1500px"><tr><td>wide</td></tr></table><p>$x^2$ raw</p>');
+          s.querySelector('img').src = 'missing.png';
+        }""")
+        page.wait_for_timeout(300)
+        problems = "\n".join(page.evaluate(CHECK_JS)["problems"])
+        assert "is cut off" in problems and "wider than its container" in problems
+        assert "image not loaded" in problems and "TeX left untypeset" in problems
+    finally:
+        page.close()
+
+
 def test_small_deck_pdf_has_a_page_per_slide(small_decks):
     html = (small_decks / f"42_lecture{kit.SUFFIX}").read_text()
     pdf = (small_decks / "42_lecture.slides.pdf").read_bytes()
