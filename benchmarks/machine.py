@@ -46,7 +46,8 @@ def header(title: str, peaks: bool = True) -> str:
              f"- torch {torch.__version__}, {torch.get_num_threads()} threads; Python {platform.python_version()}"]
     if peaks:
         fp32, bf16 = matmul_gflops(torch.float32), matmul_gflops(torch.bfloat16)
+        emulated = not {"AVX512-BF16", "AMX"} & set(cpu.features())
         lines.append(f"- 2048³ torch.mm: float32 {fp32:.0f} GFLOP/s, bfloat16 {bf16:.0f} GFLOP/s"
-                     f"{' (emulated: no AVX512-BF16 or AMX)' if not {'AVX512-BF16', 'AMX'} & set(cpu.features()) else ''}")
+                     + (" (emulated: no AVX512-BF16 or AMX)" if emulated else ""))
     lines.append(f"- load average (1 / 5 / 15 min) before: {load()}")
     return "\n".join(lines) + "\n"
