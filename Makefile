@@ -51,10 +51,10 @@ course: venv ## the course site in build/site/ (Jupyter Book): runs what is stal
 student: venv ## the folder to hand out: student copies, what they link to, a README (build/student/ and build/student.zip)
 	$(PY) -m coursekit student notebooks build/student
 
-# reveal.js comes from the npm registry, pinned in package-lock.json; the decks are made from the executed
-# units in build/executed (python -m coursekit execute, run here for the units that are stale)
+# reveal.js and MathJax 3 come from the npm registry, pinned in package-lock.json; the decks are made from
+# the executed units in build/executed (python -m coursekit execute, run here for the units that are stale)
 slides: venv ## a lecture deck (reveal.js) and its PDF per unit in build/slides/, offline
-	@test -d node_modules/reveal.js || npm ci --no-audit --no-fund
+	@test -d node_modules/reveal.js -a -d node_modules/mathjax || npm ci --no-audit --no-fund
 	$(PY) -m coursekit slides notebooks build/slides
 
 # The class server (docs/classroom.md). `make models` runs every unit notebook and the app's sweep in full mode

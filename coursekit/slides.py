@@ -42,10 +42,10 @@ slideshow marks "skip", are ``skip``. ``--write-tags`` writes these derived role
 
 The decks are built from the executed copies of :mod:`coursekit.executed` (``build/executed``, run
 when stale), so their numbers and figures are the executed unit's own; a notebook that already holds
-outputs is used as it is. reveal.js comes from ``node_modules`` (``npm ci``) and MathJax 2 from
-``jupyter-server-mathjax``, copied next to the decks. Every notebook is read before anything runs
-and every deck is made (HTML and PDF, in a staging folder) before any is written: a malformed
-notebook is reported in one line and leaves ``out`` as it was.
+outputs is used as it is. reveal.js and MathJax 3 come from ``node_modules`` (``npm ci``), copied
+next to the decks, so that nothing is fetched from the network. Every notebook is read before
+anything runs and every deck is made (HTML and PDF, in a staging folder) before any is written: a
+malformed notebook is reported in one line and leaves ``out`` as it was.
 """
 
 from __future__ import annotations
@@ -70,8 +70,12 @@ REVEAL_DIR = html_.REVEAL_DIR
 SUFFIX = ".slides.html"
 # What the decks load from node_modules: reveal.js's script, styles, theme (with its fonts) and the
 # speaker-notes plugin.
+_MATHJAX = "mathjax/es5"
 _VENDOR = (("reveal.js/dist", f"{REVEAL_DIR}/dist"),
-           ("reveal.js/plugin/notes", f"{REVEAL_DIR}/plugin/notes"))
+           ("reveal.js/plugin/notes", f"{REVEAL_DIR}/plugin/notes"),
+           (f"{_MATHJAX}/tex-chtml-full.js", html_.MATHJAX_SCRIPT),
+           (f"{_MATHJAX}/output/chtml/fonts/woff-v2",
+            f"{html_.MATHJAX_DIR}/output/chtml/fonts/woff-v2"))
 _VENDOR_SKIP = ("*.map", "*.esm.js")
 
 
@@ -90,23 +94,25 @@ def _need_chromium() -> None:
 
 
 def copy_reveal(deck_dir, node_modules=NODE_MODULES) -> None:
-    """Copy reveal.js and the deck's own style and script from the package next to the decks."""
+    """Copy reveal.js, MathJax 3 and the deck's own style and script next to the decks."""
     node_modules, deck_dir = Path(node_modules), Path(deck_dir)
     _need_reveal(node_modules)
     for src, dst in _VENDOR:
-        shutil.copytree(node_modules / src, deck_dir / dst, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(*_VENDOR_SKIP))
+        if (node_modules / src).is_dir():
+            shutil.copytree(node_modules / src, deck_dir / dst, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(*_VENDOR_SKIP))
+        else:
+            (deck_dir / dst).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(node_modules / src, deck_dir / dst)
     assets = deck_dir / html_.ASSETS_DIR
     assets.mkdir(parents=True, exist_ok=True)
     for name in html_.ASSET_FILES:
         shutil.copy2(html_.ASSETS / name, assets / name)
 
 
-def mathjax_url(deck_dir) -> str | None:
-    """Copy MathJax next to the decks; the URL the decks load it by (None: no local MathJax)."""
-    if site.copy_mathjax(deck_dir):
-        return f"{site.MATHJAX_DIR}/MathJax.js?config={html_.MATHJAX_CONFIG}"
-    return None
+def mathjax_url(deck_dir) -> str:
+    """The URL the decks load MathJax by (copied beside them by :func:`copy_reveal`)."""
+    return html_.MATHJAX_SCRIPT
 
 
 def outline(nb, name: str):
@@ -179,7 +185,6 @@ def write_decks(pages: dict, out, node_modules=NODE_MODULES, pdf: bool = True) -
         made = decks + (html_.print_pdfs(decks) if pdf else [])
         out.mkdir(parents=True, exist_ok=True)
         copy_reveal(out, node_modules)
-        mathjax_url(out)
         written = []
         for path in made:
             os.chmod(path, 0o644)

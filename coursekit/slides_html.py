@@ -2,7 +2,7 @@
 printed to PDF by Debian's Chromium.
 
 The page loads reveal.js (its notes plugin for the speaker view), the deck's own style and script
-(``slides_assets/``) and MathJax 2 from folders next to it; its figures are embedded. Every slide is
+(``slides_assets/``) and MathJax 3 from folders next to it; its figures are embedded. Every slide is
 a frame of :data:`WIDTH` × :data:`HEIGHT` CSS pixels that reveal.js scales to the screen: a title,
 the short text, and one visual that takes the rest of the frame (an image scaled with
 ``object-fit``; a table, formula or code excerpt scaled by ``deck.js`` once MathJax has typeset it).
@@ -25,15 +25,16 @@ ASSETS = Path(__file__).with_name("slides_assets")
 ASSET_FILES = ("deck.css", "deck.js")
 READY_ATTRIBUTE = "data-deck-ready"  # on <html> once the maths is typeset, the visuals fitted
 
-MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"  # the configurations the local package ships
-# TeX in, HTML-CSS out with the STIX web fonts the package ships (not the reader's own fonts).
-MATHJAX_INLINE = """MathJax.Hub.Config({
-  "HTML-CSS": {webFont: "STIX-Web", availableFonts: [], preferredFont: null, imageFont: null},
-  tex2jax: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]],
-            displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],
-            processEscapes: true, processEnvironments: true, ignoreClass: "notes|tex2jax_ignore"},
-  showMathMenu: false, messageStyle: "none", skipStartupTypeset: true
-});"""
+MATHJAX_DIR = "mathjax"
+MATHJAX_SCRIPT = f"{MATHJAX_DIR}/tex-chtml-full.js"  # MathJax 3 (npm): every TeX package, built in
+# TeX in, CommonHTML out with MathJax's own web fonts beside it; formulas in speaker notes stay TeX.
+MATHJAX_INLINE = """window.MathJax = {
+  tex: {inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]],
+        displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],
+        processEscapes: true, processEnvironments: true},
+  options: {ignoreHtmlClass: "notes|tex2jax_ignore", enableMenu: false},
+  startup: {typeset: false}
+};"""
 
 
 def markdown_html(markdown: str, links: bool = True) -> str:
@@ -129,7 +130,7 @@ def deck_html(deck: Deck, mathjax_url: str | None) -> str:
         inner = "\n".join(slide_html(s) for s in group)
         groups.append(inner if len(group) == 1 else f"<section>\n{inner}\n</section>")
     config = {"width": WIDTH, "height": HEIGHT, "maxScale": MAX_SCALE, "ready": READY_ATTRIBUTE}
-    mathjax = (f'<script type="text/x-mathjax-config">{MATHJAX_INLINE}</script>\n'
+    mathjax = (f"<script>{MATHJAX_INLINE}</script>\n"
                f'<script src="{mathjax_url}"></script>\n') if mathjax_url else ""
     title = html.escape(plain_title(deck.title))
     return f"""<!DOCTYPE html>

@@ -39,10 +39,10 @@
     for (var i = 0; i < all.length; i++) fit(all[i]);
   }
 
-  function typeset() {
-    return new Promise(function (resolve) {
-      if (!window.MathJax || !MathJax.Hub) { resolve(); return; }
-      MathJax.Hub.Queue(["Typeset", MathJax.Hub, document.querySelector(".reveal .slides")], [resolve]);
+  function typeset() {  // MathJax 3, started with typeset: false
+    if (!window.MathJax || !MathJax.startup || !MathJax.startup.promise) return Promise.resolve();
+    return MathJax.startup.promise.then(function () {
+      return MathJax.typesetPromise([document.querySelector(".reveal .slides")]);
     });
   }
 

@@ -65,8 +65,8 @@ CHECK_JS = r"""
     return r;
   };
   for (const el of slide.querySelectorAll('*')) {
-    if (el.closest('aside.notes, script, style, .MathJax_Preview, .MJX_Assistive_MathML')) continue;
-    if (el.parentElement.closest('.MathJax, .MathJax_Display')) continue;
+    if (el.closest('aside.notes, script, style, mjx-assistive-mml')) continue;
+    if (el.parentElement.closest('mjx-container')) continue;
     const st = getComputedStyle(el);
     if (st.display === 'none' || st.visibility === 'hidden') continue;
     const r = el.getBoundingClientRect();
@@ -90,7 +90,7 @@ CHECK_JS = r"""
   }
   for (const img of slide.querySelectorAll('img'))
     if (!img.complete || img.naturalWidth === 0) problems.push(`image not loaded: ${img.alt}`);
-  const errors = slide.querySelectorAll('.MathJax_Error, merror').length;
+  const errors = slide.querySelectorAll('mjx-merror, merror').length;
   if (errors) problems.push(`${errors} formula(s) that MathJax could not typeset`);
   const walk = document.createTreeWalker(slide.querySelector('.vl-frame'), NodeFilter.SHOW_TEXT);
   let text = '';
