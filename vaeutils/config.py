@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import checks
+from . import checks, i18n
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("VAELAB_DATA", ROOT / "data")).resolve()
@@ -91,8 +91,14 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def setup(seed: int = 0) -> torch.device:
-    """The setup cell of every notebook: seed, print mode and paths, return the device."""
+def setup(seed: int = 0, lang: str | None = None) -> torch.device:
+    """The setup cell of every notebook: seed, print mode and paths, return the device.
+
+    ``lang="zh"`` (the Chinese units' setup cells) makes vaeutils print and draw in Chinese (see
+    ``vaeutils.i18n``); ``None`` keeps the language already chosen (``VAELAB_LANG``, else English).
+    """
+    if lang is not None:
+        i18n.set_language(lang)
     seed_everything(seed)
     device = get_device()
     mode = "SMOKE (shrunken: SMOKE=1)" if is_smoke() else "full"

@@ -1,0 +1,150 @@
+"""vaeutils.i18n: the language chosen by config.setup(lang=...) or VAELAB_LANG, ``_()`` over the package catalog,
+English figures without a CJK font, and Chinese figures without missing glyphs when the font is there."""
+
+import logging
+import os
+import warnings
+
+import polib
+import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from vaeutils import config, i18n
+
+FONT_MESSAGE = ("vaeutils: figures need a CJK font to show Chinese ({font}); install it with "
+                "`{command}` and restart the kernel. Until then figures keep English labels.")
+
+
+@pytest.fixture(autouse=True)
+def fresh_language(monkeypatch):
+    """Every test starts with no language chosen and no catalog read; English fonts afterwards."""
+    monkeypatch.delenv(i18n.ENV, raising=False)
+    monkeypatch.setattr(i18n, "_language", None)
+    monkeypatch.setattr(i18n, "_font_ok", None)
+    monkeypatch.setattr(i18n, "_catalogs", {})
+    yield
+    i18n._restore_fonts()
+
+
+@pytest.fixture
+def catalog_dir(tmp_path, monkeypatch):
+    """A package catalog of three entries: translated, fuzzy, untranslated."""
+    po = polib.POFile()
+    po.metadata = {"Content-Type": "text/plain; charset=UTF-8", "Language": "zh_CN"}
+    po.append(polib.POEntry(msgid="rate {rate:.2f} nats, β = {beta}", msgstr="率 {rate:.2f} 奈特，β = {beta}"))
+    fuzzy = polib.POEntry(msgid="distortion", msgstr="旧的译文")
+    fuzzy.flags.append("fuzzy")
+    po.append(fuzzy)
+    po.append(polib.POEntry(msgid="epoch", msgstr=""))
+    folder = tmp_path / "zh" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    po.save(str(folder / "vaeutils.po"))
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    return tmp_path
+
+
+def test_english_by_default():
+    assert i18n.get_language() == "en"
+    assert i18n._("rate {rate:.2f} nats") == "rate {rate:.2f} nats"
+    assert i18n._fig("KL per dimension") == "KL per dimension"
+
+
+@pytest.mark.parametrize("tag", ["zh", "zh_CN", "zh-CN", "ZH-Hans", "zh_CN.UTF-8"])
+def test_language_tags(tag):
+    assert i18n.normalize(tag) == "zh"
+
+
+@pytest.mark.parametrize("bad", ["fr", "chinese", ""])
+def test_unknown_language_names_the_argument(bad):
+    with pytest.raises(ValueError, match=r"lang=.*'en'.*'zh'"):
+        i18n.normalize(bad)
+    with pytest.raises(TypeError, match="lang"):
+        i18n.normalize(3)
+
+
+def test_environment_chooses(monkeypatch):
+    monkeypatch.setenv(i18n.ENV, "zh_CN")
+    assert i18n.get_language() == "zh"
+
+
+def test_environment_typo_is_named(monkeypatch):
+    monkeypatch.setenv(i18n.ENV, "cn")
+    with pytest.raises(ValueError, match="VAELAB_LANG='cn'"):
+        i18n.get_language()
+
+
+def test_setup_passes_the_language(capsys):
+    config.setup(seed=0, lang="zh")
+    assert i18n.get_language() == "zh"
+    config.setup(seed=0)  # no lang: the language stays
+    assert i18n.get_language() == "zh"
+    config.setup(seed=0, lang="en")
+    assert i18n.get_language() == "en"
+    with pytest.raises(ValueError, match="lang='klingon'"):
+        config.setup(seed=0, lang="klingon")
+    assert "mode" in capsys.readouterr().out  # the usual line, unchanged
+
+
+def test_translated_fuzzy_and_untranslated(catalog_dir, monkeypatch):
+    monkeypatch.setattr(i18n, "cjk_font_available", lambda: True)
+    i18n.set_language("zh")
+    message = i18n._("rate {rate:.2f} nats, β = {beta}")
+    assert message.format(rate=3.14159, beta=4) == "率 3.14 奈特，β = 4"  # numbers as in English
+    assert i18n._("distortion") == "distortion"  # fuzzy: English until revised
+    assert i18n._("epoch") == "epoch"  # untranslated
+    assert i18n._("not in the catalog") == "not in the catalog"
+    assert i18n.N_("distortion") == "distortion"
+    i18n.set_language("en")
+    assert i18n._("rate {rate:.2f} nats, β = {beta}") == "rate {rate:.2f} nats, β = {beta}"
+
+
+def test_the_package_catalog_is_read():
+    """The real catalog (vaeutils/locale/zh/LC_MESSAGES/vaeutils.po), read from the .po with no build step."""
+    zh = i18n.catalog("zh").gettext(FONT_MESSAGE)
+    assert zh != FONT_MESSAGE and "{font}" in zh and "{command}" in zh
+    assert "sudo apt-get install fonts-noto-cjk" in zh.format(font=i18n.CJK_FONT, command=i18n.INSTALL_FONT)
+
+
+def test_without_a_cjk_font_figures_stay_english(catalog_dir, monkeypatch, capsys):
+    monkeypatch.setattr(i18n, "cjk_font_available", lambda: False)
+    i18n.set_language("zh")
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "sudo apt-get install fonts-noto-cjk" in out
+    assert i18n._fig("rate {rate:.2f} nats, β = {beta}") == "rate {rate:.2f} nats, β = {beta}"
+    assert i18n._("rate {rate:.2f} nats, β = {beta}").startswith("率")  # printed text is still Chinese
+    import matplotlib
+
+    assert i18n.CJK_FONT not in matplotlib.rcParams["font.family"]
+
+
+def _missing_glyphs(texts, caplog) -> list[str]:
+    """Draw a figure with ``texts`` as title, labels, legend and tick labels; the missing-glyph reports."""
+    caplog.clear()
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING, logger="matplotlib"):
+        warnings.simplefilter("always")
+        fig = Figure(figsize=(4, 3))
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        title, xlabel, ylabel, legend, tick = texts
+        ax.plot([0, 1, 2], [3.0, 1.5, -0.5], label=legend)
+        ax.set_title(title)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_xticks([0, 1, 2], [tick, "β = 4", "−1.5"])
+        ax.legend()
+        fig.canvas.draw()
+    reports = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
+    return [r for r in reports if "missing from font" in r or "does not have a glyph" in r]
+
+
+def test_chinese_figure_has_no_missing_glyph(caplog):
+    if not i18n.cjk_font_available():
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"CI must have {i18n.CJK_FONT}: .ci/run installs Debian's fonts-noto-cjk")
+        pytest.skip(f"{i18n.CJK_FONT} is not installed here ({i18n.INSTALL_FONT})")
+    # the check itself: English fonts report the Chinese characters as missing
+    assert _missing_glyphs(["率失真平面", "率", "失真", "解码器", "自由比特"], caplog)
+    i18n.set_language("zh")
+    texts = ["率失真平面：β = 4 时的模型", "率 R（奈特）", "失真 D = −log p(x|z)", "重构损失与 KL 散度", "后验坍塌"]
+    assert _missing_glyphs(texts, caplog) == []

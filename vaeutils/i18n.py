@@ -1,0 +1,160 @@
+"""The language of what vaeutils prints and draws: English, or Chinese for the Chinese edition.
+
+    device = config.setup(seed=0, lang="zh")   # the Chinese units' setup cell; or VAELAB_LANG=zh
+    print(_("rate {rate:.1f} nats").format(rate=r))  # numbers, identifiers: through fields
+    ax.set_title(_fig("The rate–distortion plane"))  # text drawn in a figure
+
+``_(message)`` looks ``message`` up in the package's gettext catalog,
+``vaeutils/locale/LANG/LC_MESSAGES/vaeutils.po``, for the language the setup cell chose
+(English, the default, returns it unchanged). The catalog is read at run time with polib: no
+compile step. A message without a (finished) translation stays English. ``_fig`` is ``_`` for
+text drawn in a figure (titles, axis labels, legends): Chinese needs a CJK font there, and
+without one the figure keeps its English labels instead of drawing boxes for missing glyphs.
+``N_`` only marks a string (a table header kept in a constant) for the catalog; translate it
+where it is shown, with ``_(HEADER)``.
+
+Numbers and code identifiers are never translated: put them into the message as ``{fields}``, so the
+Chinese message carries the same fields and the numbers print as in the English units.
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+import os
+from pathlib import Path
+
+LANGUAGES = ("en", "zh")
+ENV = "VAELAB_LANG"
+LOCALE_DIR = Path(__file__).resolve().parent / "locale"
+DOMAIN = "vaeutils"
+CJK_FONT = "Noto Sans CJK SC"
+INSTALL_FONT = "sudo apt-get install fonts-noto-cjk"
+# language tags people write for the two editions (case, "-" or "_" and ".UTF-8" do not matter)
+_ALIASES = {"en": "en", "en_us": "en", "en_gb": "en", "c": "en", "posix": "en",
+            "zh": "zh", "zh_cn": "zh", "zh_hans": "zh", "zh_hans_cn": "zh", "zh_sg": "zh"}
+
+_language: str | None = None  # None: not chosen yet (VAELAB_LANG, else English, on first use)
+_catalogs: dict[str, gettext.NullTranslations] = {}
+_font_ok: bool | None = None  # whether figures can draw Chinese (checked when Chinese is chosen)
+_saved_rc: dict | None = None  # matplotlib's font settings before Chinese, restored for English
+
+
+def normalize(lang, name: str = "lang") -> str:
+    """``lang`` as ``"en"`` or ``"zh"`` (``"zh_CN"``, ``"zh-Hans"``, ``"en_US.UTF-8"`` … accepted),
+    or a ValueError naming ``name`` and the languages there are."""
+    if not isinstance(lang, str):
+        raise TypeError(f"{name} must be a language code such as 'zh' or 'en', "
+                        f"got {type(lang).__name__}")
+    key = lang.strip().split(".")[0].replace("-", "_").lower()
+    if key not in _ALIASES:
+        raise ValueError(f"{name}={lang!r} is not a language of the course; use 'en' (the default) "
+                         f"or 'zh' (the Chinese edition)")
+    return _ALIASES[key]
+
+
+def get_language() -> str:
+    """The language chosen by ``config.setup(lang=...)`` or :func:`set_language`, else
+    ``VAELAB_LANG``, else English."""
+    if _language is None:
+        wanted = os.environ.get(ENV, "").strip()
+        set_language(normalize(wanted, name=ENV) if wanted else "en")
+    return _language
+
+
+def set_language(lang) -> str:
+    """Print and draw in ``lang`` from now on (``"en"`` or ``"zh"``); returns the normalized code.
+
+    Chinese sets matplotlib up for Chinese text (Noto Sans CJK SC beside DejaVu Sans); without
+    that font it prints one line on how to install it, and figures keep English labels."""
+    global _language, _font_ok
+    lang = normalize(lang)
+    _language = lang
+    if lang == "en":
+        _restore_fonts()
+        return lang
+    _font_ok = cjk_font_available()
+    if _font_ok:
+        _use_cjk_font()
+    else:
+        print(_("vaeutils: figures need a CJK font to show Chinese ({font}); install it with "
+                "`{command}` and restart the kernel. Until then figures keep English labels.")
+              .format(font=CJK_FONT, command=INSTALL_FONT))
+    return lang
+
+
+def catalog(lang: str | None = None) -> gettext.NullTranslations:
+    """The gettext translations of ``lang`` (default: the current language); English, or a language
+    without a catalog file, translates nothing."""
+    lang = get_language() if lang is None else normalize(lang)
+    if lang not in _catalogs:
+        path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        if lang == "en" or not path.is_file():
+            _catalogs[lang] = gettext.NullTranslations()
+        else:
+            import polib  # only the Chinese edition needs it; pinned in requirements.txt
+
+            # translated entries only: fuzzy and untranslated ones fall back to English
+            mo = polib.pofile(str(path)).to_binary()
+            _catalogs[lang] = gettext.GNUTranslations(io.BytesIO(mo))
+    return _catalogs[lang]
+
+
+def _(message: str) -> str:
+    """``message`` in the current language (unchanged in English, or when it has no translation)."""
+    if (_language or get_language()) == "en":
+        return message
+    return catalog().gettext(message)
+
+
+def _fig(message: str) -> str:
+    """``_`` for text drawn in a figure: English when the figure could not draw the Chinese."""
+    if (_language or get_language()) == "en" or not _font_ok:
+        return message
+    return catalog().gettext(message)
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalog without translating it (translate it where it is shown)."""
+    return message
+
+
+def cjk_font_available() -> bool:
+    """Whether matplotlib can draw Chinese with Noto Sans CJK SC. A font installed after
+    matplotlib built its font list is picked up from the system's font folders."""
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    if any(font.name == CJK_FONT for font in manager.ttflist):
+        return True
+    for path in font_manager.findSystemFonts():
+        if Path(path).name.startswith("NotoSansCJK"):
+            try:
+                manager.addfont(path)
+            except (OSError, RuntimeError, ValueError):
+                continue
+    return any(font.name == CJK_FONT for font in manager.ttflist)
+
+
+def _use_cjk_font() -> None:
+    """The usual font first (Latin, Greek, digits and signs look as in the English units), then
+    Noto Sans CJK SC, which matplotlib falls back to for each Chinese character."""
+    global _saved_rc
+    import matplotlib
+
+    rc = matplotlib.rcParams
+    if _saved_rc is None:
+        _saved_rc = {"font.family": list(rc["font.family"])}
+    # matplotlib falls back glyph by glyph along font.family (a generic name such as "sans-serif"
+    # stands for the first installed font of its list only, so the CJK font is named after it)
+    families = [f for f in _saved_rc["font.family"] if f != CJK_FONT]
+    rc["font.family"] = [*families, CJK_FONT]
+
+
+def _restore_fonts() -> None:
+    global _saved_rc
+    if _saved_rc is not None:
+        import matplotlib
+
+        matplotlib.rcParams.update(_saved_rc)
+        _saved_rc = None
