@@ -57,6 +57,13 @@ slides: venv ## a lecture deck (reveal.js) and its PDF per unit in build/slides/
 	@test -d node_modules/reveal.js -a -d node_modules/mathjax || npm ci --no-audit --no-fund
 	$(PY) -m coursekit slides notebooks build/slides
 
+# The Chinese edition (i18n/README.md): refresh the catalogs from the English, then build notebooks/zh/ from them.
+# The build stops with a list while a text is untranslated or fuzzy; ZH_ARGS=--allow-missing builds a draft.
+.PHONY: zh
+zh: venv ## the Chinese units in notebooks/zh/ from the catalogs in i18n/zh/ (ZH_ARGS=--allow-missing: a draft)
+	$(PY) -m coursekit zh update
+	$(PY) -m coursekit zh build $(ZH_ARGS)
+
 # The class server (docs/classroom.md). `make models` runs every unit notebook and the app's sweep in full mode
 # with VAELAB_DATA=$(MODELS_DIR): the notebooks are the list of models, so nothing here names them.
 .PHONY: models hub

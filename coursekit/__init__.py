@@ -10,10 +10,12 @@
     python -m coursekit app                   # the β explorer dashboard (Voila)
     python -m coursekit models                # every model of the course, trained once into a shared folder
     python -m coursekit hub                   # a trial class server (JupyterHub)
+    python -m coursekit zh update|build|check # the Chinese edition: notebooks/zh/ from the catalogs in i18n/zh/
 
 Modules: ``paths`` (where things are), ``notebooks`` (read, strip, run), ``check`` (the unit shape),
 ``executed`` (the course run once, shared by the site and the decks), ``student`` (student copies),
 ``slides`` (decks), ``course`` and ``site`` (the executed course as a Jupyter Book site),
 ``app`` (Voila), ``models`` (``make models``), ``hub`` and ``hubtools`` (the class server and its tests),
-``browser`` (Chromium and servers for the browser tests and benchmarks), ``sizing`` (a class's machines).
+``browser`` (Chromium and servers for the browser tests and benchmarks), ``sizing`` (a class's machines),
+``i18n`` (the Chinese edition: gettext catalogs, ``make zh``).
 """

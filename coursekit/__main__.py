@@ -18,6 +18,7 @@ COMMANDS = {
     "models": ("models", "train every model of the course into a folder a class shares"),
     "hub": ("hub", "a trial class server (JupyterHub, as root)"),
     "size": ("sizing", "the machines a class of N students needs"),
+    "zh": ("i18n", "the Chinese edition: update the catalogs, build notebooks/zh/, check it is current"),
 }
 
 
