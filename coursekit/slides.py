@@ -294,7 +294,7 @@ def main(argv=None) -> int:
     from nbclient.exceptions import CellExecutionError
 
     parser = argparse.ArgumentParser(prog="python -m coursekit slides",
-                                     description=__doc__.splitlines()[0])
+                                     description=" ".join(__doc__.split("\n\n")[0].split()))
     add = parser.add_argument
     add("notebooks", nargs="?", default=paths.NOTEBOOKS, type=Path)
     add("out", nargs="?", default=paths.ROOT / "build" / "slides", type=Path)

@@ -295,7 +295,8 @@ def exercise_name(text: str) -> str:
     gives "a baseline" ("" when it is the number alone)."""
     m = re.match(r"\s*(?:\*\*|__)(.*?)(?:\*\*|__)", text) or re.match(r"\s*(.*)", text)
     name = re.sub(r"^\s*(?:Exercise\s+)?\d+", "", m.group(1).strip(), flags=re.IGNORECASE)
-    return name.strip(" .:;—–-")
+    name = name.strip(" .:;—–-")
+    return name[1:-1].strip() if name.startswith("(") and name.endswith(")") else name
 
 
 def _exercise_body(markdown: str) -> str:
