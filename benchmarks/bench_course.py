@@ -8,7 +8,7 @@ converted. Warm: the same folder again, so every checkpoint loads from the cache
     python benchmarks/bench_course.py --precision bf16    # the same with VAELAB_PRECISION=bf16
     python benchmarks/bench_course.py --only 03 04 --data-dir /tmp/lab-data
 
-Targets (DESIGN.md, 2-core CPU, full mode): the whole course <= 10 min cold and <= 2 min warm; each unit
+Targets (the README's table, 2-core CPU, full mode): the whole course <= 10 min cold and <= 2 min warm; each unit
 <= 2 min cold (a model shared through the cache with an earlier unit counts once). The load average is
 printed before and after: a busy machine inflates every number.
 """

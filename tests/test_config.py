@@ -80,14 +80,3 @@ def test_the_tests_never_see_the_course_data_folder():
     course_data = (config.ROOT / "data").resolve()
     assert config.DATA_DIR.resolve() != course_data and config.CACHE_DIR.resolve().parent != course_data
     assert Path(os.environ["VAELAB_DATA"]).resolve() != course_data and os.environ["VAELAB_OFFLINE"] == "1"
-
-
-def test_tune_allocator_is_on_for_glibc_and_off_when_asked(monkeypatch):
-    import platform
-    config.tune_allocator.cache_clear()
-    assert config.tune_allocator() is (platform.libc_ver()[0] == "glibc")
-    config.tune_allocator.cache_clear()
-    monkeypatch.setenv("VAELAB_TUNE_MALLOC", "0")
-    assert config.tune_allocator() is False
-    config.tune_allocator.cache_clear()
-

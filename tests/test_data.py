@@ -221,6 +221,21 @@ def test_binarization_names_nan_pixels():
             fn(x)
 
 
+def test_binarized_binarizes_the_test_set_only(mnist_tiny):
+    prepared = data.binarized(mnist_tiny)
+    assert set(prepared.test_x.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(prepared.train_x, mnist_tiny.train_x)  # training binarizes each batch afresh
+    assert torch.equal(data.binarized(mnist_tiny).test_x, prepared.test_x)  # static: same sample every time
+    assert torch.equal(prepared.test_x, data.static_binarize(mnist_tiny.test_x, seed=data.BINARIZE_SEED))
+    assert data.binarized(prepared) is prepared
+    assert "binarized" in prepared.source and prepared.key() != mnist_tiny.key()  # its own cache key
+
+
+def test_binarized_rejects_other_objects():
+    with pytest.raises(TypeError, match="ImageData"):
+        data.binarized(torch.zeros(3, 1, 28, 28))
+
+
 # --------------------------------------------------------------------------- load() and devices
 
 def test_load_places_everything_on_the_device_and_defaults_to_config():

@@ -9,7 +9,7 @@ import threading
 import pytest
 import torch
 
-from vaeutils import data, idx
+from vaeutils import idx
 
 
 @pytest.mark.parametrize("content, message", [
@@ -22,16 +22,16 @@ def test_corrupt_files_raise_clear_value_errors(tmp_path, content, message):
     path = tmp_path / "train-images-idx3-ubyte.gz"
     path.write_bytes(content)
     with pytest.raises(ValueError, match=message) as err:
-        data.read_idx(path, fix="copy a fresh file")
+        idx.read_idx(path, fix="copy a fresh file")
     assert str(path) in str(err.value) and "copy a fresh file" in str(err.value)
 
 
 def test_missing_file_and_count_mismatch(tmp_path, tiny_split, write_idx):
     with pytest.raises(FileNotFoundError, match="nothing-here.*does not exist"):
-        data.read_idx(tmp_path / "nothing-here")
+        idx.read_idx(tmp_path / "nothing-here")
     tiny_split(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte", torch.zeros(5))
-    files = {k: tmp_path / n for k, n in data.IDX_FILES.items()}
+    files = {k: tmp_path / n for k, n in idx.IDX_FILES.items()}
     with pytest.raises(ValueError, match="6 images but .* 5 labels"):
         idx.idx_split(files, "fix it")
 

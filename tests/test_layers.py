@@ -14,7 +14,7 @@ PACKAGE = ROOT / "vaeutils"
 # Lowest first. A module may import modules of lower layers only (peers in one layer don't import each other):
 # the order a reader can follow, from the arguments' checks up to the widgets.
 LAYERS = [
-    ["checks"],
+    ["checks", "i18n"],
     ["config", "cpu"],
     ["files"],
     ["idx", "shapes"],

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from vaeutils import checks, schedules
 from vaeutils import losses as L
 from vaeutils.losses import ELBOLoss
 
@@ -34,11 +35,11 @@ def test_terms_equal_the_losses_functions(batch, make_model):
 def test_schedule_free_bits_and_capacity(batch, make_model):
     model = make_model()
     g = torch.Generator
-    warm = ELBOLoss(beta=L.LinearWarmup(10))(model, batch, step=5, generator=g().manual_seed(0))
+    warm = ELBOLoss(beta=schedules.LinearWarmup(10))(model, batch, step=5, generator=g().manual_seed(0))
     assert warm["beta"] == pytest.approx(0.5)
     fb = ELBOLoss(free_bits=100.0)(model, batch, step=0, generator=g().manual_seed(0))
     assert torch.allclose(fb["loss"] - fb["rec"], torch.tensor(300.0))  # every dim sits on the floor
-    cap = ELBOLoss(capacity=L.CapacitySchedule(c_max=10.0, steps=100, gamma=2.0))
+    cap = ELBOLoss(capacity=schedules.CapacitySchedule(c_max=10.0, steps=100, gamma=2.0))
     t = cap(model, batch, step=50, generator=g().manual_seed(0))
     assert torch.allclose(t["loss"] - t["rec"], 2.0 * (t["kl"] - 5.0).abs())
 
@@ -66,7 +67,7 @@ def test_gaussian_scales(batch, make_model):
         ({"free_bits": -0.1}, "free_bits"),
         ({"log_scale": "big"}, "log_scale"),
         ({"capacity": 5.0}, "capacity"),
-        ({"capacity": L.CapacitySchedule(5.0, 10), "free_bits": 0.5}, "free_bits"),
+        ({"capacity": schedules.CapacitySchedule(5.0, 10), "free_bits": 0.5}, "free_bits"),
     ],
 )
 def test_bad_settings_are_named(kwargs, match):
@@ -94,10 +95,10 @@ def test_numpy_numbers_are_settings_like_any_other():
 
 
 def test_numpy_steps_reach_the_schedule(batch, make_model):
-    loss = ELBOLoss(beta=L.LinearWarmup(np.int64(10), beta_max=np.float32(2.0)))
+    loss = ELBOLoss(beta=schedules.LinearWarmup(np.int64(10), beta_max=np.float32(2.0)))
     t = loss(make_model(), batch, step=np.int64(5), generator=torch.Generator().manual_seed(0))
     assert t["beta"] == pytest.approx(1.0)
-    assert loss.describe() == ELBOLoss(beta=L.LinearWarmup(10, beta_max=2.0)).describe()
+    assert loss.describe() == ELBOLoss(beta=schedules.LinearWarmup(10, beta_max=2.0)).describe()
 
 
 @pytest.mark.parametrize("value", [math.nan, -1.0, "1"])
@@ -115,9 +116,9 @@ def test_describe_refuses_what_cannot_be_keyed_stably():
     with pytest.raises(TypeError, match="cache=False"):
         ELBOLoss(beta=lambda step: 1.0).describe()  # its repr holds a memory address: a new key every run
     with pytest.raises(ValueError, match="non-finite"):
-        L.describe({"beta": math.nan})  # NaN != NaN: a stored config holding it would never match again
+        checks.plain_data({"beta": math.nan})  # NaN != NaN: a stored config holding it would never match again
     with pytest.raises(TypeError, match="keys"):
-        L.describe({1: 0.5})
-    assert L.describe({"beta": np.float32(0.5), "steps": (np.int64(2), 3)}) == {"beta": 0.5, "steps": [2, 3]}
-    assert L.describe(L.Cyclical(10)) == {"type": "Cyclical", "period": 10, "beta_max": 1.0, "ramp_fraction": 0.5,
-                                          "n_cycles": None}
+        checks.plain_data({1: 0.5})
+    assert checks.plain_data({"beta": np.float32(0.5), "steps": (np.int64(2), 3)}) == {"beta": 0.5, "steps": [2, 3]}
+    assert checks.plain_data(schedules.Cyclical(10)) == {"type": "Cyclical", "period": 10, "beta_max": 1.0,
+                                                         "ramp_fraction": 0.5, "n_cycles": None}

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from vaeutils import losses as L
-from vaeutils.train import ELBOLoss
+from vaeutils.losses import ELBOLoss
 
 
 def _grads(fn, mu, logvar):

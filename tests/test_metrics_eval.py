@@ -1,5 +1,6 @@
-"""vaeutils.metrics for unit 04: the IWAE bound, active units, KL per dimension, rate/distortion; bad input
-(batch sizes, NaN pixels, a missing model) named, never measured."""
+"""vaeutils.metrics for unit 04: evaluate (the −ELBO that fit logs), the IWAE bound, and summary's active units,
+KL per dimension, rate and distortion; bad input (batch sizes, NaN pixels, a missing model) named, never
+measured."""
 
 import math
 
@@ -9,8 +10,9 @@ import torch
 
 from vaeutils import losses as L
 from vaeutils import metrics
+from vaeutils.losses import ELBOLoss
+from vaeutils.metrics import evaluate
 from vaeutils.models import MLPVAE
-from vaeutils.train import ELBOLoss, evaluate
 
 
 @pytest.fixture
@@ -95,21 +97,22 @@ def with_dead_dimension(model_and_data, dead=2):
     return model, x
 
 
-def test_active_units_counts_all_but_the_dead_dimension(model_and_data):
+def test_summary_counts_all_but_the_dead_dimension_as_active(model_and_data):
     model, x = with_dead_dimension(model_and_data, dead=2)
-    n_active, var = metrics.active_units(model, x)
+    s = metrics.summary(model, x)
+    var = torch.as_tensor(s["mu_var"])
     assert var.shape == (4,) and var[2] == 0
-    assert n_active == 3 and bool((var[[0, 1, 3]] > 0.01).all())
+    assert s["active"] == 3 and bool((var[[0, 1, 3]] > 0.01).all())
     mu, _ = metrics.encode_all(model, x)
     torch.testing.assert_close(var, mu.var(0))  # Burda et al.: Cov_x(E_q[z|x]) per unit
-    assert metrics.active_units(model, x, threshold=float(var.max()) + 1)[0] == 0
+    assert metrics.summary(model, x, threshold=float(var.max()) + 1)["active"] == 0
     with pytest.raises(ValueError, match="threshold"):
-        metrics.active_units(model, x, threshold=-1)
+        metrics.summary(model, x, threshold=-1)
 
 
-def test_kl_per_dimension_is_zero_for_the_dead_unit_and_bounds_the_activity(model_and_data):
+def test_summary_kl_per_dimension_is_zero_for_the_dead_unit_and_bounds_the_activity(model_and_data):
     model, x = with_dead_dimension(model_and_data, dead=1)
-    kl = metrics.kl_per_dimension(model, x)
+    kl = torch.as_tensor(metrics.summary(model, x)["kl_per_dim"])
     mu, logvar = metrics.encode_all(model, x)
     torch.testing.assert_close(kl, L.kl_per_dim(mu, logvar).mean(0))
     assert kl.shape == (4,) and kl[1] == 0 and bool((kl >= 0).all())
@@ -117,13 +120,39 @@ def test_kl_per_dimension_is_zero_for_the_dead_unit_and_bounds_the_activity(mode
     assert bool((kl >= 0.5 * mu.var(0, unbiased=False) - 1e-6).all())
 
 
-def test_rate_distortion_is_evaluate_split_in_two(model_and_data):
+def test_evaluate_is_summary_rate_and_distortion(model_and_data):
     model, x = model_and_data
-    rd = metrics.rate_distortion(model, x)
+    s = metrics.summary(model, x)
     ev = evaluate(model, x)
-    assert rd == {"rate": ev["kl"], "distortion": ev["rec"], "neg_elbo": ev["loss"]}
-    gauss = metrics.rate_distortion(model, x, ELBOLoss(likelihood="gaussian"))
-    assert gauss["rate"] == rd["rate"] and gauss["distortion"] != rd["distortion"]
+    assert ev == {"kl": s["rate"], "rec": s["distortion"], "loss": s["neg_elbo"]}
+    gauss = metrics.summary(model, x, ELBOLoss(likelihood="gaussian"))
+    assert gauss["rate"] == s["rate"] and gauss["distortion"] != s["distortion"]
+    assert evaluate(model, x, ELBOLoss(likelihood="gaussian"))["rec"] == gauss["distortion"]
+
+
+def test_evaluate_is_minus_elbo_and_repeatable(model_and_data):
+    model, x = model_and_data
+    a = evaluate(model, x, batch_size=30)
+    b = evaluate(model, x, batch_size=30)
+    assert a == b and a["loss"] == pytest.approx(a["rec"] + a["kl"])
+    g = torch.Generator().manual_seed(0)  # evaluate's fixed-seed generator, drawn batch by batch
+    per_example = []
+    for i in range(0, len(x), 30):
+        mu, logvar, _, out = model(x[i:i + 30], g)
+        per_example.append(L.bernoulli_nll(out, x[i:i + 30]) + L.kl_per_dim(mu, logvar).sum(1))
+    manual = torch.cat(per_example).mean()
+    assert a["loss"] == pytest.approx(manual.item(), rel=1e-5)
+
+
+def test_encode_all_batches_and_restores_the_mode(model_and_data):
+    model, x = model_and_data
+    model.train()
+    mu, logvar = metrics.encode_all(model, x, batch_size=64)
+    assert model.training  # the caller's mode is back
+    model.eval()
+    with torch.no_grad():
+        whole = model.encode(x)
+    torch.testing.assert_close((mu, logvar), whole)
 
 
 # --------------------------------------------------------------------------- bad input gets a clear error
@@ -135,7 +164,6 @@ def small(tiny_vae, image_batch):
 
 MEASURES = {
     "summary": lambda m, x, **kw: metrics.summary(m, x, **kw),
-    "rate_distortion": lambda m, x, **kw: metrics.rate_distortion(m, x, **kw),
     "encode_all": lambda m, x, **kw: metrics.encode_all(m, x, **kw),
     "evaluate": lambda m, x, **kw: evaluate(m, x, **kw),
 }
@@ -149,17 +177,12 @@ def test_batch_size_is_checked_on_every_path(small, measure, batch_size):
         MEASURES[measure](*small, batch_size=batch_size)
 
 
-NAN_MEASURES = {
-    **{k: MEASURES[k] for k in ("summary", "rate_distortion", "encode_all")},
-    "active_units": lambda m, x: metrics.active_units(m, x),
-    "kl_per_dimension": lambda m, x: metrics.kl_per_dimension(m, x),
-    "iwae_bound": lambda m, x: metrics.iwae_bound(m, x, 3),
-}
+NAN_MEASURES = {**MEASURES, "iwae_bound": lambda m, x: metrics.iwae_bound(m, x, 3)}
 
 
 @pytest.mark.parametrize("measure", list(NAN_MEASURES))
 def test_nan_pixels_are_named_not_measured(small, measure):
-    """active_units used to count 0 units and rate_distortion / iwae_bound to return NaN."""
+    """The active units used to count as 0 and the rate, distortion and IWAE bound to be NaN."""
     model, x = small
     x = x.clone()
     x[2, 0, 3, 3] = float("nan")
@@ -171,14 +194,14 @@ def test_a_model_with_nan_weights_is_named(small):
     model, x = small
     with torch.no_grad():
         model.to_stats.weight.fill_(float("nan"))
-    for measure in ("summary", "rate_distortion", "active_units", "iwae_bound"):
+    for measure in ("summary", "evaluate", "iwae_bound"):
         with pytest.raises(ValueError, match="NaN or inf"):
             NAN_MEASURES[measure](model, x)
 
 
-def test_active_units_threshold_must_be_a_number(small):
+def test_the_active_units_threshold_must_be_a_number(small):
     with pytest.raises(ValueError, match="threshold must be a number"):
-        metrics.active_units(*small, threshold=True)  # was taken as 1
+        metrics.summary(*small, threshold=True)  # was taken as 1
 
 
 @pytest.mark.parametrize("x, error, match", [
@@ -191,14 +214,13 @@ def test_iwae_bound_names_bad_data(small, x, error, match):
         metrics.iwae_bound(small[0], x, 3)
 
 
-@pytest.mark.parametrize("measure", ["summary", "rate_distortion", "iwae_bound", "active_units", "encode_all"])
+@pytest.mark.parametrize("measure", ["summary", "evaluate", "iwae_bound", "encode_all"])
 def test_a_missing_model_or_a_loss_name_is_named(small, measure):
-    fn = {**MEASURES, **NAN_MEASURES}[measure]
-    with pytest.raises(TypeError, match="model must be a VAE"):
-        fn(None, small[1])
-    if measure in ("summary", "rate_distortion", "iwae_bound"):
+    with pytest.raises(TypeError, match="model must (be a VAE|have an encode)"):
+        NAN_MEASURES[measure](None, small[1])
+    if measure != "encode_all":
         call = {"summary": lambda: metrics.summary(*small, loss="bernoulli"),
-                "rate_distortion": lambda: metrics.rate_distortion(*small, loss_fn="bernoulli"),
+                "evaluate": lambda: evaluate(*small, loss_fn="bernoulli"),
                 "iwae_bound": lambda: metrics.iwae_bound(*small, 3, loss_fn="bernoulli")}[measure]
         with pytest.raises(TypeError, match=r"losses.ELBOLoss\(likelihood='bernoulli'\)"):
             call()
@@ -207,4 +229,4 @@ def test_a_missing_model_or_a_loss_name_is_named(small, measure):
 def test_numpy_integers_are_counts(small):
     model, x = small
     assert metrics.iwae_bound(model, x, np.int64(3)) == metrics.iwae_bound(model, x, 3)
-    assert metrics.rate_distortion(model, x, batch_size=np.int64(2)) == metrics.rate_distortion(model, x, batch_size=2)
+    assert evaluate(model, x, batch_size=np.int64(2)) == evaluate(model, x, batch_size=2)

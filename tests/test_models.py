@@ -1,11 +1,20 @@
-"""vaeutils.models: shapes, the PyTorch example's parameter count, the reparameterisation, sampling, the GAN and
-classifier models of unit 09, and bad arguments named."""
+"""vaeutils.models: shapes, the PyTorch example's parameter count, the reparameterisation, sampling, latent
+traversals, the GAN and classifier models of unit 09, and bad arguments named."""
 
 import numpy as np
 import pytest
 import torch
 
-from vaeutils.models import MLPVAE, ConvVAE, MLPDiscriminator, MLPGenerator, SmallClassifier, VAEOutput, build_model
+from vaeutils.models import (
+    MLPVAE,
+    ConvVAE,
+    MLPDiscriminator,
+    MLPGenerator,
+    SmallClassifier,
+    VAEOutput,
+    build_model,
+    traversal_images,
+)
 
 # The PyTorch example: fc1 784→400, fc21 and fc22 400→20, fc3 20→400, fc4 400→784 (weights + biases).
 PYTORCH_EXAMPLE_PARAMETERS = (784 * 400 + 400) + (400 * 40 + 40) + (20 * 400 + 400) + (400 * 784 + 784)
@@ -166,3 +175,12 @@ def test_models_name_bad_settings(build, match):
 
 def test_numpy_numbers_are_accepted_by_the_gan_models():
     assert MLPDiscriminator(hidden=(np.int64(8),), dropout=np.float32(0.25))(torch.rand(2, 1, 28, 28)).shape == (2,)
+
+
+def test_traversal_images_sweep_one_dimension_per_row(tiny_vae):
+    model = tiny_vae(in_shape=(1, 4, 4), hidden=(8,))
+    imgs = traversal_images(model, torch.zeros(3), dims=[0, 2], span=2.0, steps=5)
+    assert imgs.shape == (10, 1, 4, 4)
+    centre = model.mean_image(model.decode(torch.zeros(1, 3)))
+    assert torch.allclose(imgs[2], centre[0]) and torch.allclose(imgs[7], centre[0])
+    assert not torch.allclose(imgs[0], imgs[4])

@@ -1,5 +1,5 @@
-"""Shared pictures: grids tile correctly, traversals sweep one dimension, the live training plot redraws in place,
-bad input is named."""
+"""Shared pictures: grids tile correctly, a traversal shows models.traversal_images (tested in test_models.py), the
+live training plot redraws in place, bad input is named."""
 
 import matplotlib
 
@@ -10,7 +10,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from vaeutils import plots  # noqa: E402
+from vaeutils import models, plots  # noqa: E402
 from vaeutils.train import fit  # noqa: E402
 
 
@@ -30,13 +30,12 @@ def test_grid_array_rejects_bad_shapes():
         plots.grid_array(torch.zeros(3, 4))
 
 
-def test_traversal_sweeps_one_dimension_per_row(tiny_vae):
+def test_traversal_draws_the_models_traversal_images(tiny_vae):
     model = tiny_vae(in_shape=(1, 4, 4), hidden=(8,))
-    imgs = plots.traversal_images(model, torch.zeros(3), dims=[0, 2], span=2.0, steps=5)
-    assert imgs.shape == (10, 1, 4, 4)
-    centre = model.mean_image(model.decode(torch.zeros(1, 3)))
-    assert torch.allclose(imgs[2], centre[0]) and torch.allclose(imgs[7], centre[0])
-    assert not torch.allclose(imgs[0], imgs[4])
+    ax = plots.traversal(model, torch.zeros(3), dims=[0, 2], span=2.0, steps=5)
+    expected = plots.grid_array(models.traversal_images(model, torch.zeros(3), dims=[0, 2], span=2.0, steps=5), 5)
+    assert np.array_equal(ax.images[0].get_array(), expected)  # two rows of five 4×4 images
+    plt.close("all")
 
 
 def test_rd_plane_marks_best_elbo_and_validates():

@@ -1,5 +1,5 @@
 """vaeutils.priors (unit 08): the log-densities against torch.distributions, the mixtures against sums written
-out, the Monte Carlo KL against the closed form, the learned-prior loss, GECO as a loss, and the summary."""
+out, the Monte Carlo KL against the closed form, the learned-prior loss and the summary."""
 
 import math
 
@@ -153,25 +153,3 @@ def test_prior_summary_matches_metrics_summary_for_the_standard_prior():
     assert ours["distortion"] == pytest.approx(theirs["distortion"], rel=1e-6)  # the same z draws
     assert abs(ours["rate"] - theirs["rate"]) < 4 * ours["rate_se"]              # MC against the closed form
     assert ours["rate_se"] > 0 and ours["neg_elbo"] == pytest.approx(ours["rate"] + ours["distortion"])
-
-
-def test_geco_as_a_loss_moves_beta_only_in_training_and_keeps_its_history():
-    vae = tiny_vae()
-    x = torch.rand(16, 1, 4, 4, generator=torch.Generator().manual_seed(0)).round()
-    loss = priors.GECOELBO(kappa=1.0, lr=0.1, alpha=0.5)  # a target no untrained model meets: λ must grow
-    assert loss.describe() == {"type": "GECOELBO", "kappa": 1.0, "lr": 0.1, "alpha": 0.5, "lambda_init": 1.0,
-                               "lambda_max": 100.0}
-    vae.eval()
-    loss(vae, x)
-    assert loss.geco.lam == 1.0 and loss.geco.history["beta"] == []      # evaluation leaves λ alone
-    vae.train()
-    gen = torch.Generator().manual_seed(1)
-    first = loss(vae, x, generator=gen)
-    mu, logvar, _, out = vae(x, torch.Generator().manual_seed(1))
-    rec, kl = losses.bernoulli_nll(out, x).mean(), losses.kl_per_dim(mu, logvar).sum(1).mean()
-    assert first["loss"].item() == pytest.approx((rec + kl).item(), rel=1e-6)  # β = 1/λ = 1 at the start
-    second = loss(vae, x)
-    assert loss.geco.lam > 1.0 and second["beta"] == pytest.approx(1 / loss.geco.history["lambda"][1])
-    history = {}
-    loss.keep_history(1, history)
-    assert history["geco"]["beta"] == loss.geco.history["beta"] and len(history["geco"]["beta"]) == 2

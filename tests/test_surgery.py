@@ -19,7 +19,9 @@ def random_codes(n=30, d=3, seed=0):
 
 
 @pytest.fixture(scope="module")
-def tiny():
+def spread_codes():
+    """An untrained 784-32-4 MLP VAE made informative (means that differ from image to image, narrow
+    posteriors), and 300 random 28×28 images."""
     torch.manual_seed(0)
     model = MLPVAE(hidden=(32,), latent_dim=4).eval()
     with torch.no_grad():
@@ -52,8 +54,8 @@ def test_log_aggregate_is_the_mixture_density_and_its_marginals():
         assert torch.allclose(per_dim[:, k], marginal.log_prob(z[:, k]), rtol=1e-12)
 
 
-def test_kl_is_mutual_information_plus_marginal_kl_within_mc_error(tiny):
-    model, x = tiny
+def test_kl_is_mutual_information_plus_marginal_kl_within_mc_error(spread_codes):
+    model, x = spread_codes
     for seed in range(3):
         out = surgery.kl_split(model, x, n_samples=2, seed=seed)
         assert abs(out["kl"] - (out["mutual_information"] + out["marginal_kl"])) < 4 * out["mc_se"]
@@ -62,16 +64,16 @@ def test_kl_is_mutual_information_plus_marginal_kl_within_mc_error(tiny):
         assert out["marginal_kl"] > 0
 
 
-def test_the_closed_form_kl_is_the_mean_of_kl_per_dim(tiny):
-    model, x = tiny
+def test_the_closed_form_kl_is_the_mean_of_kl_per_dim(spread_codes):
+    model, x = spread_codes
     mu, logvar = model.encode(x)
     out = surgery.kl_split(model, x)
     assert out["kl"] == pytest.approx(kl_per_dim(mu.double(), logvar.double()).sum(1).mean().item(), rel=1e-12)
     assert out["kl_se"] == 0.0
 
 
-def test_mc_se_matches_the_spread_of_replicate_estimates(tiny):
-    model, x = tiny
+def test_mc_se_matches_the_spread_of_replicate_estimates(spread_codes):
+    model, x = spread_codes
     mu, logvar = model.encode(x[:100])
     runs = [surgery.kl_split_codes(mu, logvar, seed=s) for s in range(40)]
     sums = torch.tensor([o["mutual_information"] + o["marginal_kl"] for o in runs])
@@ -79,8 +81,8 @@ def test_mc_se_matches_the_spread_of_replicate_estimates(tiny):
     assert 0.6 < sums.std().item() / se < 1.6
 
 
-def test_an_encoder_that_ignores_x_carries_no_information(tiny):
-    model, x = tiny
+def test_an_encoder_that_ignores_x_carries_no_information(spread_codes):
+    model, x = spread_codes
     blind = MLPVAE(hidden=(32,), latent_dim=4).eval()
     blind.load_state_dict(model.state_dict())
     with torch.no_grad():
@@ -143,8 +145,8 @@ def test_a_learned_prior_function_is_used():
     assert out["kl"] > standard["kl"] + 0.5
 
 
-def test_same_seed_same_numbers_whatever_the_chunk(tiny):
-    model, x = tiny
+def test_same_seed_same_numbers_whatever_the_chunk(spread_codes):
+    model, x = spread_codes
     a = surgery.kl_split(model, x, seed=3, batch_size=7)
     b = surgery.kl_split(model, x, seed=3, batch_size=1000)
     assert a["mutual_information"] == pytest.approx(b["mutual_information"], rel=1e-12)
@@ -152,8 +154,8 @@ def test_same_seed_same_numbers_whatever_the_chunk(tiny):
     assert surgery.kl_split(model, x, seed=4)["marginal_kl"] != a["marginal_kl"]
 
 
-def test_model_stays_in_its_mode(tiny):
-    model, x = tiny
+def test_model_stays_in_its_mode(spread_codes):
+    model, x = spread_codes
     model.train()
     surgery.kl_split(model, x[:10])
     assert model.training
@@ -169,14 +171,14 @@ def test_model_stays_in_its_mode(tiny):
     ({"log_prior": lambda z: z}, "log_prior"),
     ({"log_prior": lambda z: torch.full((len(z),), float("nan"))}, "log_prior"),
 ])
-def test_bad_arguments_are_named(tiny, kwargs, name):
-    model, x = tiny
+def test_bad_arguments_are_named(spread_codes, kwargs, name):
+    model, x = spread_codes
     with pytest.raises((TypeError, ValueError), match=name):
         surgery.kl_split(model, x[:20], **kwargs)
 
 
-def test_bad_inputs_are_named(tiny):
-    model, x = tiny
+def test_bad_inputs_are_named(spread_codes):
+    model, x = spread_codes
     with pytest.raises(ValueError, match="x must be a float tensor"):
         surgery.kl_split(model, x.flatten(1))
     with pytest.raises(TypeError, match="model must have an encode"):

@@ -15,8 +15,9 @@ from matplotlib.figure import Figure
 
 from vaeutils import losses as L
 from vaeutils import sweep as S
+from vaeutils.losses import ELBOLoss
 from vaeutils.models import MLPVAE
-from vaeutils.train import ELBOLoss, fit
+from vaeutils.train import fit
 from vaeutils.widgets import free_bits as FB
 
 BETAS = (1.0, 4.0)
@@ -113,15 +114,8 @@ def test_widget_arguments(grid):
         FB.FreeBitsExplorer({"a": 1})
 
 
-def test_grid_arguments():
-    with pytest.raises(ValueError, match="free_bits"):
-        S.train_free_bits_grid((-0.5,), (1.0,))
-    with pytest.raises(ValueError, match="repeat"):
-        S.train_free_bits_grid((0.5, 0.5), (1.0,))
-    with pytest.raises(ValueError, match="betas"):
-        S.train_free_bits_grid((0.5,), (0.0, 1.0))
-    with pytest.raises(ValueError, match="loss_kw"):
-        S.train_free_bits_grid((0.5,), (1.0,), loss_kw={"beta": 2.0})
+def test_grid_from_models_arguments():
+    """(The arguments of sweep.train_free_bits_grid, which trains the models: test_sweep.py.)"""
     with pytest.raises(TypeError, match="models"):
         FB.grid_from_models({}, torch.zeros(1, 1, 2, 2))
     m = MLPVAE(in_shape=(1, 2, 2), hidden=(4,), latent_dim=2)
@@ -130,13 +124,12 @@ def test_grid_arguments():
 
 
 def test_the_default_grid_uses_the_beta_sweep_recipe(grid, monkeypatch):
-    """Without a grid, the explorer trains DEFAULT_FREE_BITS x DEFAULT_BETAS with collapse.sweep_recipe() on the
+    """Without a grid, the explorer trains DEFAULT_FREE_BITS x DEFAULT_BETAS with sweep.sweep_recipe() on the
     sweep's data, so its λ = 0 column is the β-sweep (shared checkpoints); training settings can override it."""
-    from vaeutils import collapse
     from vaeutils import data as D
 
     seen = {}
-    tiny = next(iter(grid.entries.values()))
+    cell = next(iter(grid.entries.values()))
 
     def fake_grid(free_bits, betas, **kw):
         seen.update(free_bits=free_bits, betas=betas, **kw)
@@ -146,13 +139,13 @@ def test_the_default_grid_uses_the_beta_sweep_recipe(grid, monkeypatch):
 
     monkeypatch.setattr(FB, "train_free_bits_grid", fake_grid)
     x = torch.rand(20, 1, 6, 6, generator=torch.Generator().manual_seed(0))
-    images = D.ImageData(train_x=x, train_y=torch.zeros(20), test_x=x, test_y=torch.zeros(20), name="tiny",
+    images = D.ImageData(train_x=x, train_y=torch.zeros(20), test_x=x, test_y=torch.zeros(20), name="random-6x6",
                          source="test")
     w = FB.free_bits_explorer(data=images, epochs=3)
     assert set(FB.DEFAULT_BETAS) <= set(S.BETA_SWEEP), "the default β values are β-sweep models"
     assert seen["free_bits"] == FB.DEFAULT_FREE_BITS and seen["betas"] == FB.DEFAULT_BETAS
-    assert {k: seen[k] for k in collapse.sweep_recipe() if k != "epochs"} == {
-        k: v for k, v in collapse.sweep_recipe().items() if k != "epochs"}
+    assert {k: seen[k] for k in S.sweep_recipe() if k != "epochs"} == {
+        k: v for k, v in S.sweep_recipe().items() if k != "epochs"}
     assert seen["epochs"] == 3, "a training setting passed to the explorer overrides the recipe"
     assert bool(((seen["data"].test_x == 0) | (seen["data"].test_x == 1)).all()), "measured on binary test images"
-    assert w.grid.betas == FB.DEFAULT_BETAS and w.grid.latent_dim == len(tiny["kl_per_dim"])
+    assert w.grid.betas == FB.DEFAULT_BETAS and w.grid.latent_dim == len(cell["kl_per_dim"])

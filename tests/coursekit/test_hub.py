@@ -9,6 +9,10 @@ the repository; the idle culler runs; an nbgitpuller link hands the course to a 
 
 Needs root (the hub starts servers as other users), Node.js and the pinned configurable-http-proxy
 (`bash classroom/ci-setup.sh`); skips with the reason otherwise. About a minute.
+
+It creates real Unix accounts (a group and three users, removed afterwards), so it is marked ``accounts`` and
+runs only when asked for: ``pytest -m accounts``, or ``VAELAB_TEST_ACCOUNTS=1`` (or ``CI`` set, as in
+``.ci/run``) with a plain ``pytest tests`` / ``make test`` (tests/conftest.py skips it otherwise).
 """
 
 from __future__ import annotations
@@ -36,7 +40,10 @@ GROUP = "vaelab-test-students"
 ALICE, BOB, OUTSIDER = "vlt-alice", "vlt-bob", "vlt-outsider"
 CFG = {"model": "tiny", "epochs": 1}
 
-pytestmark = pytest.mark.skipif(hubtools.hub_unavailable() is not None, reason=str(hubtools.hub_unavailable()))
+pytestmark = [
+    pytest.mark.accounts,
+    pytest.mark.skipif(hubtools.hub_unavailable() is not None, reason=str(hubtools.hub_unavailable())),
+]
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,10 @@ permission bits, so a check run as root would prove nothing), and `make models`,
 As root (CI) the test creates a local account and runs the check as that account with ``setpriv``; the shared
 folder belongs to root, so to the student it is someone else's and read-only. As an ordinary user the check
 runs as that user, with the shared folder made read-only by its mode bits.
+
+The student check may create a real Unix account, so it is marked ``accounts`` and runs only when asked for:
+``pytest -m accounts``, or ``VAELAB_TEST_ACCOUNTS=1`` (or ``CI`` set, as in ``.ci/run``) with a plain
+``pytest tests`` / ``make test`` (tests/conftest.py skips it otherwise). The `make models` test always runs.
 """
 
 from __future__ import annotations
@@ -147,6 +151,7 @@ def layout(student, monkeypatch):
         shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.mark.accounts
 def test_a_student_reads_the_shared_cache_trains_into_their_own_and_never_writes_the_shared_one(layout):
     teacher, readonly = layout["teacher"], layout["readonly"]
     before_teacher, before_readonly = snapshot(teacher), snapshot(readonly)

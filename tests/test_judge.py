@@ -1,16 +1,13 @@
-"""vaeutils.judge (unit 09): nearest-neighbour distances against a loop written out, the copy check on copies and
-on fresh draws, sharpness and diversity by hand, the judge's Fréchet distance and coverage, and the cached GAN
-loop (its discriminator step leaves the generator alone)."""
-
-import dataclasses
+"""vaeutils.judge (units 05 and 09): nearest-neighbour distances against a loop written out, the copy check on
+copies and on fresh draws, sharpness and diversity by hand, the judge's Fréchet distance and coverage, and how
+real prior samples are (the nearest binary image, counted in pixels; a decoder that copies scores zero)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from vaeutils import judge, metrics
-from vaeutils.data import ImageData
-from vaeutils.models import MLPDiscriminator, MLPGenerator, SmallClassifier
+from vaeutils import data, judge, metrics
+from vaeutils.models import SmallClassifier
 
 
 def images(n, seed=0, side=8):
@@ -73,45 +70,41 @@ def test_judge_scores_a_set_against_itself_as_identical():
     assert other["FD"] > 0 and other["sharpness"] < same["sharpness"]
 
 
-def test_the_discriminator_step_on_detached_fakes_leaves_the_generator_alone():
-    torch.manual_seed(0)
-    G, D = MLPGenerator((1, 8, 8), latent_dim=4, hidden=(16,)), MLPDiscriminator((1, 8, 8), hidden=(16,))
-    fake = G(torch.randn(8, 4))
-    judge.gan_discriminator_loss(D(images(8, 11)), D(fake.detach())).backward()
-    assert all(p.grad is None for p in G.parameters())
-    judge.gan_discriminator_loss(D(images(8, 11)), D(fake)).backward()   # without detach: G gets gradients
-    assert all(p.grad is not None for p in G.parameters())
+# --------------------------------------------------------------------------- how real prior samples are (unit 05)
+
+def test_nearest_distance_counts_pixels_and_expected_pixels():
+    ref = torch.tensor([[1, 1, 0, 0], [0, 0, 1, 1]], dtype=torch.float32).view(2, 1, 2, 2)
+    binary = torch.tensor([[1, 1, 1, 0], [0, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.float32).view(3, 1, 2, 2)
+    assert judge.nearest_distance(binary, ref).tolist() == [1.0, 1.0, 0.0]       # Hamming to the nearest
+    grey = torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.9, 0.8, 0.1, 0.0]]).view(2, 1, 2, 2)
+    # E[pixels differing] of a binary draw from p against t is Σ|p − t|; the nearest reference for each
+    assert judge.nearest_distance(grey, ref).numpy() == pytest.approx([2.0, 0.4], abs=1e-6)
+    g = torch.Generator().manual_seed(0)
+    draws = torch.bernoulli(grey[1:].expand(20000, -1, -1, -1), generator=g)
+    assert (draws.flatten(1) != ref[0].flatten()).sum(1).float().mean().item() == pytest.approx(0.4, abs=0.02)
+    with pytest.raises(ValueError, match="binary"):
+        judge.nearest_distance(binary, grey)
+    with pytest.raises(ValueError, match="same size"):
+        judge.nearest_distance(binary, torch.zeros(2, 1, 3, 3))
 
 
-@pytest.fixture
-def tiny_data():
-    x = images(64, 12)
-    return ImageData(train_x=x, train_y=torch.arange(64) % 10, test_x=images(32, 13), test_y=torch.arange(32) % 10,
-                     name="tiny", source="random 8×8 images")
+def test_sample_realism_repeats_and_scores_a_copying_decoder_zero(mnist_tiny, mnist_beta_sweep):
+    ref = data.binarized(mnist_tiny).test_x
+    model = mnist_beta_sweep[0].model
+    a, b = judge.sample_realism(model, ref, n=50, seed=4), judge.sample_realism(model, ref, n=50, seed=4)
+    assert (a["distance"] == b["distance"]).all() and a["diversity"] == b["diversity"] > 0
+    assert (a["distance"] > 0).all() and a["distance"].shape == (50,)
 
+    class Copier(torch.nn.Module):  # "samples" that are reference images: distance 0, the most "too close"
+        latent_dim = 2
 
-def test_train_gan_is_repeatable_cached_and_keeps_snapshots(tiny_data, data_dir, monkeypatch):
-    monkeypatch.setattr(judge, "GAN_G", {"latent_dim": 4, "hidden": (16,)})
-    monkeypatch.setattr(judge, "GAN_D", {"hidden": (16,), "dropout": 0.3})
-    G, _, history, loaded = judge.train_gan(tiny_data, "minimax", 6, snapshot_every=3, progress=False)
-    assert not loaded and sorted(history["snapshots"]) == ["3", "6"] and len(history["d_loss"]) == 6
-    G2, _, history2, loaded2 = judge.train_gan(tiny_data, "minimax", 6, snapshot_every=3, progress=False)
-    assert loaded2 and history2["d_loss"] == history["d_loss"]
-    assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(), G2.state_dict().values()))
-    at6 = judge.generator_at(history, 6, shape=(1, 8, 8), device="cpu")
-    assert all(torch.equal(a, b.cpu()) for a, b in zip(at6.state_dict().values(), G.state_dict().values()))
-    with pytest.raises(ValueError, match="no snapshot at step 4"):
-        judge.generator_at(history, 4, shape=(1, 8, 8))
+        def eval(self):
+            return self
 
+        def sample(self, n, generator=None):
+            return ref[torch.randint(len(ref), (n,), generator=generator)]
 
-def test_train_prior_vae_caches_both_kinds_of_prior(tiny_data, data_dir, monkeypatch):
-    monkeypatch.setattr(judge, "SWEEP_HIDDEN", (16,))
-    monkeypatch.setattr(judge, "SWEEP_LATENT_DIM", 3)
-    data = dataclasses.replace(tiny_data, test_x=tiny_data.test_x.round())
-    result = judge.train_prior_vae(data, "mog", n_components=4, epochs=1, progress=False)
-    assert not result.loaded and isinstance(result.model.prior, judge._priors.MixturePrior)
-    assert judge.train_prior_vae(data, "mog", n_components=4, epochs=1, progress=False).loaded
-    vamp = judge.train_prior_vae(data, "vamp", n_components=4, epochs=1, progress=False).model
-    assert vamp.prior.pseudo_inputs.shape == (4, 1, 8, 8)
-    picked = [int((tiny_data.train_x - u).flatten(1).abs().amax(1).argmin()) for u in vamp.prior.pseudo_inputs]
-    assert len(set(picked)) == 4  # started at four different training images
+    copied = judge.sample_realism(Copier(), ref, n=30)
+    assert (copied["distance"] == 0).all()
+    with pytest.raises(ValueError, match="n_diversity"):
+        judge.sample_realism(model, ref, n=10, n_diversity=20)
