@@ -11,8 +11,10 @@ The catalogs (gettext ``.po`` files; edit them with Poedit or polib; i18n/README
   markdown cell, ``msgctxt`` = the cell id, ``msgid`` = the cell's English source, ``msgstr`` = its Chinese;
 - ``i18n/zh/sources.po``: the sources page ``notebooks/sources.md`` by paragraph (a list item is a paragraph;
   a paragraph with no words, such as ``<a id="s0"></a>`` or ``---``, is copied as it is);
-- ``vaeutils/locale/zh/LC_MESSAGES/vaeutils.po``: every literal string passed to ``_()``, ``_fig()`` or ``N_()``
-  in vaeutils (vaeutils reads it at run time, see ``vaeutils.i18n``).
+- ``vaeutils/locale/zh/LC_MESSAGES/vaeutils.po``: what vaeutils prints and draws (it reads this file at run time,
+  see ``vaeutils.i18n``): every literal string passed to ``_()``, ``_fig()`` or ``N_()`` in vaeutils or in the
+  units' code, and the literal ``hint=``, ``misconceptions=`` keys and ``lesson.table`` header cells the units
+  pass to vaeutils (which translates them when it shows them).
 
 ``update`` merges the English into each catalog: a changed English text marks its entry fuzzy (the old msgstr
 kept, the English it translated kept as ``#| msgid``), a removed one becomes obsolete (``#~``, kept while it has a
@@ -221,32 +223,90 @@ def page_items(markdown: str, rel_path: str) -> list[Item]:
     return items
 
 
-_FIELD = re.compile(r"(?<!\{)\{[^{}]*\}(?!\})|%(?:\([^)]*\))?[-#0 +]*\d*(?:\.\d+)?[diouxXeEfFgGcrsa%]")
+# a str.format field (the messages use .format, never %: "30% of the time" is text)
+_FIELD = re.compile(r"(?<!\{)\{[^{}]*\}(?!\})")
 
 
-def package_items(package: Path, root: Path) -> tuple[list[Item], list[str]]:
-    """The literal strings that vaeutils passes to ``_()``, ``_fig()`` or ``N_()`` (in the order of the files and
-    lines), and the calls whose argument is not a literal string (they cannot be translated)."""
+# the answer checks of vaeutils.lesson: their hint= and the keys of misconceptions= are feedback a student reads
+# (argument errors, e.g. checks.number(..., hint=...), stay English like every error message)
+CHECK_CALLS = ("check_close", "check_function", "check_choice")
+HINT_KEYWORDS = ("hint",)  # lesson.check_close(..., hint="...")
+KEY_KEYWORDS = ("misconceptions",)  # lesson.check_close(..., misconceptions={"the hint": wrong_value})
+HEADER_CALLS = ("table", "markdown_table")  # lesson.table(header, rows): the header's cells
+
+
+def _name(call: ast.Call) -> str | None:
+    return call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", None)
+
+
+def code_messages(tree) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
+    """The messages a student sees that a piece of code hands to vaeutils, as (text, line): the literal
+    argument of ``_()``, ``_fig()``, ``N_()``; a literal ``hint=`` and the keys of a literal ``misconceptions=``
+    dict of an answer check (``lesson.check_close`` …); the literal cells of ``lesson.table``'s header. And
+    (line, why) for such a message that is computed (an f-string), which no catalog can translate."""
+    found, problems = [], []
+
+    def take(node, what):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.append((node.value, node.lineno))
+        elif isinstance(node, ast.JoinedStr):
+            problems.append((node.lineno, f"{what} is an f-string; write the text as a literal with {{fields}} "
+                                          f"and fill them with .format(...) after translating"))
+
+    for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
+        name = _name(call)
+        if name in KEYWORDS:
+            arg = call.args[0] if len(call.args) == 1 and not call.keywords else None
+            if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                found.append((arg.value, call.lineno))
+            else:
+                problems.append((call.lineno, f"{name}() needs one literal string (numbers and names go in as "
+                                              f"{{fields}}: _(\"β = {{beta}}\").format(beta=b))"))
+        for kw in call.keywords if name in CHECK_CALLS else ():
+            if kw.arg in HINT_KEYWORDS:
+                take(kw.value, f"{kw.arg}=")
+            elif kw.arg in KEY_KEYWORDS and isinstance(kw.value, ast.Dict):
+                for key in kw.value.keys:
+                    take(key, f"a key of {kw.arg}=")
+        header = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "header"), None)
+        if name in HEADER_CALLS and isinstance(header, (ast.List, ast.Tuple)):
+            for cell in header.elts:
+                take(cell, "a table header cell")
+    found.sort(key=lambda x: x[1])
+    return found, sorted(problems)
+
+
+def message_items(edition: Edition) -> tuple[list[Item], list[str]]:
+    """The entries of vaeutils' catalog: the messages of vaeutils' own code, then those the units and the app
+    hand to it (:func:`code_messages`), each once with every file it appears in; and what cannot be translated.
+    A message with no Latin letter (``"β"``) has nothing to translate and gets no entry."""
     by_text: dict[str, list[str]] = {}
     problems = []
-    for path in sorted(Path(package).rglob("*.py")):
+
+    def add(messages, where):
+        for text, _line in messages:
+            if re.search(r"[A-Za-z]", text) and where not in by_text.setdefault(text, []):
+                by_text[text].append(where)
+
+    root = Path(edition.root)
+    for path in sorted(edition.package.rglob("*.py")) if edition.package.is_dir() else []:
         rel = path.relative_to(root).as_posix()
         try:
             tree = ast.parse(path.read_text(encoding="utf-8"), filename=rel)
         except SyntaxError as err:
             problems.append(f"{rel}:{err.lineno}: cannot be parsed ({err.msg})")
             continue
-        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
-                 and n.func.id in KEYWORDS]
-        for call in sorted(calls, key=lambda n: (n.lineno, n.col_offset)):
-            arg = call.args[0] if len(call.args) == 1 and not call.keywords else None
-            if not (isinstance(arg, ast.Constant) and isinstance(arg.value, str)):
-                problems.append(f"{rel}:{call.lineno}: {call.func.id}() needs one literal string (numbers and "
-                                f"names go in as {{fields}}: _(\"β = {{beta}}\").format(beta=b))")
-                continue
-            places = by_text.setdefault(arg.value, [])
-            if rel not in places:
-                places.append(rel)
+        messages, bad = code_messages(tree)
+        add(messages, rel)
+        problems += [f"{rel}:{line}: {why}" for line, why in bad]
+    for notebook in edition.notebooks():
+        rel = edition.rel(notebook)
+        for cell in read(notebook).cells:
+            tree = _parse_cell(cell.source) if cell.cell_type == "code" else None
+            if tree is not None:
+                messages, bad = code_messages(tree)
+                add(messages, rel)
+                problems += [f"{rel} cell {cell.get('id')} line {line}: {why}" for line, why in bad]
     items = []
     for text, places in by_text.items():
         flags = ("python-brace-format",) if re.search(r"(?<!\{)\{[^{}]*\}", text) else ()
@@ -817,10 +877,9 @@ def catalogs_of(edition: Edition) -> list[tuple[Path, list[Item], str, bool]]:
                                                    edition.rel(edition.sources)), edition.rel(edition.sources),
                     False))
     if edition.package.is_dir():
-        items, problems = package_items(edition.package, Path(edition.root))
-        if problems:
-            raise I18nError("strings vaeutils cannot translate:\n  " + "\n  ".join(problems))
-        out.append((edition.package_po, items, "the messages of vaeutils (_(), _fig(), N_())", True))
+        items, _problems = message_items(edition)
+        out.append((edition.package_po, items, "what vaeutils prints and draws (its own messages,\nand the "
+                                               "hints, misconceptions and table headers the units pass it)", True))
     return out
 
 
@@ -839,6 +898,10 @@ def update(edition: Edition, echo=print) -> int:
         echo(f"{edition.rel(path)}: {done}/{len(items)} translated; {stats.line()}")
     for stale in stale_catalogs(edition):
         echo(f"{edition.rel(stale)}: no English notebook of that name any more (delete it, or keep it to copy from)")
+    if edition.package.is_dir() and (problems := message_items(edition)[1]):
+        echo(f"{len(problems)} message(s) a student would see in English (no catalog can hold them):")
+        for problem in problems:
+            echo(f"  {problem}")
     return written
 
 
@@ -887,6 +950,10 @@ def check(edition: Edition) -> list[Problem]:
     for stale in stale_catalogs(edition):
         problems.append(Problem(edition.rel(stale), "stale", "", "no English notebook of that name"))
     # the package's catalog (vaeutils falls back to English silently, so CI is where a gap shows)
+    if edition.package.is_dir():
+        for text in message_items(edition)[1]:
+            where, _, detail = text.partition(": ")
+            problems.append(Problem(where, "untranslatable", "", detail))
     for path, items, _what, fields in cats:
         if path != edition.package_po:
             continue

@@ -363,9 +363,34 @@ def test_check_covers_the_package_catalog(edition, capsys):
 def test_a_computed_message_cannot_be_extracted(tmp_path):
     (tmp_path / "vaeutils").mkdir()
     (tmp_path / "vaeutils" / "m.py").write_text('x = 2\ny = _(f"β = {x}")\nz = N_("ok")\n', encoding="utf-8")
-    items, problems = i18n.package_items(tmp_path / "vaeutils", tmp_path)
+    items, problems = i18n.message_items(Edition(root=tmp_path))
     assert [i.msgid for i in items] == ["ok"]
     assert problems and "vaeutils/m.py:2" in problems[0] and "literal string" in problems[0]
+
+
+def test_the_messages_a_unit_hands_to_vaeutils_go_in_its_catalog(edition, capsys):
+    """Exercise feedback and table headers are written in the units' code, which both editions share: the
+    literal hints, misconception keys and header cells go into vaeutils' catalog, which vaeutils reads when it
+    shows them. Argument checks' hints (errors) stay English."""
+    path = edition.english / "00_small.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(new_code_cell(
+        'lesson.check_close("d", d, ref, hint="Sum over pixels.",\n'
+        '                   misconceptions={"You averaged over pixels.": ref / 784, f"Off by {k}.": 0})\n'
+        'lesson.table(["β", "rate R (nats)", f"{n} units", *cols], rows)\n'
+        'checks.number("lam", lam, hint="nats per dimension")\n'
+        'ax.set_title(_fig("The rate–distortion plane"))', id="c-check"))
+    nbformat.write(nb, path)
+    (edition.root / "vaeutils").mkdir()
+    items, problems = i18n.message_items(edition)
+    assert [i.msgid for i in items] == ["Sum over pixels.", "You averaged over pixels.", "rate R (nats)",
+                                        "The rate–distortion plane"]  # "β" has nothing to translate
+    assert all(i.occurrences == (("notebooks/00_small.ipynb", ""),) for i in items)
+    assert len(problems) == 2 and all("c-check" in p and "f-string" in p for p in problems)
+    i18n.update(edition, echo=print)
+    assert "2 message(s) a student would see in English" in capsys.readouterr().out
+    assert [e.msgid for e in polib.pofile(str(edition.package_po))] == [i.msgid for i in items]
+    assert {p.kind for p in i18n.check(edition)} >= {"untranslatable"}
 
 
 def test_an_english_edit_without_its_translation_fails_ci(tmp_path, capsys):
