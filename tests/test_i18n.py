@@ -91,6 +91,7 @@ def test_translated_fuzzy_and_untranslated(catalog_dir, monkeypatch):
     i18n.set_language("zh")
     message = i18n._("rate {rate:.2f} nats, β = {beta}")
     assert message.format(rate=3.14159, beta=4) == "率 3.14 奈特，β = 4"  # numbers as in English
+    assert i18n._fig("rate {rate:.2f} nats, β = {beta}").startswith("率")  # the font is there
     assert i18n._("distortion") == "distortion"  # fuzzy: English until revised
     assert i18n._("epoch") == "epoch"  # untranslated
     assert i18n._("not in the catalog") == "not in the catalog"
