@@ -1,11 +1,11 @@
-"""Training: ``fit()`` with one shared ``train_step``, ``evaluate()``, cached ``train_vae()`` and a CLI.
+"""Training: ``fit()`` with one shared ``train_step``, cached ``train_vae()`` and a command line.
 
 Data stay in memory as tensors on the device; batches are shuffled index slices (no per-item
 DataLoader), which is most of why this trainer is several times faster than the usual example.
 Taught in unit 03; β, free bits, schedules and capacity plug into ``losses.ELBOLoss``.
 
-The command line lives in ``vaeutils.train.cli`` (``python -m vaeutils.train --dataset fashion-mnist --hidden 400
---latent-dim 20 --epochs 10 --beta 1 --json`` prints one JSON object per epoch).
+The command line lives in ``vaeutils.train.cli`` (``python -m vaeutils.train --dataset fashion-mnist
+--hidden 400 --latent-dim 20 --epochs 10 --beta 1 --json`` prints one JSON object per epoch).
 """
 
 from __future__ import annotations
@@ -36,65 +36,79 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (mal
 
 @functools.cache
 def tune_allocator() -> bool:
-    """Let glibc's malloc keep freed blocks of up to 32 MB for reuse instead of returning them to the system.
+    """Let glibc's malloc keep freed blocks of up to 32 MB for reuse, not hand them back to the OS.
 
-    A training step frees and re-allocates the same few-MB tensors hundreds of times a second; by default glibc
-    hands each one back with ``munmap`` and the next step pays page faults to get it again, which made a CPU
-    step of the 784-400-20 VAE up to twice as slow (``benchmarks/bench_train.py``). Costs at most about
-    128 MB of memory kept mapped. Called by :func:`train_step` (it acts once); a no-op off glibc (macOS, Windows, musl)
-    or with ``VAELAB_TUNE_MALLOC=0``. Returns whether the setting took effect.
+    A training step frees and re-allocates the same few-MB tensors hundreds of times a second; by
+    default glibc hands each one back with ``munmap`` and the next step pays page faults to get it
+    again, which made a CPU step of the 784-400-20 VAE up to twice as slow
+    (``benchmarks/bench_train.py``). Costs at most about 128 MB of memory kept mapped. Called by
+    :func:`train_step` (it acts once); a no-op off glibc (macOS, Windows, musl) or with
+    ``VAELAB_TUNE_MALLOC=0``. Returns whether the setting took effect.
     """
-    if os.environ.get("VAELAB_TUNE_MALLOC", "1").strip() == "0" or platform.libc_ver()[0] != "glibc":
+    asked_off = os.environ.get("VAELAB_TUNE_MALLOC", "1").strip() == "0"
+    if asked_off or platform.libc_ver()[0] != "glibc":
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 128 << 20))
+    return (bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20))
+            and bool(mallopt(_M_TRIM_THRESHOLD, 128 << 20)))
 
 
 class NonFiniteLossError(RuntimeError):
-    """Training met a NaN/inf loss term; the model holds the last weights that gave a finite loss."""
+    """A NaN/inf loss term stopped training; the model keeps the last weights with a finite loss."""
 
     def __init__(self, step: int, term: str, value: float):
         self.step, self.term, self.value = step, term, value
         super().__init__(
-            f"non-finite {term} ({value}) at step {step}; training stopped and the last good weights were kept. "
-            "Lower the learning rate, check the data range, or clamp logvar."
+            f"non-finite {term} ({value}) at step {step}; training stopped and the last good "
+            "weights were kept. Lower the learning rate, check the data range, or clamp logvar."
         )
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: torch.Tensor, step: int,
-               generator: torch.Generator | None = None, on_finite=None, precision: str = "fp32") -> dict[str, float]:
-    """One optimiser step on the batch ``xb``: forward, backward with autograd, a check that every term and the
-    gradient are finite, then the update.
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: torch.Tensor,
+               step: int, generator: torch.Generator | None = None, on_finite=None,
+               precision: str = "fp32") -> dict[str, float]:
+    """One optimiser step on the batch ``xb``: forward, backward with autograd, a check that every
+    term and the gradient are finite, then the update.
 
-    ``loss_fn(model, xb, step)`` returns a dict with ``loss`` (minimised) and other terms; a generator, if given,
-    is passed on for the reparameterisation noise. Returns every term as a float (one host sync for all).
-    A non-finite term raises :class:`NonFiniteLossError` before the weights change; ``on_finite()``, if given, runs
-    once the terms are known to be finite, before the update (``fit`` keeps a copy of the good weights there).
-    ``precision``: ``"bf16"`` runs the forward pass under bfloat16 autocast (``vaeutils.precision``); the weights,
-    the gradients, the loss terms and the optimiser stay float32. A non-finite gradient raises
-    :class:`NonFiniteLossError` (term ``"gradient"``) at the step that made it, before the update. Used by
-    :func:`fit` and by the live β trainer, so both train the same way.
+    ``loss_fn(model, xb, step)`` returns a dict with ``loss`` (minimised) and other terms; a
+    generator, if given, is passed on for the reparameterisation noise. Returns every term as a
+    float (one host sync for all). A non-finite term raises :class:`NonFiniteLossError` before the
+    weights change; ``on_finite()``, if given, runs once the terms are known to be finite, before
+    the update (``fit`` keeps a copy of the good weights there).
+    ``precision``: ``"bf16"`` runs the forward pass under bfloat16 autocast
+    (``vaeutils.precision``); the weights, the gradients, the loss terms and the optimiser stay
+    float32. A non-finite gradient raises :class:`NonFiniteLossError` (term ``"gradient"``) at the
+    step that made it, before the update. Used by :func:`fit` and by the live β trainer, so both
+    train the same way.
     """
     tune_allocator()
     with _precision.autocast(xb.device, precision):
-        terms = loss_fn(model, xb, step) if generator is None else loss_fn(model, xb, step, generator=generator)
+        if generator is None:
+            terms = loss_fn(model, xb, step)
+        else:
+            terms = loss_fn(model, xb, step, generator=generator)
     if not isinstance(terms, dict) or not isinstance(terms.get("loss"), torch.Tensor):
-        raise TypeError("loss_fn must return a dict with a tensor under 'loss' (and other terms to log), "
-                        f"got {type(terms).__name__}{' without a loss tensor' if isinstance(terms, dict) else ''}")
+        missing = " without a loss tensor" if isinstance(terms, dict) else ""
+        raise TypeError("loss_fn must return a dict with a tensor under 'loss' (and other terms to "
+                        f"log), got {type(terms).__name__}{missing}")
     names = [k for k, v in terms.items() if isinstance(v, torch.Tensor)]
     optimizer.zero_grad(set_to_none=True)
-    terms["loss"].backward()  # before the checks: nothing changes the weights until optimizer.step()
-    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    # one host sync for every term and a sum that is finite iff the gradient is (or overflowed: checked below)
+    # before the checks: nothing changes the weights until optimizer.step()
+    terms["loss"].backward()
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"]
+             if p.grad is not None]
+    # one host sync for every term and a sum that is finite iff the gradient is (or overflowed:
+    # checked below)
     extra = [torch.stack([g.sum(dtype=torch.float32) for g in grads]).sum()] if grads else []
     values = torch.stack([terms[k].detach().float().reshape(()) for k in names] + extra).tolist()
     grad_sum = values.pop() if grads else 0.0
     bad = [(k, v) for k, v in zip(names, values, strict=True) if not math.isfinite(v)]
     if bad:
-        term, value = min(bad, key=lambda kv: kv[0] == "loss")  # the culprit, not the total it spoils
+        # the culprit, not the total it spoils
+        term, value = min(bad, key=lambda kv: kv[0] == "loss")
         raise NonFiniteLossError(step, term, value)
     if not math.isfinite(grad_sum) and not all(bool(g.isfinite().all()) for g in grads):
         norm = float(torch.stack(torch._foreach_norm(grads)).norm())
@@ -108,8 +122,8 @@ def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: 
 
 
 def make_optimizer(params, lr: float) -> torch.optim.Adam:
-    """``torch.optim.Adam`` with its fused kernel (one pass over all weights per step) where the device has
-    one, else the for-each version."""
+    """``torch.optim.Adam`` with its fused kernel (one pass over all weights per step) where the
+    device has one, else the for-each version."""
     params = list(params)
     try:
         return torch.optim.Adam(params, lr=lr, fused=True)
@@ -127,46 +141,55 @@ def _lr_factor(schedule, steps_per_epoch: int, total_steps: int):
     if callable(schedule):
         def factor(step):
             value = schedule(step, total_steps)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
-                raise ValueError(f"lr_schedule returned {value!r} at step {step}; it must return a factor >= 0 "
-                                 "that multiplies lr (a negative rate would climb the loss)")
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not is_number or not 0 <= value < float("inf"):
+                raise ValueError(f"lr_schedule returned {value!r} at step {step}; it must return a "
+                                 "factor >= 0 that multiplies lr (a negative rate would climb the "
+                                 "loss)")
             return float(value)
         return factor
-    raise ValueError(f"lr_schedule must be None, 'constant', 'linear' or a function f(step, total_steps), "
-                     f"got {schedule!r}")
+    raise ValueError("lr_schedule must be None, 'constant', 'linear' or a function f(step, "
+                     f"total_steps), got {schedule!r}")
 
 
-def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 10, batch_size: int = 128,
-        lr: float = 1e-3, test_x: torch.Tensor | None = None, seed: int = 0, progress: bool = True,
-        callbacks=(), binarize: bool = False, lr_schedule=None, precision: str | None = None) -> dict:
+def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 10,
+        batch_size: int = 128, lr: float = 1e-3, test_x: torch.Tensor | None = None, seed: int = 0,
+        progress: bool = True, callbacks=(), binarize: bool = False, lr_schedule=None,
+        precision: str | None = None) -> dict:
     """Train ``model`` on in-memory ``train_x`` with Adam; returns the history.
 
-    loss_fn(model, x, step) -> dict with ``loss`` (minimised) and other terms (logged), default ``ELBOLoss()``.
+    loss_fn(model, x, step) -> dict with ``loss`` (minimised) and other terms (logged), default
+    ``ELBOLoss()``.
     binarize: draw a fresh Bernoulli sample of each batch (dynamic binarization).
-    lr_schedule: None (constant ``lr``), ``"linear"`` (warm up over the first quarter epoch, then fall linearly
-        to zero at the last step: a lower loss after a fixed number of epochs than a constant rate), or
-        ``f(step, total_steps)`` returning the factor that multiplies ``lr``.
+    lr_schedule: None (constant ``lr``), ``"linear"`` (warm up over the first quarter epoch, then
+        fall linearly to zero at the last step: a lower loss after a fixed number of epochs than a
+        constant rate), or ``f(step, total_steps)`` returning the factor that multiplies ``lr``.
     callbacks: functions ``cb(epoch, history)`` called after every epoch (live plots, printing).
     precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (default: ``VAELAB_PRECISION``, else fp32); see
         ``vaeutils.precision``. The history's ``precision`` says which one ran.
-    History: ``{"train": [per-epoch means + seconds], "test": [...], "steps": [loss per step]}``.
-    A non-finite term raises NonFiniteLossError naming the step and the term; the weights are the last good ones.
-    The global random state is the same after ``fit`` as before: training draws from its own seeded stream.
+    History: ``{"train": [per-epoch means + seconds], "test": [...], "steps": [loss per step]}``. A
+    non-finite term raises NonFiniteLossError naming the step and the term; the weights are the last
+    good ones. The global random state is the same after ``fit`` as before: training draws from its
+    own seeded stream.
     """
     for name, x in (("train_x", train_x), ("test_x", test_x)):
-        # a sum of finite pixels is finite unless it overflows; only then (or for NaN/inf) look at each pixel
+        # a sum of finite pixels is finite unless it overflows; only then (or for NaN/inf) look at
+        # each pixel
         if x is not None and not bool(torch.isfinite(checks.images(name, x).sum())) and not bool(
                 torch.isfinite(x).all()):
             bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten()[:5].tolist()
-            raise ValueError(f"{name} contains NaN or inf pixels (images {bad}…); clean or drop them before training")
+            raise ValueError(f"{name} contains NaN or inf pixels (images {bad}…); clean or drop "
+                             "them before training")
     epochs = checks.integer("epochs", epochs, low=1)
     batch_size = checks.integer("batch_size", batch_size, low=1)
     lr = checks.positive("lr", lr)
     if not callable(loss_fn) and loss_fn is not None:
-        raise TypeError(f"loss_fn must be a loss such as losses.ELBOLoss(...) or a function (model, x, step) -> dict, "
-                        f"got {loss_fn!r}")
-    if isinstance(callbacks, (str, bytes)) or not all(callable(cb) for cb in _iterable("callbacks", callbacks)):
-        raise TypeError(f"callbacks must be a list of functions cb(epoch, history), got {callbacks!r}")
+        raise TypeError("loss_fn must be a loss such as losses.ELBOLoss(...) or a function (model, "
+                        f"x, step) -> dict, got {loss_fn!r}")
+    if isinstance(callbacks, (str, bytes)) or not all(
+            callable(cb) for cb in _iterable("callbacks", callbacks)):
+        raise TypeError("callbacks must be a list of functions cb(epoch, history), got "
+                        f"{callbacks!r}")
     loss_fn = loss_fn or ELBOLoss()
     n = len(train_x)
     steps_per_epoch = math.ceil(n / batch_size)
@@ -181,17 +204,20 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
         with torch.no_grad():
             torch._foreach_copy_(last_good, params)
 
-    # the test rows are the −ELBO under the loss's own likelihood; a plain function gets the Bernoulli one
+    # the test rows are the −ELBO under the loss's own likelihood; a plain function gets the
+    # Bernoulli one
     eval_loss = loss_fn if hasattr(loss_fn, "nll") else None
     run_precision = _precision.resolve(precision, train_x.device)
     history = {"train": [], "test": [], "steps": [], "precision": run_precision}
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=epochs * steps_per_epoch, desc="training", unit="step", mininterval=0.5, leave=True)
+        bar = tqdm(total=epochs * steps_per_epoch, desc="training", unit="step", mininterval=0.5,
+                   leave=True)
     step = 0
     rng_devices = [device.index or 0] if device.type == "cuda" else []
-    threads = _cpu.ThreadPolicy() if device.type == "cpu" else None  # fewer threads on a busy machine
+    # fewer threads on a busy machine
+    threads = _cpu.ThreadPolicy() if device.type == "cpu" else None
     try:
         with torch.random.fork_rng(devices=rng_devices):
             torch.manual_seed(seed)
@@ -201,7 +227,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
                 perm = torch.randperm(n, generator=gen).to(device)
                 sums: dict[str, float] = {}
                 for i in range(0, n, batch_size):
-                    xb = train_x.index_select(0, perm[i:i + batch_size])  # ~20× faster than train_x[idx] here
+                    # ~20× faster than train_x[idx] here
+                    xb = train_x.index_select(0, perm[i:i + batch_size])
                     if binarize:
                         xb = torch.bernoulli(xb)
                     if lr_factor is not None:
@@ -209,7 +236,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
                     if threads is not None:
                         threads.tick()
                     try:
-                        values = train_step(model, opt, loss_fn, xb, step, on_finite=keep_good, precision=run_precision)
+                        values = train_step(model, opt, loss_fn, xb, step, on_finite=keep_good,
+                                            precision=run_precision)
                     except NonFiniteLossError:
                         with torch.no_grad():
                             torch._foreach_copy_(params, last_good)
@@ -220,10 +248,12 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
                     step += 1
                     if bar is not None:
                         bar.update(1)
-                row = {"epoch": epoch, **{k: v / n for k, v in sums.items()}, "seconds": time.perf_counter() - t0}
+                row = {"epoch": epoch, **{k: v / n for k, v in sums.items()},
+                       "seconds": time.perf_counter() - t0}
                 history["train"].append(row)
                 if test_x is not None:
-                    history["test"].append({"epoch": epoch, **evaluate(model, test_x, eval_loss, seed=seed)})
+                    history["test"].append({"epoch": epoch,
+                                            **evaluate(model, test_x, eval_loss, seed=seed)})
                 if bar is not None:
                     shown = {"loss": f"{row['loss']:.2f}"}
                     if history["test"]:
@@ -248,8 +278,8 @@ def _iterable(name: str, value):
 
 
 class TrainResult(NamedTuple):
-    """What :func:`train_vae` returns: the model (in eval mode), its training history, and whether it was
-    ``loaded`` from the cache (True) or trained now (False)."""
+    """What :func:`train_vae` returns: the model (in eval mode), its training history, and whether
+    it was ``loaded`` from the cache (True) or trained now (False)."""
 
     model: nn.Module
     history: dict
@@ -265,8 +295,8 @@ def _model_args(model: str, in_shape, hidden, latent_dim: int, model_kw: dict) -
         if hidden is not None:
             sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden)
             if len(sizes) != 1:
-                raise ValueError(f"hidden={hidden!r}: the conv model has one fully connected layer; "
-                                 "pass one size, e.g. hidden=256")
+                raise ValueError(f"hidden={hidden!r}: the conv model has one fully connected "
+                                 "layer; pass one size, e.g. hidden=256")
             args["hidden"] = sizes[0]
     else:
         raise ValueError(f"model must be 'mlp' or 'conv', got {model!r}")
@@ -275,36 +305,39 @@ def _model_args(model: str, in_shape, hidden, latent_dim: int, model_kw: dict) -
 
 def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent_dim: int = 20,
               loss=None, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
-              seed: int = 0, data=None, cache: bool = True, progress: bool = True, binarize: bool = False,
-              name: str = "vae", callbacks=(), lr_schedule=None, precision: str | None = None,
-              **model_kw) -> TrainResult:
-    """Load the checkpoint if it exists, else train: returns ``TrainResult(model, history, loaded)``.
+              seed: int = 0, data=None, cache: bool = True,
+              progress: bool = True, binarize: bool = False, name: str = "vae", callbacks=(),
+              lr_schedule=None, precision: str | None = None, **model_kw) -> TrainResult:
+    """Load the checkpoint if cached, else train: returns ``TrainResult(model, history, loaded)``.
 
     hidden: the hidden sizes (MLP: a tuple, default (400,); conv: one size, default 256).
-    loss: ``losses.ELBOLoss(...)`` (default) or any loss that is callable as ``loss(model, x, step)`` and has a
-        ``describe()`` method returning plain data for the cache key.
-    The cache key covers data (name, source, size), model, loss (β, schedule, free bits…), seed, epochs,
-    batch size, lr and its schedule, binarization and the precision (``vaeutils.precision``; fp32 unless asked), so
-    any change retrains. ``data``: an ImageData from
-    ``vaeutils.data.load`` (loaded from ``dataset`` when omitted).
+    loss: ``losses.ELBOLoss(...)`` (default) or any loss that is callable as ``loss(model, x,
+        step)`` and has a ``describe()`` method returning plain data for the cache key.
+    The cache key covers data (name, source, size), model, loss (β, schedule, free bits…), seed,
+    epochs, batch size, lr and its schedule, binarization and the precision (``vaeutils.precision``;
+    fp32 unless asked), so any change retrains. ``data``: an ImageData from ``vaeutils.data.load``
+    (loaded from ``dataset`` when omitted).
     """
     loss = loss or ELBOLoss()
     if not callable(loss) or not callable(getattr(loss, "describe", None)):
-        raise TypeError("loss must be a losses.ELBOLoss(...) or a callable loss with a describe() method "
-                        f"(plain data for the cache key), got {loss!r}")
+        raise TypeError("loss must be a losses.ELBOLoss(...) or a callable loss with a describe() "
+                        f"method (plain data for the cache key), got {loss!r}")
     if data is None:
         data = _data.load(dataset)
     model_args = _model_args(model, tuple(data.train_x.shape[1:]), hidden, latent_dim, model_kw)
     settings = {
-        "data": {"name": data.name, "source": data.source, "n_train": len(data.train_x), "n_test": len(data.test_x)},
-        "model": model, "model_args": model_args, "loss": loss.describe() if cache else None, "epochs": epochs,
-        "batch_size": batch_size, "lr": lr, "seed": seed, "binarize": binarize,
+        "data": {"name": data.name, "source": data.source, "n_train": len(data.train_x),
+                 "n_test": len(data.test_x)},
+        "model": model, "model_args": model_args,
+        "loss": loss.describe() if cache else None, "epochs": epochs, "batch_size": batch_size,
+        "lr": lr, "seed": seed, "binarize": binarize,
         "precision": _precision.resolve(precision, data.train_x.device),
     }
     if lr_schedule is not None:
         if not isinstance(lr_schedule, str):
-            raise TypeError("lr_schedule in train_vae must be None, 'constant' or 'linear' (a function has no "
-                            "stable cache key; call fit() directly for a custom one)")
+            raise TypeError("lr_schedule in train_vae must be None, 'constant' or 'linear' (a "
+                            "function has no stable cache key; call fit() directly for a custom "
+                            "one)")
         settings["lr_schedule"] = lr_schedule
 
     def build():
@@ -312,9 +345,9 @@ def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent
         return build_model(model, **model_args)
 
     def run(m):
-        return fit(m, data.train_x, loss, epochs=epochs, batch_size=batch_size, lr=lr, test_x=data.test_x,
-                   seed=seed, progress=progress, callbacks=callbacks, binarize=binarize, lr_schedule=lr_schedule,
-                   precision=settings["precision"])
+        return fit(m, data.train_x, loss, epochs=epochs, batch_size=batch_size, lr=lr,
+                   test_x=data.test_x, seed=seed, progress=progress, callbacks=callbacks,
+                   binarize=binarize, lr_schedule=lr_schedule, precision=settings["precision"])
 
     net, history, hit = _cache.load_or_train(name, settings, build, run, enabled=cache)
     if hit and progress:
