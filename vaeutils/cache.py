@@ -1,17 +1,18 @@
-"""Load the checkpoint if it exists, else train: checkpoints keyed by a hash of the full config, in layers.
+"""Load the checkpoint if it exists, else train: checkpoints keyed by a hash of the whole config.
 
-A checkpoint is looked for first in the shared, read-only layer(s) named by ``VAELAB_SHARED_CACHE`` (one
-folder, or several separated by ``os.pathsep``; on a class server the instructor's ``make models`` folder),
-then in the user's own ``config.CACHE_DIR``. A model found nowhere is trained and written to the user's
-layer only: nothing is ever written to, or deleted from, a shared folder. A folder that is read-only or
-owned by someone else is read when it can be and otherwise skipped: never an error, at worst a model kept
-for this session only (said in one line).
+A checkpoint is looked for first in the shared, read-only layer(s) named by ``VAELAB_SHARED_CACHE``
+(one folder, or several separated by ``os.pathsep``; on a class server the instructor's ``make
+models`` folder), then in the user's own ``config.CACHE_DIR``. A model found nowhere is trained and
+written to the user's layer only: nothing is ever written to, or deleted from, a shared folder. A
+folder that is read-only or owned by someone else is read when it can be and otherwise skipped:
+never an error, at worst a model kept for this session only (said in one line).
 
-Writes are atomic (``files.atomic_save``: temporary file, then rename), so an interrupted run never leaves a
-half-written checkpoint. A writer killed mid-save (SIGKILL) leaves its ``*.pt.<random>.tmp`` behind; the next
-save or clear in that folder removes such files once they are older than any writer could still be busy
-with them (:data:`STALE_TMP_SECONDS`). A corrupt file or one whose stored config differs is reported in one
-line and the next layer is tried, or the model retrained.
+Writes are atomic (``files.atomic_save``: temporary file, then rename), so an interrupted run never
+leaves a half-written checkpoint. A writer killed mid-save (SIGKILL) leaves its
+``*.pt.<random>.tmp`` behind; the next save or clear in that folder removes such files once they are
+older than any writer could still be busy with them (:data:`STALE_TMP_SECONDS`). A corrupt file or
+one whose stored config differs is reported in one line and the next layer is tried, or the model
+retrained.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ from .files import atomic_save, load_verified
 
 FORMAT = 2  # 2: files carry a SHA-256 (files.load_verified)
 SHARED_ENV = "VAELAB_SHARED_CACHE"
-# A writer holds its temporary file only while it writes bytes it already has in memory and renames them:
-# seconds even for 100 MB on a slow disk. Ten minutes later nobody can still be writing it.
+# A writer holds its temporary file only while it writes bytes it already has in memory and renames
+# them: seconds even for 100 MB on a slow disk. Ten minutes later nobody can still be writing it.
 STALE_TMP_SECONDS = 600.0
 TMP_GLOB = "*.pt.*.tmp"  # files.atomic_save names them <target>.<random>.tmp
 
@@ -59,14 +60,16 @@ def key(config: dict) -> str:
 
 
 def path_for(name: str, config: dict) -> Path:
-    """Where the user's layer keeps (or would keep) this checkpoint: ``config.CACHE_DIR/<name>-<key>.pt``."""
+    """Where the user's layer keeps (or would keep) this checkpoint:
+    ``config.CACHE_DIR/<name>-<key>.pt``."""
     if not isinstance(name, str) or not name or any(c in name for c in "/\\"):
         raise ValueError(f"name must be a non-empty file-name-safe string, got {name!r}")
     return _config.CACHE_DIR / f"{name}-{key(config)}.pt"
 
 
 def shared_dirs() -> list[Path]:
-    """The read-only layers, in the order they are searched (from ``VAELAB_SHARED_CACHE``, read on each call)."""
+    """The read-only layers, in the order they are searched (from ``VAELAB_SHARED_CACHE``, read on
+    each call)."""
     value = os.environ.get(SHARED_ENV, "")
     return [Path(p).expanduser().absolute() for p in value.split(os.pathsep) if p.strip()]
 
@@ -84,8 +87,9 @@ def _is_shared(folder: Path) -> bool:
 
 
 def layers() -> list[tuple[str, Path]]:
-    """``[(label, folder), ...]``: every shared folder (label ``"shared"``), then the user's (``"user"``).
-    When the user's cache is one of the shared folders it is listed once, as shared (read-only)."""
+    """``[(label, folder), ...]``: every shared folder (label ``"shared"``), then the user's
+    (``"user"``). When the user's cache is one of the shared folders it is listed once, as shared
+    (read-only)."""
     found = [("shared", d) for d in shared_dirs()]
     if not _is_shared(_config.CACHE_DIR):
         found.append(("user", _config.CACHE_DIR))
@@ -93,8 +97,9 @@ def layers() -> list[tuple[str, Path]]:
 
 
 def remove_stale_tmp(folder=None, older_than: float = STALE_TMP_SECONDS) -> int:
-    """Delete the temporary files that killed writers left in ``folder`` (default the user's cache) once they
-    are ``older_than`` seconds old; returns how many. Shared folders and files it may not delete are left alone."""
+    """Delete the temporary files that killed writers left in ``folder`` (default the user's cache)
+    once they are ``older_than`` seconds old; returns how many. Shared folders and files it may not
+    delete are left alone."""
     folder = Path(_config.CACHE_DIR if folder is None else folder)
     if _is_shared(folder):
         return 0
@@ -114,25 +119,26 @@ def remove_stale_tmp(folder=None, older_than: float = STALE_TMP_SECONDS) -> int:
 
 
 def save(path: Path, payload: dict) -> bool:
-    """Atomic write (``files.atomic_save``): a reader never sees half a checkpoint. Returns False, after one line
-    saying why, when the folder cannot be written (read-only, someone else's, full) or is a shared layer."""
+    """Atomic write (``files.atomic_save``): a reader never sees half a checkpoint. Returns False,
+    after one line saying why, when the folder cannot be written (read-only, someone else's, full)
+    or is a shared layer."""
     path = Path(path)
     if _is_shared(path.parent):
-        print(f"cache: {path.parent} is a shared, read-only cache ({SHARED_ENV}); {path.name} is kept for this "
-              "session only")
+        print(f"cache: {path.parent} is a shared, read-only cache ({SHARED_ENV}); {path.name} is "
+              "kept for this session only")
         return False
     remove_stale_tmp(path.parent)
     try:
         atomic_save(path, payload)
     except OSError as err:
-        print(f"cache: cannot write {path} ({err.strerror or type(err).__name__}); the model is kept for this "
-              f"session only (point VAELAB_DATA at a folder you can write to keep it)")
+        print(f"cache: cannot write {path} ({err.strerror or type(err).__name__}); the model is "
+              "kept for this session only (point VAELAB_DATA at a folder you can write to keep it)")
         return False
     return True
 
 
 def _try_load(path: Path, config: dict):
-    """``(payload, None)`` for a usable file, ``(None, why)`` for an unusable one, ``(None, None)`` if none."""
+    """Usable file: ``(payload, None)``; unusable one: ``(None, why)``; none: ``(None, None)``."""
     try:
         if not path.is_file():
             return None, None
@@ -153,9 +159,9 @@ def load_or_train(
     train: Callable[[nn.Module], dict],
     enabled: bool = True,
 ):
-    """Return ``(model, history, hit)``. On a hit the weights come from the first layer that has a usable
-    checkpoint; else ``train(model)`` runs and its history (a JSON-like dict) is stored with the weights in
-    the user's layer (when it can be written)."""
+    """Return ``(model, history, hit)``. On a hit the weights come from the first layer that has a
+    usable checkpoint; else ``train(model)`` runs and its history (a JSON-like dict) is stored with
+    the weights in the user's layer (when it can be written)."""
     path = path_for(name, config)
     model = build()
     problems = []  # said once we know whether another layer had the model
@@ -179,13 +185,15 @@ def load_or_train(
     history = train(model)
     if enabled:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        save(path, {"format": FORMAT, "config": _canonical(config), "state_dict": state, "history": history})
+        save(path, {"format": FORMAT, "config": _canonical(config), "state_dict": state,
+                    "history": history})
     return model, history, False
 
 
 def clear(pattern: str = "*") -> int:
-    """Delete the user's cached checkpoints matching ``pattern`` (e.g. ``"beta-sweep*"``); returns how many.
-    Also removes stale temporary files of killed writers. Shared layers are never touched."""
+    """Delete the user's cached checkpoints matching ``pattern`` (e.g. ``"beta-sweep*"``); returns
+    how many. Also removes stale temporary files of killed writers. Shared layers are never
+    touched."""
     folder = _config.CACHE_DIR
     if _is_shared(folder) or not folder.is_dir():
         return 0

@@ -1,8 +1,8 @@
 """Argument checks with the course's error messages, shared by every module of vaeutils.
 
-Each check returns the cleaned value (a plain ``int``/``float``) or raises a ``ValueError``/``TypeError``
-that names the argument and says what to pass instead. NumPy scalars (``np.int64(3)``,
-``np.float32(0.5)``) count as numbers; ``True``/``False`` never do.
+Each check returns the cleaned value (a plain ``int``/``float``) or raises a
+``ValueError``/``TypeError`` that names the argument and says what to pass instead. NumPy scalars
+(``np.int64(3)``, ``np.float32(0.5)``) count as numbers; ``True``/``False`` never do.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
 class ArgumentError(ValueError, TypeError):
-    """A value of the wrong kind (``epochs=2.5``, ``beta="1"``): both a ValueError and a TypeError, so callers
-    catching either see it."""
+    """A value of the wrong kind (``epochs=2.5``, ``beta="1"``): both a ValueError and a TypeError,
+    so callers catching either see it."""
 
 
 def env_flag(name: str) -> bool:
@@ -28,9 +28,10 @@ def env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in TRUE_WORDS
 
 
-def integer(name: str, value, low: int | None = None, high: int | None = None, hint: str = "") -> int:
-    """An int (NumPy ints too, not bools) with ``low <= value <= high`` where those are given; ``hint`` (what the
-    argument means, what to pass) ends the message."""
+def integer(name: str, value, low: int | None = None, high: int | None = None,
+            hint: str = "") -> int:
+    """An int (NumPy ints too, not bools) with ``low <= value <= high`` where those are given;
+    ``hint`` (what the argument means, what to pass) ends the message."""
     hint = f" ({hint})" if hint else ""
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ArgumentError(f"{name} must be an int{_bounds(low, high)}{hint}, got {value!r}")
@@ -40,7 +41,8 @@ def integer(name: str, value, low: int | None = None, high: int | None = None, h
     return value
 
 
-def optional_integer(name: str, value, low: int | None = None, what_none: str = "automatic") -> int | None:
+def optional_integer(name: str, value, low: int | None = None,
+                     what_none: str = "automatic") -> int | None:
     """``None`` or :func:`integer`; the message says what ``None`` means."""
     if value is None:
         return None
@@ -54,11 +56,13 @@ def number(name: str, value, low: float | None = None, high: float | None = None
            low_open: bool = False, high_open: bool = False, hint: str = "") -> float:
     """A finite real number (NumPy floats too, not bools) inside the given bounds; returns a float.
 
-    ``low_open``/``high_open`` exclude the bound itself (``number("lr", lr, 0, low_open=True)``: lr > 0).
+    ``low_open``/``high_open`` exclude the bound itself: ``number("lr", lr, 0, low_open=True)``
+    means lr > 0.
     """
     hint = f" ({hint})" if hint else ""
+    bounds = _bounds(low, high, low_open, high_open)
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise ArgumentError(f"{name} must be a number{_bounds(low, high, low_open, high_open)}{hint}, got {value!r}")
+        raise ArgumentError(f"{name} must be a number{bounds}{hint}, got {value!r}")
     value = float(value)
     bad = not math.isfinite(value)
     if low is not None:
@@ -66,8 +70,7 @@ def number(name: str, value, low: float | None = None, high: float | None = None
     if high is not None:
         bad = bad or value > high or (high_open and value == high)
     if bad:
-        raise ValueError(f"{name} must be a finite number{_bounds(low, high, low_open, high_open)}{hint}, "
-                         f"got {value!r}")
+        raise ValueError(f"{name} must be a finite number{bounds}{hint}, got {value!r}")
     return value
 
 
@@ -77,8 +80,9 @@ def positive(name: str, value, allow_zero: bool = False, hint: str = "") -> floa
 
 
 def plain(value):
-    """A NumPy scalar as the Python number it holds (``np.float32(0.5)`` -> ``0.5``, ``np.int64(3)`` -> ``3``);
-    anything else unchanged. For settings that are stored and compared (a cache key), after they were checked."""
+    """A NumPy scalar as the Python number it holds (``np.float32(0.5)`` -> ``0.5``, ``np.int64(3)``
+    -> ``3``); anything else unchanged. For settings that are stored and compared (a cache key),
+    after they were checked."""
     return value.item() if isinstance(value, np.generic) else value
 
 
@@ -86,11 +90,12 @@ def plain_data(value, what: str = "a setting"):
     """``value`` as plain, JSON-ready data that describes it the same way in every process: the one
     serialiser behind every cache key (``cache.key``) and every loss's ``describe()``.
 
-    Numbers (NumPy scalars become plain ``int``/``float``), strings, None, bools, lists, tuples, dicts with
-    string keys, a ``torch.device`` (its name) and dataclasses (their type and the fields that take part in
-    comparisons) describe themselves. NaN or ±inf is refused (it never equals itself, so a stored key holding
-    it could never match again), and so is a lambda or another object without a stable description (its key
-    would change on every run); the error names ``what``."""
+    Numbers (NumPy scalars become plain ``int``/``float``), strings, None, bools, lists, tuples,
+    dicts with string keys, a ``torch.device`` (its name) and dataclasses (their type and the fields
+    that take part in comparisons) describe themselves. NaN or ±inf is refused (it never equals
+    itself, so a stored key holding it could never match again), and so is a lambda or another
+    object without a stable description (its key would change on every run); the error names
+    ``what``."""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, np.bool_):
@@ -99,8 +104,8 @@ def plain_data(value, what: str = "a setting"):
         return int(value)
     if isinstance(value, Real):
         if not math.isfinite(value):
-            raise ValueError(f"{what} holds {value!r}: a non-finite number cannot be part of a cache key; "
-                             "pass a finite value")
+            raise ValueError(f"{what} holds {value!r}: a non-finite number cannot be part of a "
+                             "cache key; pass a finite value")
         return float(value)
     if isinstance(value, torch.device):
         return str(value)
@@ -108,15 +113,16 @@ def plain_data(value, what: str = "a setting"):
         return [plain_data(v, what) for v in value]
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"{what} has keys that are not strings ({list(value)!r}); use string keys")
+            raise TypeError(f"{what} has keys that are not strings ({list(value)!r}); "
+                            "use string keys")
         return {k: plain_data(v, what) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: plain_data(getattr(value, f.name), what)
                   for f in dataclasses.fields(value) if f.compare}
         return {"type": type(value).__name__, **fields}
-    raise TypeError(f"{what} holds {value!r}, which has no stable description (its cache key would change "
-                    "on every run); use numbers, strings, a schedule from vaeutils.schedules or a frozen "
-                    "dataclass, or train with cache=False")
+    raise TypeError(f"{what} holds {value!r}, which has no stable description (its cache key would "
+                    "change on every run); use numbers, strings, a schedule from "
+                    "vaeutils.schedules or a frozen dataclass, or train with cache=False")
 
 
 def choice(name: str, value, options) -> str:
@@ -127,31 +133,37 @@ def choice(name: str, value, options) -> str:
 
 
 def boolean(name: str, value) -> bool:
-    """A real ``True``/``False`` (NumPy bools too): ``threshold=True`` style mix-ups are refused elsewhere."""
+    """A real ``True``/``False`` (NumPy bools too); ``threshold=True``-style mix-ups are
+    refused elsewhere."""
     if not isinstance(value, (bool, np.bool_)):
         raise ArgumentError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 
 
 def distinct_values(name: str, values) -> tuple[float, ...]:
-    """A non-empty collection of distinct finite numbers >= 0 (a grid axis such as λ or β), sorted."""
+    """Distinct finite numbers >= 0, at least one (a grid axis such as λ or β), sorted."""
     try:
         out = tuple(float(v) for v in values)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be a sequence of numbers, e.g. {name}=(0.0, 0.5, 1.0)") from err
+        raise TypeError(f"{name} must be a sequence of numbers, "
+                        f"e.g. {name}=(0.0, 0.5, 1.0)") from err
     if not out or any(not math.isfinite(v) or v < 0 for v in out):
-        raise ValueError(f"{name} must be a non-empty sequence of finite numbers >= 0, got {values!r}")
+        raise ValueError(f"{name} must be a non-empty sequence of finite numbers >= 0, got "
+                         f"{values!r}")
     if len(set(out)) != len(out):
         raise ValueError(f"{name} must not repeat a value, got {values!r}")
     return tuple(sorted(out))
 
 
-def tensor(name: str, value, *, floating: bool = True, dim: int | None = None, nonempty: bool = False):
-    """A ``torch.Tensor`` (floating point unless ``floating=False``), with ``dim`` dimensions if given."""
+def tensor(name: str, value, *, floating: bool = True, dim: int | None = None,
+           nonempty: bool = False):
+    """A ``torch.Tensor``: floating point unless ``floating=False``; ``dim`` dimensions if given."""
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}; wrap it with torch.as_tensor(...)")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}; wrap it with "
+                        "torch.as_tensor(...)")
     if floating and not value.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}; call .float() on it")
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {value.dtype}; call "
+                        ".float() on it")
     if dim is not None and value.dim() != dim:
         raise ValueError(f"{name} must have {dim} dimensions, got shape {tuple(value.shape)}")
     if nonempty and value.numel() == 0:
@@ -162,26 +174,28 @@ def tensor(name: str, value, *, floating: bool = True, dim: int | None = None, n
 def same_shape(a_name: str, a: torch.Tensor, b_name: str, b: torch.Tensor) -> None:
     if a.shape != b.shape:
         raise ValueError(
-            f"{a_name} and {b_name} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}; "
-            f"reshape one of them (e.g. {b_name}.view_as({a_name}))"
+            f"{a_name} and {b_name} must have the same shape, got {tuple(a.shape)} and "
+            f"{tuple(b.shape)}; reshape one of them (e.g. {b_name}.view_as({a_name}))"
         )
 
 
 def finite(name: str, value: torch.Tensor, hint: str = "") -> torch.Tensor:
-    """A tensor without NaN or ±inf (one pass over it); the message counts each kind and ends with ``hint``."""
+    """A tensor without NaN or ±inf (one pass); the message counts each kind, then adds ``hint``."""
     if value.numel() and not bool(torch.isfinite(value).all()):
         n_nan = int(torch.isnan(value).sum())
         n_inf = int(torch.isinf(value).sum())
-        what = " and ".join(part for part in (f"{n_nan} NaN" if n_nan else "",
-                                              f"{n_inf} infinite value{'s' if n_inf > 1 else ''}" if n_inf else "")
-                            if part)
-        raise ValueError(f"{name} holds {what}{hint or f'; find them with {name}.isnan() / {name}.isinf()'}")
+        parts = (f"{n_nan} NaN" if n_nan else "",
+                 f"{n_inf} infinite value{'s' if n_inf > 1 else ''}" if n_inf else "")
+        what = " and ".join(part for part in parts if part)
+        hint = hint or f"; find them with {name}.isnan() / {name}.isinf()"
+        raise ValueError(f"{name} holds {what}{hint}")
     return value
 
 
 def images(name: str, value, *, finite: bool = False) -> torch.Tensor:
-    """A non-empty float image batch shaped (N, C, H, W), as ``vaeutils.data.load()`` returns; with ``finite``,
-    also free of NaN and ±inf (a measurement of NaN pixels would be NaN, or a count of 0, not an error)."""
+    """A non-empty float image batch shaped (N, C, H, W), as ``vaeutils.data.load()`` returns; with
+    ``finite``, also free of NaN and ±inf (a measurement of NaN pixels would be NaN, or a count of
+    0, not an error)."""
     if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.dim() != 4:
         got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
         raise ValueError(f"{name} must be a float tensor shaped (N, C, H, W), got {got}; "
@@ -189,7 +203,8 @@ def images(name: str, value, *, finite: bool = False) -> torch.Tensor:
     if len(value) == 0:
         raise ValueError(f"{name} is empty: pass at least one image")
     if finite:
-        _finite(name, value, f"; find them with {name}.isnan().nonzero() and fix or drop those images")
+        _finite(name, value,
+                f"; find them with {name}.isnan().nonzero() and fix or drop those images")
     return value
 
 

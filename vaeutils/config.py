@@ -1,7 +1,7 @@
 """One place for the switches every notebook reads: device, seed, smoke mode, paths.
 
-Full mode is the default, in CI too: every claim is checked on the trained models. Smoke mode (``SMOKE=1`` in
-the environment) shrinks epochs and data for a quick local run while writing a unit.
+Full mode is the default, in CI too: every claim is checked on the trained models. Smoke mode
+(``SMOKE=1`` in the environment) shrinks epochs and data for a quick local run while writing a unit.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _auto_device() -> torch.device:
 
 
 def check_device(device) -> torch.device:
-    """``device`` as a ``torch.device`` that exists here, or a ValueError naming it and what to pass instead."""
+    """``device`` as a ``torch.device`` that exists here, or a ValueError naming it and the fix."""
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
@@ -50,9 +50,12 @@ def check_device(device) -> torch.device:
             f"device={device!r} is not a device name; use 'cpu', 'cuda', 'cuda:0' or 'mps'"
         ) from err
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' but no CUDA GPU is visible; use 'cpu' or leave it automatic")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError("device='mps' but MPS is not available here; use 'cpu' or leave it automatic")
+        raise ValueError("device='cuda' but no CUDA GPU is visible; "
+                         "use 'cpu' or leave it automatic")
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps and mps.is_available()):
+        raise ValueError("device='mps' but MPS is not available here; "
+                         "use 'cpu' or leave it automatic")
     return dev
 
 

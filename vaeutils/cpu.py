@@ -1,18 +1,20 @@
-"""The CPU a unit runs on: what it is, how many cores this process may use, and how many threads to train with.
+"""The CPU a unit runs on: what it is, how many cores this process may use, how many threads to use.
 
-A training step on a CPU is a series of parallel regions; each ends when its slowest thread is done. On a quiet
-two-core laptop two threads are fastest, but when another busy program shares the cores one of the two threads
-keeps being descheduled and every region waits for it: an epoch took 3.6 times as long as on a quiet machine,
-against 1.9 times with one thread. So ``train.fit`` asks a :class:`ThreadPolicy` every half second how many
-threads to use: all the cores this process may use (``os.sched_getaffinity`` and a cgroup CPU quota, as in a
-container or a class server's pod) minus the cores other processes kept busy over the last interval (from
-``/proc/stat``, less this process's own CPU time). The numbers are the same whatever the thread count (the
-course's matrix products give the same bits with one thread or two; ``tests/test_cpu.py`` checks a training
-run), so only the time changes.
+A training step on a CPU is a series of parallel regions; each ends when its slowest thread is done.
+On a quiet two-core laptop two threads are fastest, but when another busy program shares the cores
+one of the two threads keeps being descheduled and every region waits for it: an epoch took 3.6
+times as long as on a quiet machine, against 1.9 times with one thread. So ``train.fit`` asks a
+:class:`ThreadPolicy` every half second how many threads to use: all the cores this process may use
+(``os.sched_getaffinity`` and a cgroup CPU quota, as in a container or a class server's pod) minus
+the cores other processes kept busy over the last interval (from ``/proc/stat``, less this process's
+own CPU time). The numbers are the same whatever the thread count (the course's matrix products give
+the same bits with one thread or two; ``tests/test_cpu.py`` checks a training run), so only the time
+changes.
 
-``VAELAB_THREADS`` overrides: a number fixes the thread count, ``auto`` (the default) adapts. Without it an
-``OMP_NUM_THREADS`` setting is the upper bound. :func:`describe` names the CPU and the features that decide
-what its matrix products cost (AVX2, AVX-512, AVX512-BF16, AMX), for every benchmark's header.
+``VAELAB_THREADS`` overrides: a number fixes the thread count, ``auto`` (the default) adapts.
+Without it an ``OMP_NUM_THREADS`` setting is the upper bound. :func:`describe` names the CPU and the
+features that decide what its matrix products cost (AVX2, AVX-512, AVX512-BF16, AMX), for every
+benchmark's header.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from pathlib import Path
 import torch
 
 ENV = "VAELAB_THREADS"
-FEATURES = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"), ("amx_bf16", "AMX"))
+FEATURES = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"),
+            ("amx_bf16", "AMX"))
 INTERVAL_S = 0.5  # how often the policy looks at the machine
 BUSY_THRESHOLD = 0.4  # cores' worth of other work above which a thread is given up
 
@@ -41,7 +44,7 @@ def _cpuinfo() -> str:
 
 
 def model_name() -> str:
-    """The CPU's name as the system reports it (``platform.processor()`` where there is no /proc/cpuinfo)."""
+    """The CPU's name as the system reports it (``platform.processor()`` without /proc/cpuinfo)."""
     for line in _cpuinfo().splitlines():
         if line.lower().startswith("model name"):
             return line.split(":", 1)[1].strip()
@@ -49,7 +52,7 @@ def model_name() -> str:
 
 
 def features() -> list[str]:
-    """The matrix-product features this CPU has, by name: a subset of AVX2, AVX-512, AVX512-BF16, AMX."""
+    """The CPU's matrix-product features by name: a subset of AVX2, AVX-512, AVX512-BF16, AMX."""
     flags = set()
     for line in _cpuinfo().splitlines():
         if line.startswith("flags"):
@@ -68,7 +71,8 @@ def _cgroup_quota() -> float | None:
 
 
 def usable_cores() -> int:
-    """How many cores this process may run on: its CPU affinity, capped by a cgroup quota (rounded up)."""
+    """How many cores this process may run on: its CPU affinity, capped by a cgroup quota (rounded
+    up to whole cores)."""
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
@@ -78,10 +82,10 @@ def usable_cores() -> int:
 
 
 def describe() -> str:
-    """One line for a benchmark's header: the CPU, its matrix-product features and the cores usable here."""
+    """One line for a benchmark's header: the CPU, its matrix-product features, the usable cores."""
     found = features()
-    return (f"{model_name()} ({', '.join(found) if found else 'no AVX2'}; {usable_cores()} usable cores of "
-            f"{os.cpu_count()})")
+    return (f"{model_name()} ({', '.join(found) if found else 'no AVX2'}; {usable_cores()} usable "
+            f"cores of {os.cpu_count()})")
 
 
 def requested_threads() -> int | None:
@@ -90,12 +94,13 @@ def requested_threads() -> int | None:
     if value in ("", "auto"):
         return None
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{ENV}={value!r} is not a thread count; set it to a whole number >= 1 or to 'auto'")
+        raise ValueError(f"{ENV}={value!r} is not a thread count; "
+                         "set it to a whole number >= 1 or to 'auto'")
     return int(value)
 
 
 def _ceiling() -> int:
-    """The most threads training may use: the usable cores, or fewer where OMP_NUM_THREADS says so."""
+    """The most threads training may use: the usable cores, or fewer if OMP_NUM_THREADS says so."""
     cores = usable_cores()
     omp = os.environ.get("OMP_NUM_THREADS", "").strip()
     return max(1, min(cores, int(omp))) if omp.isdigit() and int(omp) >= 1 else cores
@@ -118,14 +123,16 @@ def _own_seconds() -> float:
 
 
 class ThreadPolicy:
-    """How many threads to train with, looked at every :data:`INTERVAL_S` seconds: call :meth:`tick` once per
-    step (it costs a clock read until the interval is up). ``fixed``: a thread count that never changes
-    (default: ``VAELAB_THREADS`` when it is a number). ``history`` keeps ``(seconds, others, threads)``."""
+    """How many threads to train with, looked at every :data:`INTERVAL_S` seconds: call :meth:`tick`
+    once per step (it costs a clock read until the interval is up). ``fixed``: a thread count that
+    never changes (default: ``VAELAB_THREADS`` when it is a number). ``history`` keeps
+    ``(seconds, others, threads)``."""
 
     def __init__(self, fixed: int | None = None, interval: float = INTERVAL_S):
         self.fixed = requested_threads() if fixed is None else fixed
         self.before = torch.get_num_threads()  # what :meth:`restore` goes back to
-        self.ceiling = min(_ceiling(), self.before)  # a count set by hand (torch.set_num_threads) is a ceiling
+        # a count set by hand (torch.set_num_threads) is a ceiling
+        self.ceiling = min(_ceiling(), self.before)
         self.interval = interval
         self.history: list[tuple[float, float, int]] = []
         self._start = self._last = time.perf_counter()
@@ -134,7 +141,7 @@ class ThreadPolicy:
         torch.set_num_threads(self.threads)
 
     def others(self) -> float | None:
-        """Cores' worth of work other processes did since the last look (None when it cannot be read)."""
+        """Cores' worth of other processes' work since the last look (None if it cannot be read)."""
         now, busy, own = time.perf_counter(), _busy_seconds(), _own_seconds()
         if busy is None or self._busy is None or now - self._last <= 0:
             return None
@@ -143,8 +150,8 @@ class ThreadPolicy:
         return max(0.0, load)
 
     def choose(self, others: float) -> int:
-        """The thread count for ``others`` cores of competing work: the ceiling when the cores are ours, one
-        fewer for every busy core beyond :data:`BUSY_THRESHOLD`, at least one."""
+        """The thread count for ``others`` cores of competing work: the ceiling when the cores are
+        ours, one fewer for every busy core beyond :data:`BUSY_THRESHOLD`, at least one."""
         return max(1, min(self.ceiling, self.ceiling - math.ceil(others - BUSY_THRESHOLD)))
 
     def tick(self) -> int:
@@ -157,7 +164,8 @@ class ThreadPolicy:
             if threads != self.threads:
                 torch.set_num_threads(threads)
                 self.threads = threads
-            self.history.append((round(time.perf_counter() - self._start, 3), round(others, 2), self.threads))
+            self.history.append((round(time.perf_counter() - self._start, 3), round(others, 2),
+                                 self.threads))
         return self.threads
 
     def restore(self) -> None:
