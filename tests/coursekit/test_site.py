@@ -429,3 +429,27 @@ def test_a_failed_build_leaves_the_previous_site(tmp_path, monkeypatch):
     with pytest.raises(course.BookError, match="index.html: nowhere.html does not exist"):
         course.build_course(executed, out, notebooks, work=tmp_path / "work")
     assert (out / "index.html").read_text() == "the previous site"
+
+
+def test_make_course_runs_what_is_stale_then_builds_and_says_where(tmp_path, monkeypatch, capsys):
+    from coursekit import course, executed
+
+    calls = []
+    monkeypatch.setattr(executed, "execute_course", lambda *a, **k: calls.append("execute"))
+
+    def build(done, out):
+        calls.append(("build", done, out))
+        return out / "index.html"
+
+    monkeypatch.setattr(course, "build_course", build)
+    out = tmp_path / "site"
+    assert course.main(["--out", str(out)]) == 0
+    assert calls == ["execute", ("build", course.EXECUTED, out)]
+    assert f"open {out / 'index.html'}" in capsys.readouterr().out
+
+    def fail(done, out):
+        raise course.BookError("3 problems in the built site")
+
+    monkeypatch.setattr(course, "build_course", fail)
+    assert course.main(["--out", str(out)]) == 1
+    assert f"the site was not built; {out}/ is unchanged" in capsys.readouterr().err
