@@ -1,34 +1,37 @@
-"""Unit 06's tools: the total-correlation split of the KL term (Chen et al. 2018) with its estimators, and how far
-each latent moves the two factors of the rectangles.
+"""Unit 06's tools: the total-correlation split of the KL term (Chen et al. 2018) with its
+estimators, and how far each latent moves the two factors of the rectangles.
 
-With p_data uniform over the N rows of ``x``, q(z) = (1/N) Σₙ q(z|xₙ) the aggregate posterior and q(z_k) its
-marginals, the average KL term splits into three non-negative parts (each in nats):
+With p_data uniform over the N rows of ``x``, q(z) = (1/N) Σₙ q(z|xₙ) the aggregate posterior and
+q(z_k) its marginals, the average KL term splits into three non-negative parts (each in nats):
 
     (1/N) Σₙ KL(q(z|xₙ) ‖ p(z)) =  I(x; z)                 index-code mutual information
                                  + KL(q(z) ‖ Πₖ q(z_k))    total correlation (TC)
                                  + Σₖ KL(q(z_k) ‖ p(z_k))  dimension-wise KL
 
-The first part is unit 04's I(x; z); the other two split unit 04's KL(q(z) ‖ p(z)). Every part is an average over
-z ~ q(z|xₙ) of a difference of log-densities, so the three telescope to log q(z|xₙ) − log p(z) whatever estimate of
-log q(z) and log q(z_k) is used: :func:`tc_split` returns the sum and its Monte Carlo standard error against the
-closed-form KL, and the estimators differ only in how they share that sum out.
+The first part is unit 04's I(x; z); the other two split unit 04's KL(q(z) ‖ p(z)). Every part is an
+average over z ~ q(z|xₙ) of a difference of log-densities, so the three telescope to log q(z|xₙ) −
+log p(z) whatever estimate of log q(z) and log q(z_k) is used: :func:`tc_split` returns the sum and
+its Monte Carlo standard error against the closed-form KL, and the estimators differ only in how
+they share that sum out.
 
 Estimators of log q(z) and log q(z_k) at a code drawn from q(z|xᵢ) (``estimator=``):
 
 * ``"exact"``: the mixture over all N posteriors, as unit 04's ``surgery.kl_split`` does.
-* ``"mss"``: minibatch stratified sampling (Chen et al. 2018, appendix), from the M posteriors of xᵢ's minibatch:
-  weight 1/N on xᵢ's own posterior, (N − M')/(N M') on one other and 1/M' on the remaining M' − 1 (M' = M − 1).
-  The weighted sum is an unbiased estimate of q(z); its log is biased low (Jensen), less so as M grows.
-* ``"mws"``: minibatch weighted sampling (Chen et al. 2018, main text): log Σⱼ q(z|xⱼ) − log(N M) over the
-  minibatch. Every term gets weight 1/(N M), the own posterior included, so log q(z) comes out between log M
-  (posteriors that barely overlap: the own term dominates) and log N (posteriors that overlap) too low, and the
-  one-dimensional marginals, which overlap, about log N too low each: the index-code MI is inflated by between
-  log M and log N, the dimension-wise KL lowered by about d log N, and TC raised by the difference.
-  The offsets are constants, harmless in a training loss (they have no gradient), not in a measurement.
+* ``"mss"``: minibatch stratified sampling (Chen et al. 2018, appendix), from the M posteriors of
+  xᵢ's minibatch: weight 1/N on xᵢ's own posterior, (N − M')/(N M') on one other and 1/M' on the
+  remaining M' − 1 (M' = M − 1). The weighted sum is an unbiased estimate of q(z); its log is biased
+  low (Jensen), less so as M grows.
+* ``"mws"``: minibatch weighted sampling (Chen et al. 2018, main text): log Σⱼ q(z|xⱼ) − log(N M)
+  over the minibatch. Every term gets weight 1/(N M), the own posterior included, so log q(z) comes
+  out between log M (posteriors that barely overlap: the own term dominates) and log N (posteriors
+  that overlap) too low, and the one-dimensional marginals, which overlap, about log N too low each:
+  the index-code MI is inflated by between log M and log N, the dimension-wise KL lowered by about
+  d log N, and TC raised by the difference. The offsets are constants, harmless in a training loss
+  (they have no gradient), not in a measurement.
 
-:func:`codes` gives the posterior means and samples that MIG is fed; :func:`factor_moves` traverses latents of a
-rectangles model and reads the drawn sides off with ``shapes.measure_rectangles``: which factor each latent
-moves, in pixels.
+:func:`codes` gives the posterior means and samples that MIG is fed; :func:`factor_moves` traverses
+latents of a rectangles model and reads the drawn sides off with ``shapes.measure_rectangles``:
+which factor each latent moves, in pixels.
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ _LOG_2PI = math.log(2 * math.pi)
 
 
 def mss_log_weights(batch_size: int, n: int) -> torch.Tensor:
-    """log of the (M, M) importance weights of minibatch stratified sampling for a minibatch of M of N rows:
-    row i weighs the posteriors of the batch at the code drawn from row i's own posterior. Each row sums to 1."""
+    """log of the (M, M) importance weights of minibatch stratified sampling for a minibatch of M of
+    N rows: row i weighs the posteriors of the batch at the code drawn from row i's own posterior.
+    Each row sums to 1."""
     m = checks.integer("batch_size", batch_size, low=2)
     n = checks.integer("n", n, low=m, hint="rows in the data set, at least batch_size")
     others = m - 1
@@ -62,7 +66,8 @@ def mss_log_weights(batch_size: int, n: int) -> torch.Tensor:
 
 
 def _estimates(z, mu, logvar, estimator: str, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """log q(z) (M,) and log q(z_k) (M, d) at codes z[i] ~ q(z|x_i) of one minibatch (or of all rows: exact)."""
+    """log q(z) (M,) and log q(z_k) (M, d) at codes z[i] ~ q(z|x_i) of one minibatch (or, exactly,
+    of all rows)."""
     if estimator == "exact":  # one (chunk, N, d) pass serves the joint and the marginals
         joint, marginal = [], []
         for zc in z.split(64):
@@ -79,8 +84,8 @@ def _estimates(z, mu, logvar, estimator: str, n: int) -> tuple[torch.Tensor, tor
 
 
 @torch.no_grad()
-def tc_split_codes(mu: torch.Tensor, logvar: torch.Tensor, *, estimator: str = "mss", batch_size: int = 128,
-                   seed: int = 0) -> dict:
+def tc_split_codes(mu: torch.Tensor, logvar: torch.Tensor, *, estimator: str = "mss",
+                   batch_size: int = 128, seed: int = 0) -> dict:
     """The total-correlation split from posterior parameters (N, d); see :func:`tc_split`."""
     checks.tensor("mu", mu, dim=2, nonempty=True)
     checks.tensor("logvar", logvar, dim=2)
@@ -102,7 +107,8 @@ def tc_split_codes(mu: torch.Tensor, logvar: torch.Tensor, *, estimator: str = "
         log_qz, log_qk = torch.empty_like(log_p), torch.empty_like(z)
         order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(mu.device)
         batches = list(order.split(batch_size))
-        if len(batches) > 1 and len(batches[-1]) < batch_size:  # a short last minibatch joins the one before
+        # a short last minibatch joins the one before
+        if len(batches) > 1 and len(batches[-1]) < batch_size:
             batches[-2:] = [torch.cat(batches[-2:])]
         for rows in batches:
             log_qz[rows], log_qk[rows] = _estimates(z[rows], mu[rows], logvar[rows], estimator, n)
@@ -124,15 +130,18 @@ def tc_split_codes(mu: torch.Tensor, logvar: torch.Tensor, *, estimator: str = "
 
 
 @torch.no_grad()
-def tc_split(model, x: torch.Tensor, *, estimator: str = "mss", batch_size: int = 128, seed: int = 0) -> dict:
-    """The average KL term of ``model`` on the images ``x`` split into index-code MI, total correlation and
-    dimension-wise KL (Chen et al. 2018), one code z ~ q(z|xₙ) per image (seeded by ``seed``).
+def tc_split(model, x: torch.Tensor, *, estimator: str = "mss", batch_size: int = 128,
+             seed: int = 0) -> dict:
+    """The average KL term of ``model`` on the images ``x`` split into index-code MI, total
+    correlation and dimension-wise KL (Chen et al. 2018), one code z ~ q(z|xₙ) per image (seeded by
+    ``seed``).
 
-    estimator: ``"mss"`` (minibatch stratified sampling over shuffled minibatches of ``batch_size``), ``"mws"``
-    (minibatch weighted sampling) or ``"exact"`` (the mixture over all N images); see the module docstring for
-    their biases. Returns ``kl`` (the closed form), ``index_code_mi``, ``total_correlation``, ``dimwise_kl``
-    (and ``dimwise_kl_per_dim``), ``sampled_kl`` (their sum: the Monte Carlo KL) and ``mc_se`` (its standard error
-    against ``kl``), ``estimator``, ``batch_size``, ``n``.
+    estimator: ``"mss"`` (minibatch stratified sampling over shuffled minibatches of
+    ``batch_size``), ``"mws"`` (minibatch weighted sampling) or ``"exact"`` (the mixture over all N
+    images); see the module docstring for their biases. Returns ``kl`` (the closed form),
+    ``index_code_mi``, ``total_correlation``, ``dimwise_kl`` (and ``dimwise_kl_per_dim``),
+    ``sampled_kl`` (their sum: the Monte Carlo KL) and ``mc_se`` (its standard error against
+    ``kl``), ``estimator``, ``batch_size``, ``n``.
     """
     mu, logvar = encode_all(model, x)
     return tc_split_codes(mu, logvar, estimator=estimator, batch_size=batch_size, seed=seed)
@@ -140,10 +149,10 @@ def tc_split(model, x: torch.Tensor, *, estimator: str = "mss", batch_size: int 
 
 @torch.no_grad()
 def factor_moves(model, z0: torch.Tensor, dims, span: float = 2.0, steps: int = 9) -> torch.Tensor:
-    """How far each latent in ``dims`` moves the rectangle's width and height: latent ``dims[r]`` of the code
-    ``z0`` is swept over [−span, span] (the others held), each image decoded and measured
-    (``shapes.measure_rectangles``). Returns (len(dims), 2): the range (max − min) of the width and of the
-    height, in pixels, along each traversal."""
+    """How far each latent in ``dims`` moves the rectangle's width and height: latent ``dims[r]`` of
+    the code ``z0`` is swept over [−span, span] (the others held), each image decoded and measured
+    (``shapes.measure_rectangles``). Returns (len(dims), 2): the range (max − min) of the width and
+    of the height, in pixels, along each traversal."""
     images = traversal_images(model, z0, dims, span, steps)
     sides = measure_rectangles(images).view(len(dims), steps, 2)
     return sides.amax(1) - sides.amin(1)
@@ -151,11 +160,12 @@ def factor_moves(model, z0: torch.Tensor, dims, span: float = 2.0, steps: int = 
 
 @torch.no_grad()
 def codes(model, x: torch.Tensor, seed: int = 0) -> dict:
-    """The codes of the images ``x`` that MIG can be fed, as numpy arrays (N, d): ``means`` (the posterior means
-    μ(x)) and ``samples`` (one draw z ~ q(z|x) each, seeded by ``seed``), with ``kl`` (numpy, (d,): the KL per
-    latent dimension, averaged over x)."""
+    """The codes of the images ``x`` that MIG can be fed, as numpy arrays (N, d): ``means`` (the
+    posterior means μ(x)) and ``samples`` (one draw z ~ q(z|x) each, seeded by ``seed``), with
+    ``kl`` (numpy, (d,): the KL per latent dimension, averaged over x)."""
     seed = checks.integer("seed", seed, low=0)
     mu, logvar = encode_all(model, x)
     eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed)).to(mu.device)
-    return {"means": mu.cpu().numpy(), "samples": (mu + torch.exp(0.5 * logvar) * eps).cpu().numpy(),
+    return {"means": mu.cpu().numpy(),
+            "samples": (mu + torch.exp(0.5 * logvar) * eps).cpu().numpy(),
             "kl": kl_per_dim(mu, logvar).mean(0).cpu().numpy()}

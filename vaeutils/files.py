@@ -1,10 +1,11 @@
-"""Files that are never half-written and never silently rotten: checkpoints and converted data files.
+"""Files never half-written and never silently rotten: checkpoints and converted data files.
 
-``atomic_save`` writes the payload to a temporary file in the same folder and renames it over the target in one
-step, so a reader sees the old file or the new one, never a mixture; a failed or interrupted write leaves no file
-behind. Files are made readable by everyone the umask allows (0644 by default), so a shared cache can be read by
-others. Each file starts with a magic tag and the SHA-256 of the rest, which ``load_verified`` checks before
-unpickling anything: torch does not check the zip's CRCs, so a flipped byte would otherwise load as a hit.
+``atomic_save`` writes the payload to a temporary file in the same folder and renames it over the
+target in one step, so a reader sees the old file or the new one, never a mixture; a failed or
+interrupted write leaves no file behind. Files are made readable by everyone the umask allows (0644
+by default), so a shared cache can be read by others. Each file starts with a magic tag and the
+SHA-256 of the rest, which ``load_verified`` checks before unpickling anything: torch does not check
+the zip's CRCs, so a flipped byte would otherwise load as a hit.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def _umask() -> int:
 
 
 def atomic_save(path, payload) -> Path:
-    """``torch.save(payload)`` to ``path`` atomically (temporary file in the same folder, then ``os.replace``)."""
+    """``torch.save(payload)`` to ``path`` atomically: a temporary file in the same folder, then
+    ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
@@ -51,14 +53,17 @@ def atomic_save(path, payload) -> Path:
 
 
 def load_verified(path):
-    """The payload ``atomic_save`` wrote to ``path``, after checking its tag and SHA-256 (weights-only unpickling).
+    """The payload ``atomic_save`` wrote to ``path``, after checking its tag and SHA-256
+    (weights-only unpickling).
 
     Raises :class:`CorruptFile` naming what is wrong; ``FileNotFoundError`` if there is no file.
     """
     raw = Path(path).read_bytes()
     head = len(MAGIC) + _DIGEST
     if not raw.startswith(MAGIC) or len(raw) < head:
-        raise CorruptFile(f"{Path(path).name} is not a file this version wrote (no {MAGIC[:-1].decode()} header)")
+        raise CorruptFile(f"{Path(path).name} is not a file this version wrote (no "
+                          f"{MAGIC[:-1].decode()} header)")
     if hashlib.sha256(raw[head:]).digest() != raw[len(MAGIC):head]:
-        raise CorruptFile(f"{Path(path).name} is damaged: its bytes no longer match the SHA-256 stored with them")
+        raise CorruptFile(f"{Path(path).name} is damaged: its bytes no longer match the SHA-256 "
+                          "stored with them")
     return torch.load(io.BytesIO(raw[head:]), map_location="cpu", weights_only=True)

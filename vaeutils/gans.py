@@ -1,8 +1,9 @@
-"""A small GAN at classroom scale (unit 09): the training loop written out, cached like ``train_vae``'s models.
+"""A small GAN at classroom scale (unit 09): its training loop written out, cached like the VAEs.
 
 * :func:`gan_training`: the discriminator step on *detached* fakes, then the generator step;
-* :func:`train_gan` loads it from the cache or trains it; :func:`generator_at` rebuilds a snapshot taken during
-  training. The losses are ``objectives.gan_discriminator_loss`` and ``objectives.gan_generator_loss``.
+* :func:`train_gan` loads it from the cache or trains it; :func:`generator_at` rebuilds a snapshot
+  taken during training. The losses are ``objectives.gan_discriminator_loss`` and
+  ``objectives.gan_generator_loss``.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ def _bar(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="step", mininterval=0.5, disable=not progress)
 
 
-def gan_training(gan: nn.ModuleDict, train_x: torch.Tensor, kind: str, steps: int, *, snapshot_every: int = 0,
-                 batch_size: int = 64, lr: float = 2e-4, seed: int = 0, progress: bool = True) -> dict:
-    """Train ``gan["G"]`` and ``gan["D"]`` for ``steps`` alternating steps with Adam (β₁ = 0.5, as in DCGAN).
+def gan_training(gan: nn.ModuleDict, train_x: torch.Tensor, kind: str, steps: int, *,
+                 snapshot_every: int = 0, batch_size: int = 64, lr: float = 2e-4, seed: int = 0,
+                 progress: bool = True) -> dict:
+    """Train ``gan["G"]`` and ``gan["D"]`` for ``steps`` alternating steps with Adam (β₁ = 0.5, as
+    in DCGAN).
 
-    ``kind``: the generator loss, ``"non_saturating"`` or ``"minimax"`` (``objectives.gan_generator_loss``).
-    The discriminator sees ``fake.detach()``: its backward pass stops at the samples, so it neither runs through G
-    nor leaves gradients in G's parameters. History per step: ``d_loss``, ``g_loss``, ``d_fake`` (mean D(G(z))),
-    ``g_grad_norm``; ``snapshots``: G's weights every ``snapshot_every`` steps (0: none)."""
+    ``kind``: the generator loss, ``"non_saturating"`` or ``"minimax"``
+    (``objectives.gan_generator_loss``). The discriminator sees ``fake.detach()``: its backward pass
+    stops at the samples, so it neither runs through G nor leaves gradients in G's parameters.
+    History per step: ``d_loss``, ``g_loss``, ``d_fake`` (mean D(G(z))), ``g_grad_norm``;
+    ``snapshots``: G's weights every ``snapshot_every`` steps (0: none)."""
     checks.choice("kind", kind, ("non_saturating", "minimax"))
     steps = checks.integer("steps", steps, low=1)
     snapshot_every = checks.integer("snapshot_every", snapshot_every, low=0)
@@ -62,28 +66,31 @@ def gan_training(gan: nn.ModuleDict, train_x: torch.Tensor, kind: str, steps: in
             for key, value in zip(("d_loss", "g_loss", "d_fake", "g_grad_norm"), values):
                 history[key].append(value.item())
             if snapshot_every and step % snapshot_every == 0:
-                history["snapshots"][str(step)] = {k: v.detach().cpu().clone() for k, v in G.state_dict().items()}
+                history["snapshots"][str(step)] = {k: v.detach().cpu().clone()
+                                                   for k, v in G.state_dict().items()}
             bar.update(1)
     G.eval()
     D.eval()
     return history
 
 
-def train_gan(data, kind: str = "non_saturating", steps: int = 3000, *, snapshot_every: int = 0, seed: int = 0,
-              progress: bool = True):
-    """Load the GAN if cached, else train it with :func:`gan_training`: returns ``(G, D, history, loaded)``."""
-    key = {"data": data.key(), "kind": kind, "steps": steps, "snapshot_every": snapshot_every, "seed": seed,
-           "G": GAN_G, "D": GAN_D, "batch_size": 64, "lr": 2e-4}
+def train_gan(data, kind: str = "non_saturating", steps: int = 3000, *, snapshot_every: int = 0,
+              seed: int = 0, progress: bool = True):
+    """Load the GAN if cached, else train it with :func:`gan_training`: returns
+    ``(G, D, history, loaded)``."""
+    key = {"data": data.key(), "kind": kind, "steps": steps, "snapshot_every": snapshot_every,
+           "seed": seed, "G": GAN_G, "D": GAN_D, "batch_size": 64, "lr": 2e-4}
     shape = data.image_shape
 
     def build():
         _config.seed_everything(seed)
-        return nn.ModuleDict({"G": MLPGenerator(out_shape=shape, **GAN_G), "D": MLPDiscriminator(shape, **GAN_D)})
+        return nn.ModuleDict({"G": MLPGenerator(out_shape=shape, **GAN_G),
+                              "D": MLPDiscriminator(shape, **GAN_D)})
 
     def run(gan):
         gan.to(data.train_x.device)
-        return gan_training(gan, data.train_x, kind, steps, snapshot_every=snapshot_every, seed=seed,
-                            progress=progress)
+        return gan_training(gan, data.train_x, kind, steps, snapshot_every=snapshot_every,
+                            seed=seed, progress=progress)
 
     gan, history, hit = _cache.load_or_train("gan", key, build, run)
     gan = gan.to(data.train_x.device).eval()
@@ -93,7 +100,8 @@ def train_gan(data, kind: str = "non_saturating", steps: int = 3000, *, snapshot
 def generator_at(history: dict, step: int, shape=(1, 28, 28), device=None) -> MLPGenerator:
     """The generator as it was after ``step`` steps (a snapshot of :func:`gan_training`)."""
     if str(step) not in history.get("snapshots", {}):
-        raise ValueError(f"no snapshot at step {step}; snapshots at {sorted(map(int, history.get('snapshots', {})))}")
+        raise ValueError(f"no snapshot at step {step}; snapshots at "
+                         f"{sorted(map(int, history.get('snapshots', {})))}")
     G = MLPGenerator(out_shape=shape, **GAN_G)
     G.load_state_dict(history["snapshots"][str(step)])
     return G.to(device or _config.get_device()).eval()
