@@ -16,7 +16,7 @@ import json
 import re
 from pathlib import Path
 
-from .slides_plan import Deck, Slide, Visual, plain_title
+from .slides_plan import Deck, Slide, Visual, plain_title, table_rows
 
 WIDTH, HEIGHT = 1280, 720  # the slide in CSS pixels: a 16:9 projector at its native size
 MAX_SCALE = 1.6  # a small table or formula is enlarged at most this much to fill its space
@@ -55,6 +55,18 @@ def inline_html(markdown: str) -> str:
     return re.sub(r"^<p>(.*)</p>$", r"\1", out, flags=re.DOTALL)
 
 
+def table_html(markdown: str) -> str:
+    """A Markdown table as an HTML table, cell by cell (see :func:`slides_plan.table_rows`), each
+    cell's Markdown rendered inline; other Markdown as :func:`markdown_html` renders it."""
+    rows = table_rows(markdown)
+    if rows is None:
+        return markdown_html(markdown, links=False)
+    head = "".join(f"<th>{inline_html(c)}</th>" for c in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{inline_html(c)}</td>" for c in row) + "</tr>"
+                   for row in rows[1:])
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def _data_uri(visual: Visual) -> str:
     payload = visual.source.strip()
     if visual.mime == "image/svg+xml":
@@ -72,8 +84,7 @@ def visual_html(visual: Visual) -> str:
         return (f'<div class="vl-visual vl-figure"{where}>'
                 f'<img src="{_data_uri(visual)}" alt="{alt}"></div>')
     if kind == "table":
-        inner = (markdown_html(visual.source, links=False) if visual.mime == "text/markdown"
-                 else visual.source)
+        inner = table_html(visual.source) if visual.mime == "text/markdown" else visual.source
     elif kind == "widget":
         inner = visual.source
     elif kind == "math":

@@ -436,25 +436,44 @@ def shown_outputs(cell) -> list[tuple[int, Visual]]:
     return found
 
 
-def escape_cell_pipes(line: str) -> str:
-    """A table row with every ``|`` inside a formula or parentheses escaped (``p(z|x)`` is one cell,
-    not two; in a formula it becomes ``\\vert``), so that the row has the columns it means."""
-    out, depth, math = [], 0, False
-    for k, ch in enumerate(line):
-        if ch == "$":
+def table_rows(markdown: str) -> list[list[str]] | None:
+    """The cells of a Markdown table, row by row (the header first, the delimiter row left out), or
+    None when ``markdown`` is not one table. Generated tables do not always escape a ``|`` inside a
+    cell (``p(z|x)``, ``|KL − C|``): a row with more cells than the delimiter row is split again at
+    the pipes that stand between spaces only."""
+    lines = [line.strip() for line in markdown.strip().splitlines() if line.strip()]
+    if (len(lines) < 2 or not all(line.startswith("|") for line in lines)
+            or not re.fullmatch(r"\|?(\s*:?-+:?\s*\|)*\s*:?-+:?\s*\|?", lines[1])):
+        return None
+    width = len(_cells(lines[1], strict=False))  # the delimiter row says how many columns
+    rows = []
+    for line in lines[:1] + lines[2:]:
+        cells = _cells(line, strict=False)
+        if len(cells) > width:
+            cells = _cells(line, strict=True)
+        rows.append((cells + [""] * width)[:width])
+    return rows
+
+
+def _cells(line: str, strict: bool) -> list[str]:
+    """A row's cells, split at pipes outside code, formulas and escapes (``strict``: and only at
+    pipes with a space or the line's end on both sides)."""
+    body = line.strip()
+    body = body[1:] if body.startswith("|") else body
+    body = body[:-1] if body.endswith("|") and not body.endswith("\\|") else body
+    cells, start, code, math = [], 0, False, False
+    for k, ch in enumerate(body):
+        if ch == "`":
+            code = not code
+        elif ch == "$" and not code:
             math = not math
-        elif ch in "([{" and not math:
-            depth += 1
-        elif ch in ")]}" and not math:
-            depth = max(depth - 1, 0)
-        elif ch == "|" and math and (k == 0 or line[k - 1] != "\\"):
-            out.append("\\vert ")  # the same bar to TeX, and no cell border to Markdown
-            continue
-        elif ch == "|" and depth and (k == 0 or line[k - 1] != "\\"):
-            out.append("\\|")
-            continue
-        out.append(ch)
-    return "".join(out)
+        elif ch == "|" and not code and not math and (k == 0 or body[k - 1] != "\\"):
+            spaced = (k == 0 or body[k - 1] == " ") and (k + 1 == len(body) or body[k + 1] == " ")
+            if spaced or not strict:
+                cells.append(body[start:k])
+                start = k + 1
+    cells.append(body[start:])
+    return [c.strip().replace("\\|", "|") for c in cells]
 
 
 def split_table(markdown: str, rows: int = TABLE_ROWS) -> list[str]:
@@ -464,10 +483,9 @@ def split_table(markdown: str, rows: int = TABLE_ROWS) -> list[str]:
     if (len(lines) < 3 or not all(line.lstrip().startswith("|") for line in lines)
             or not set(lines[1].replace("|", "").strip()) <= set("-: ")):
         return [markdown]
-    lines = [escape_cell_pipes(line) for line in lines]
     head, body = lines[:2], lines[2:]
     if len(body) <= rows:
-        return ["\n".join(lines)]
+        return [markdown]
     parts = -(-len(body) // rows)
     size = -(-len(body) // parts)
     return ["\n".join(head + body[k:k + size]) for k in range(0, len(body), size)]

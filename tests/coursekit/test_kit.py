@@ -479,6 +479,21 @@ def test_slide_text_is_short_keeps_formulas_whole_and_closes_emphasis():
     assert sp.lead("Short one. Short two.") == "Short one. Short two."
 
 
+def test_slide_tables_keep_their_columns_with_pipes_in_cells():
+    table = ("| loss | KL(q ‖ p(z|x)) | line |\n| --- | ---: | --- |\n"
+             "| capacity, γ·|KL − C(t)| | $p(z|x)$ | `f(a|b)` |\n| plain | x \\| y | 3 |")
+    assert sp.table_rows(table) == [["loss", "KL(q ‖ p(z|x))", "line"],
+                                    ["capacity, γ·|KL − C(t)|", "$p(z|x)$", "`f(a|b)`"],
+                                    ["plain", "x | y", "3"]]
+    html = sh.table_html(table)
+    assert html.count("<tr>") == 3 and html.count("<td>") == 6 and "<code>f(a|b)</code>" in html
+    assert sp.table_rows("not a table") is None
+    rows = "\n".join(f"| {k} | {k * k} |" for k in range(23))
+    parts = sp.split_table("| k | k² |\n| --- | --- |\n" + rows)
+    assert [len(p.splitlines()) - 2 for p in parts] == [8, 8, 7]  # as even as can be, ≤ 10 rows
+    assert all(p.startswith("| k | k² |\n| --- | --- |") for p in parts)
+
+
 def test_slide_outline_of_a_unit():
     deck = sl.outline(slide_unit(), "99_tiny")
     by_title = {}

@@ -78,6 +78,17 @@ CHECK_JS = r"""
       problems.push(`${name(el)} ${box(r)} is cut off by ${box(c)}: ` +
                     (el.textContent || '').trim().slice(0, 40));
   }
+  const texts = document.createTreeWalker(slide.querySelector('.vl-frame'), NodeFilter.SHOW_TEXT);
+  while (texts.nextNode()) {  // text running past a box that clips it: no element box of its own
+    const node = texts.currentNode;
+    if (!node.data.trim() || node.parentElement.closest('script, style, mjx-container')) continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const r = range.getBoundingClientRect(), c = clip(node);
+    if (r.width >= 0.5 && (r.left < c.left - tol || r.right > c.right + tol ||
+                           r.top < c.top - tol || r.bottom > c.bottom + tol))
+      problems.push(`text "${node.data.trim().slice(0, 40)}" is cut off`);
+  }
   for (const el of slide.querySelectorAll('pre, pre code, table, .vl-visual, .vl-frame')) {
     const st = getComputedStyle(el);
     const clips = st.overflowX !== 'visible' || st.overflowY !== 'visible';
@@ -309,13 +320,16 @@ def test_the_check_sees_what_it_must_reject(browser, small_decks):
         page.evaluate("""() => {
           const s = Reveal.getCurrentSlide();
           s.querySelector('.vl-text').insertAdjacentHTML('beforeend',
-            '<table style="width: 1500px"><tr><td>wide</td></tr></table><p>$x^2$ raw</p>');
+            '<table style="width: 1500px"><tr><td>wide</td></tr></table><p>$x^2$ raw</p>' +
+            '<p style="width: 100px; white-space: nowrap">a line that runs past its box and off ' +
+            'the slide, far to the right of its edge, where nobody at the back can read it</p>');
           s.querySelector('img').src = 'missing.png';
         }""")
         page.wait_for_timeout(300)
         problems = "\n".join(page.evaluate(CHECK_JS)["problems"])
         assert "is cut off" in problems and "wider than its container" in problems
         assert "image not loaded" in problems and "TeX left untypeset" in problems
+        assert 'text "a line that runs past its box' in problems
     finally:
         page.close()
 
