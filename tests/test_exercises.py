@@ -80,7 +80,7 @@ class Kernel:
         return self._context.__exit__(*exc)
 
     def run(self, source: str):
-        from nbclient.exceptions import CellExecutionError
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
         cell = nbformat.v4.new_code_cell(source)
         self.client.nb.cells.append(cell)  # nbclient stores the executed cell back at its index
@@ -88,6 +88,10 @@ class Kernel:
             self.client.execute_cell(cell, len(self.client.nb.cells) - 1)
         except CellExecutionError as err:
             return err
+        except CellTimeoutError:
+            first = next((line for line in source.splitlines() if line.strip()), "")
+            pytest.fail(f"a cell ran over {CELL_TIMEOUT} s ({first[:80]!r} …): are the unit's models in the "
+                        "cache (data/cache; `make models` fills it)?")
         self.last = cell
         return None
 
