@@ -69,7 +69,7 @@ NODE_MODULES = paths.NODE_MODULES
 REVEAL_DIR = html_.REVEAL_DIR
 SUFFIX = ".slides.html"
 # What the decks load from node_modules: reveal.js's script, styles, theme (with its fonts) and the
-# speaker-notes plugin.
+# speaker-notes plugin; MathJax 3 with its fonts.
 _MATHJAX = "mathjax/es5"
 _VENDOR = (("reveal.js/dist", f"{REVEAL_DIR}/dist"),
            ("reveal.js/plugin/notes", f"{REVEAL_DIR}/plugin/notes"),
@@ -110,19 +110,15 @@ def copy_reveal(deck_dir, node_modules=NODE_MODULES) -> None:
         shutil.copy2(html_.ASSETS / name, assets / name)
 
 
-def mathjax_url(deck_dir) -> str:
-    """The URL the decks load MathJax by (copied beside them by :func:`copy_reveal`)."""
-    return html_.MATHJAX_SCRIPT
-
-
 def outline(nb, name: str):
     """The deck's outline (:class:`coursekit.slides_plan.Deck`) of an executed notebook."""
     nb = site.snapshot_widgets(copy.deepcopy(nb))  # widgets as static pictures: no widget manager
     return plan_deck(nb, name)
 
 
-def deck_page(nb, name: str, mathjax: str | None) -> str:
-    """The reveal.js page of one unit, from its executed notebook."""
+def deck_page(nb, name: str, mathjax: str | None = html_.MATHJAX_SCRIPT) -> str:
+    """The reveal.js page of one unit, from its executed notebook (``mathjax=None``: formulas stay
+    TeX)."""
     return html_.deck_html(outline(nb, name), mathjax)
 
 
@@ -165,10 +161,11 @@ def _check_metadata(path, nb) -> None:
             raise NotebookError(f"{path}: cell {index}: {err}") from None
 
 
-def write_decks(pages: dict, out, node_modules=NODE_MODULES, pdf: bool = True) -> list[Path]:
-    """Write ``{unit name: page}`` as ``out/<name>.slides.html`` (and ``.slides.pdf``): all made in
-    a staging folder first, then moved into ``out`` together; on any failure ``out`` is left as it
-    was."""
+def write_decks(pages: dict[str, str], out, node_modules=NODE_MODULES,
+                pdf: bool = True) -> list[Path]:
+    """Write ``{unit name: page}`` as ``out/<name>.slides.html`` (and ``.slides.pdf``) with what the
+    pages load beside them: all made in a staging folder first, then moved into ``out`` together; on
+    any failure ``out`` is left as it was."""
     out = Path(out)
     if pdf:
         _need_chromium()
@@ -176,11 +173,10 @@ def write_decks(pages: dict, out, node_modules=NODE_MODULES, pdf: bool = True) -
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}-staging-", dir=out.parent))
     try:
         copy_reveal(stage, node_modules)
-        url = mathjax_url(stage)
         decks = []
         for name, page in pages.items():
             deck = stage / f"{name}{SUFFIX}"
-            deck.write_text(page(url) if callable(page) else page, encoding="utf-8")
+            deck.write_text(page, encoding="utf-8")
             decks.append(deck)
         made = decks + (html_.print_pdfs(decks) if pdf else [])
         out.mkdir(parents=True, exist_ok=True)
@@ -216,7 +212,7 @@ def build_slides(src=paths.NOTEBOOKS, out=paths.ROOT / "build" / "slides",
             deck = outline(nb, path.stem)
         except SlideMetadataError as err:
             raise NotebookError(f"{path}: {err}") from None
-        pages[path.stem] = (lambda d: lambda url: html_.deck_html(d, url))(deck)
+        pages[path.stem] = html_.deck_html(deck, html_.MATHJAX_SCRIPT)
         print(f"{path.name}: {len(deck.slides)} slides ({how}; outlined in "
               f"{time.perf_counter() - start:.1f} s)", flush=True)
     start = time.perf_counter()

@@ -358,8 +358,7 @@ def real_decks(tmp_path_factory):
     out = tmp_path_factory.mktemp("real-slides")
     pages = {}
     for name in EXECUTED_UNITS:
-        deck = kit.outline(read(EXECUTED / f"{name}.ipynb"), name)
-        pages[name] = (lambda d: lambda url: kit.html_.deck_html(d, url))(deck)
+        pages[name] = kit.deck_page(read(EXECUTED / f"{name}.ipynb"), name)
     kit.write_decks(pages, out, pdf=False)
     return out
 
