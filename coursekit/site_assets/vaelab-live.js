@@ -382,6 +382,13 @@
   }
 
   window.vaelabLive = { pyFormat, klState, barLimits };
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", startAll);
+  // As soon as the page is parsed ("interactive"), before the deferred scripts (MathJax, the theme) run
+  // and long before DOMContentLoaded, which waits for them.
+  function whenParsed() {
+    if (document.readyState === "loading") return;
+    document.removeEventListener("readystatechange", whenParsed);
+    startAll();
+  }
+  if (document.readyState === "loading") document.addEventListener("readystatechange", whenParsed);
   else startAll();
 })();
