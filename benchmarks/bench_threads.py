@@ -79,7 +79,7 @@ def main(argv=None) -> int:
                 proc.kill()
                 proc.wait()
     quiet = statistics.median(times.get((0, "auto"), [float("nan")]))
-    print(f"\n| competitors | threads | epoch (s), median (min–max) | × quiet auto |\n| --- | --- | --- | --- |")
+    print("\n| competitors | threads | epoch (s), median (min–max) | × quiet auto |\n| --- | --- | --- | --- |")
     for (n, setting), ts in sorted(times.items()):
         med = statistics.median(ts)
         print(f"| {n} | {setting} | {med:.2f} ({min(ts):.2f}–{max(ts):.2f}) | {med / quiet:.2f} |")

@@ -24,7 +24,8 @@ The modules, in the order they import one another (each only imports those above
 - ``judge``: judging samples offline (units 05, 09). ``gans``: a small GAN (unit 09).
   ``collapse``: posterior collapse and the free-bits variants (unit 07).
 - ``plots`` and ``diagrams``: figures. ``lesson``: tables and answer checks for the notebooks.
-- ``widgets``: the explorers and the live trainer, thin views over pure functions.
+- ``widgets``: the explorers and the live trainer, thin views over pure functions (the live
+  trainer's pictures are drawn by ``widgets.live_pictures``).
 
 The tooling that builds and serves the course lives apart, in ``coursekit``; nothing here imports
 it.

@@ -1,9 +1,9 @@
-"""Reading the IDX files MNIST and Fashion-MNIST come in, and the one network check the data loaders make.
+"""The IDX files MNIST and Fashion-MNIST come in, and the one network check the data loaders make.
 
-``read_idx`` checks every header against the file's size before trusting it; ``check_split`` checks that the four
-files of a split fit together (images and labels where each belongs, as many labels as images, at least one image,
-train and test images of one size). ``network_available`` asks once per host and session, with a short timeout, so
-an offline machine falls back to the local data at once.
+``read_idx`` checks every header against the file's size before trusting it; ``check_split`` checks
+that the four files of a split fit together (images and labels where each belongs, as many labels as
+images, at least one image, train and test images of one size). ``network_available`` asks once per
+host and session, with a short timeout, so an offline machine falls back to the local data at once.
 """
 
 from __future__ import annotations
@@ -34,16 +34,18 @@ def _env_offline() -> bool:
     return checks.env_flag("VAELAB_OFFLINE")
 
 
-# --------------------------------------------------------------------------- network (checked once per session)
+# --------------------------------------------------------------- network (checked once per session)
 
 _reachable: dict[str, bool] = {}
 
 
 def network_available(url: str, timeout: float = 2.0) -> bool:
-    """True if ``url`` answers an HTTP HEAD request with 200 within ``timeout`` seconds; remembered per host.
+    """True if ``url`` answers an HTTP HEAD request with 200 within ``timeout`` seconds (per host,
+    remembered).
 
-    A real request, not just a connect: some networks accept every connection and answer 404 from a proxy.
-    It runs in a thread, so even a slow name lookup cannot hold a notebook up for more than ``timeout`` seconds.
+    A real request, not just a connect: some networks accept every connection and answer 404 from a
+    proxy. It runs in a thread, so even a slow name lookup cannot hold a notebook up for more than
+    ``timeout`` seconds.
     """
     host = urlparse(url).hostname
     if host in _reachable:
@@ -52,9 +54,10 @@ def network_available(url: str, timeout: float = 2.0) -> bool:
 
     def attempt():
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as reply:
+            request = urllib.request.Request(url, method="HEAD")
+            with urllib.request.urlopen(request, timeout=timeout) as reply:
                 result[0] = reply.status == 200
-        except Exception:  # any failure (DNS, refused, TLS, HTTP error) means: no download from here
+        except Exception:  # any failure (DNS, refused, TLS, HTTP error): no download from here
             pass
 
     worker = threading.Thread(target=attempt, daemon=True)
@@ -75,14 +78,17 @@ def offline_reason(offline: bool | None, url: str) -> str | None:
     return None
 
 
-# --------------------------------------------------------------------------- IDX files (the MNIST file format)
+# ---------------------------------------------------------------- IDX files (the MNIST file format)
 
 def _idx_header(head: bytes, size: int, path: Path, fix: str) -> tuple[int, ...]:
-    """Shape stored in an IDX header, after checking the header and that the body has exactly that many bytes."""
+    """The shape an IDX header stores, once the header and the body's size (exactly that many bytes)
+    are checked."""
     if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[3] not in (1, 3):
-        raise ValueError(f"{path} is not an MNIST-style IDX file (bad magic number {head[:4].hex() or 'empty'}); {fix}")
+        raise ValueError(f"{path} is not an MNIST-style IDX file (bad magic number "
+                         f"{head[:4].hex() or 'empty'}); {fix}")
     if head[2] != 0x08:
-        raise ValueError(f"{path} holds IDX type 0x{head[2]:02x}, expected unsigned bytes (0x08); {fix}")
+        raise ValueError(f"{path} holds IDX type 0x{head[2]:02x}, expected unsigned bytes (0x08); "
+                         f"{fix}")
     ndim = head[3]
     if len(head) < 4 + 4 * ndim:
         raise ValueError(f"{path} is truncated inside its header; {fix}")
@@ -90,7 +96,8 @@ def _idx_header(head: bytes, size: int, path: Path, fix: str) -> tuple[int, ...]
     expected = 4 + 4 * ndim + math.prod(shape)
     if size != expected:
         what = "truncated" if size < expected else "longer than its header says"
-        raise ValueError(f"{path} is {what}: {size:,} bytes, expected {expected:,} for shape {shape}; {fix}")
+        raise ValueError(f"{path} is {what}: {size:,} bytes, expected {expected:,} for shape "
+                         f"{shape}; {fix}")
     return shape
 
 
@@ -105,8 +112,8 @@ def _plain_idx_shape(path: Path, fix: str) -> tuple[int, ...]:
 def read_idx(path, fix: str = "download it again") -> torch.Tensor:
     """uint8 tensor from an IDX file (plain or gzip), parsed by torchvision's own MNIST reader.
 
-    A missing, damaged or truncated file raises ``FileNotFoundError``/``ValueError`` naming the file and
-    ``fix`` (what the reader should do about it).
+    A missing, damaged or truncated file raises ``FileNotFoundError``/``ValueError`` naming the file
+    and ``fix`` (what the reader should do about it).
     """
     from torchvision.datasets.mnist import read_image_file, read_label_file
 
@@ -117,7 +124,7 @@ def read_idx(path, fix: str = "download it again") -> torch.Tensor:
         compressed = f.read(2) == b"\x1f\x8b"
     if not compressed:
         shape = _plain_idx_shape(path, fix)
-        if math.prod(shape) == 0:  # torchvision's reader cannot parse an empty body; check_split names it
+        if math.prod(shape) == 0:  # torchvision cannot parse an empty body; check_split names it
             return torch.zeros(shape, dtype=torch.uint8)
         return read_image_file(str(path)) if len(shape) == 3 else read_label_file(str(path))
     try:
@@ -134,11 +141,12 @@ def read_idx(path, fix: str = "download it again") -> torch.Tensor:
 
 
 def check_split(shapes: dict, names: dict, fix: str = "") -> None:
-    """Raise ``ValueError`` unless the four parts of a split fit together: images shaped (N, H, W) and labels
-    (N,) (not swapped), as many labels as images, at least one image, train and test images of one size.
+    """Raise ``ValueError`` unless the four parts of a split fit together: images shaped (N, H, W)
+    and labels (N,) (not swapped), as many labels as images, at least one image, train and test
+    images of one size.
 
-    ``shapes`` and ``names`` (what to call each part in the message, e.g. its file) are keyed like ``IDX_FILES``;
-    ``fix`` (what to do about it) ends the message."""
+    ``shapes`` and ``names`` (what to call each part in the message, e.g. its file) are keyed like
+    ``IDX_FILES``; ``fix`` (what to do about it) ends the message."""
     fix = f"; {fix}" if fix else ""
     shapes = {k: tuple(int(n) for n in v) for k, v in shapes.items()}
     for x, y in (("train_x", "train_y"), ("test_x", "test_y")):
@@ -146,20 +154,22 @@ def check_split(shapes: dict, names: dict, fix: str = "") -> None:
             shape = shapes[key]
             if len(shape) != dims:
                 holds = {3: "images", 1: "labels"}.get(len(shape), f"{len(shape)}-D data")
-                raise ValueError(f"{names[key]} holds {holds} (shape {shape}), not {what}: are the image and label "
-                                 f"files swapped?{fix}")
+                raise ValueError(f"{names[key]} holds {holds} (shape {shape}), not {what}: are the "
+                                 f"image and label files swapped?{fix}")
         if shapes[x][0] == 0:
             raise ValueError(f"{names[x]} holds no images{fix}")
         if shapes[x][0] != shapes[y][0]:
-            raise ValueError(f"{names[x]} has {shapes[x][0]} images but {names[y]} has {shapes[y][0]} labels{fix}")
+            raise ValueError(f"{names[x]} has {shapes[x][0]} images but {names[y]} has "
+                             f"{shapes[y][0]} labels{fix}")
     (h, w), (th, tw) = shapes["train_x"][1:], shapes["test_x"][1:]
     if (h, w) != (th, tw):
-        raise ValueError(f"train images are {h}x{w} but {names['test_x']} holds {th}x{tw} images: the train and "
-                         f"test files come from different datasets{fix}")
+        raise ValueError(f"train images are {h}x{w} but {names['test_x']} holds {th}x{tw} images: "
+                         f"the train and test files come from different datasets{fix}")
 
 
 def idx_split(files: dict[str, Path], fix: str):
-    """((train_x, train_y), (test_x, test_y)) from four IDX files, checked against each other (``check_split``)."""
+    """((train_x, train_y), (test_x, test_y)) from four IDX files checked against each other
+    (``check_split``)."""
     t = {k: read_idx(p, fix) for k, p in files.items()}
     check_split({k: v.shape for k, v in t.items()}, files, fix)
     return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
@@ -168,7 +178,8 @@ def idx_split(files: dict[str, Path], fix: str):
 def torchvision_split(cls, root: Path, offline: bool | None):
     """Images from ``root/<Class>/raw`` (torchvision's layout), downloading them first if allowed.
 
-    Returns ``(split, None)`` or ``(None, reason)`` when the files are absent and cannot be downloaded.
+    Returns ``(split, None)`` or ``(None, reason)`` when the files are absent and cannot be
+    downloaded.
     """
     raw = root / cls.__name__ / "raw"
     files = {k: raw / name for k, name in IDX_FILES.items()}

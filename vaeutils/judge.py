@@ -1,13 +1,14 @@
 """Judging generated images offline, with no download (unit 09; unit 05 uses the first two):
 
-* :func:`nearest_distance` and :func:`sample_realism`: how far a model's prior samples land from the nearest
-  binary training image, and how varied they are;
-* :func:`train_classifier`: the small CNN whose features replace Inception's (the FID recipe on local features);
-* :func:`judge` measures a set of images: Fréchet distance (``metrics.frechet_distance``) on the classifier's
-  features, the classifier score (the Inception-Score recipe), class coverage (``metrics.class_coverage``),
-  sharpness, diversity, and nearest-neighbour distances to the training set compared with the real test set's own
-  (:func:`nn_distances`, :func:`copy_fraction`). Numbers are comparable with each other at equal sample sizes,
-  not with published FID/IS values.
+* :func:`nearest_distance` and :func:`sample_realism`: how far a model's prior samples land from the
+  nearest binary training image, and how varied they are;
+* :func:`train_classifier`: the small CNN whose features replace Inception's (the FID recipe on
+  local features);
+* :func:`judge` measures a set of images: Fréchet distance (``metrics.frechet_distance``) on the
+  classifier's features, the classifier score (the Inception-Score recipe), class coverage
+  (``metrics.class_coverage``), sharpness, diversity, and nearest-neighbour distances to the
+  training set compared with the real test set's own (:func:`nn_distances`, :func:`copy_fraction`).
+  Numbers are comparable with each other at equal sample sizes, not with published FID/IS values.
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ def _bar(total: int, desc: str, progress: bool):
     return tqdm(total=total, desc=desc, unit="step", mininterval=0.5, disable=not progress)
 
 
-# --------------------------------------------------------------------------- the local judge's features
+# ----------------------------------------------------------------------- the local judge's features
 
 def train_classifier(data, epochs: int | None = None, *, seed: int = 0, progress: bool = True):
-    """The small CNN classifier of the judge (cached): returns ``(classifier, history, loaded)``; history
-    ``test_accuracy`` per epoch. Default epochs: 6 (full mode), 1 (smoke)."""
-    epochs = _config.pick(full=6, smoke=1) if epochs is None else checks.integer("epochs", epochs, low=1)
+    """The small CNN classifier of the judge (cached): returns ``(classifier, history, loaded)``;
+    history ``test_accuracy`` per epoch. Default epochs: 6 (full mode), 1 (smoke)."""
+    if epochs is None:
+        epochs = _config.pick(full=6, smoke=1)
+    epochs = checks.integer("epochs", epochs, low=1)
     key = {"data": data.key(), "args": CLASSIFIER, "epochs": epochs, "seed": seed, "batch_size": 64}
 
     def build():
@@ -77,16 +80,18 @@ def accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- judging images
 
 @torch.no_grad()
-def features(classifier: SmallClassifier, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def features(classifier: SmallClassifier, images: torch.Tensor,
+             batch_size: int = 1000) -> torch.Tensor:
     """The classifier's penultimate-layer features of ``images`` (float64, CPU)."""
     checks.images("images", images)
     classifier.eval()
-    return torch.cat([classifier.features(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
-                     ).double().cpu()
+    parts = [classifier.features(images[i:i + batch_size])
+             for i in range(0, len(images), batch_size)]
+    return torch.cat(parts).double().cpu()
 
 
 def sharpness(images: torch.Tensor) -> float:
-    """Mean squared difference between neighbouring pixels (image-gradient energy); blur lowers it."""
+    """Mean squared difference of neighbouring pixels (image-gradient energy); blur lowers it."""
     checks.images("images", images)
     dx = images[..., :, 1:] - images[..., :, :-1]
     dy = images[..., 1:, :] - images[..., :-1, :]
@@ -100,15 +105,18 @@ def diversity(images: torch.Tensor, n: int = 300) -> float:
 
 
 @torch.no_grad()
-def nn_distances(images: torch.Tensor, reference: torch.Tensor, exclude_self: bool = False) -> torch.Tensor:
+def nn_distances(images: torch.Tensor, reference: torch.Tensor,
+                 exclude_self: bool = False) -> torch.Tensor:
     """Euclidean distance from each image to its nearest neighbour in ``reference`` (CPU, float64).
 
-    ``exclude_self``: ignore matches closer than 1e-3, for images that are themselves in ``reference`` (two
-    different 8-bit images differ by at least 1/255 in one pixel; rounding leaves about 1e-7 between copies)."""
+    ``exclude_self``: ignore matches closer than 1e-3, for images that are themselves in
+    ``reference`` (two different 8-bit images differ by at least 1/255 in one pixel; rounding leaves
+    about 1e-7 between copies)."""
     checks.images("images", images)
     checks.images("reference", reference)
     if images.shape[1:] != reference.shape[1:]:
-        raise ValueError(f"images {tuple(images.shape[1:])} and reference {tuple(reference.shape[1:])} differ in shape")
+        raise ValueError(f"images {tuple(images.shape[1:])} and reference "
+                         f"{tuple(reference.shape[1:])} differ in shape")
     d = torch.cdist(images.flatten(1).double().cpu(), reference.flatten(1).double().cpu())
     if exclude_self:
         d = d.masked_fill(d < 1e-3, float("inf"))
@@ -116,29 +124,33 @@ def nn_distances(images: torch.Tensor, reference: torch.Tensor, exclude_self: bo
 
 
 def copy_fraction(sample_nn: torch.Tensor, real_nn: torch.Tensor, level: float = 0.05) -> float:
-    """The fraction of samples closer to a training image than all but ``level`` of the real test images are:
-    about ``level`` for a model that does not copy, near 1 for one that returns training images."""
+    """The fraction of samples closer to a training image than all but ``level`` of the real test
+    images are: about ``level`` for a model that does not copy, near 1 for one that returns training
+    images."""
     checks.number("level", level, 0.0, 1.0, low_open=True, high_open=True)
     return float((sample_nn < torch.quantile(real_nn.double(), level)).double().mean())
 
 
 @torch.no_grad()
 def top_probability(classifier: SmallClassifier, images: torch.Tensor) -> torch.Tensor:
-    """The classifier's probability of its own best guess, per image (CPU): low where an image is no clear digit."""
+    """The classifier's probability of its own best guess, per image (CPU): low where an image is
+    no clear digit."""
     feats = features(classifier, images)
-    return F.softmax(classifier.head(feats.float().to(images.device)), 1).max(1).values.double().cpu()
+    probs = F.softmax(classifier.head(feats.float().to(images.device)), 1)
+    return probs.max(1).values.double().cpu()
 
 
 @torch.no_grad()
-def judge(images: torch.Tensor, classifier: SmallClassifier, test_x: torch.Tensor, train_x: torch.Tensor, *,
-          n_nn: int = 300, real_nn: torch.Tensor | None = None, exclude_self: bool = False,
-          test_feats: torch.Tensor | None = None) -> dict:
-    """Every offline score of ``images`` (compare sets of equal size): ``FD`` against ``test_x`` on the
-    classifier's features, ``score`` (exp E KL(p(y|x) ‖ p(y))), ``coverage`` (``metrics.class_coverage``),
-    ``confidence`` (mean top probability), ``sharpness``, ``diversity``, ``nn`` (mean distance of the first
-    ``n_nn`` images to their nearest training image) and, given the test set's own ``real_nn``, ``nn_ratio``
-    (``nn`` over theirs) and ``copies`` (:func:`copy_fraction`). ``test_feats``: :func:`features` of ``test_x``,
-    when already computed (judging many sets against one test set)."""
+def judge(images: torch.Tensor, classifier: SmallClassifier, test_x: torch.Tensor,
+          train_x: torch.Tensor, *, n_nn: int = 300, real_nn: torch.Tensor | None = None,
+          exclude_self: bool = False, test_feats: torch.Tensor | None = None) -> dict:
+    """Every offline score of ``images`` (compare sets of equal size): ``FD`` against ``test_x`` on
+    the classifier's features, ``score`` (exp E KL(p(y|x) ‖ p(y))), ``coverage``
+    (``metrics.class_coverage``), ``confidence`` (mean top probability), ``sharpness``,
+    ``diversity``, ``nn`` (mean distance of the first ``n_nn`` images to their nearest training
+    image) and, given the test set's own ``real_nn``, ``nn_ratio`` (``nn`` over theirs) and
+    ``copies`` (:func:`copy_fraction`). ``test_feats``: :func:`features` of ``test_x``, when already
+    computed (judging many sets against one test set)."""
     checks.images("images", images)
     images = images.to(test_x.device)
     feats = features(classifier, images)
@@ -157,22 +169,26 @@ def judge(images: torch.Tensor, classifier: SmallClassifier, test_x: torch.Tenso
     return out
 
 
-# --------------------------------------------------------------------------- how real are prior samples (unit 05)
+# ------------------------------------------------------------- how real are prior samples (unit 05)
 
-def nearest_distance(images: torch.Tensor, reference: torch.Tensor, chunk: int = 1000) -> torch.Tensor:
-    """For each image p of ``images`` (N, …, pixels in [0, 1]): Σ |p − t| over the pixels, for the nearest
-    binary image t of ``reference`` (M, …). When p is binary this counts the pixels in which it differs from t
-    (a Hamming distance); when p is a decoder's mean it is the expected number of pixels in which a binary image
-    drawn from p would differ from t. Shape (N,), float64."""
+def nearest_distance(images: torch.Tensor, reference: torch.Tensor,
+                     chunk: int = 1000) -> torch.Tensor:
+    """For each image p of ``images`` (N, …, pixels in [0, 1]): Σ |p − t| over the pixels, for the
+    nearest binary image t of ``reference`` (M, …). When p is binary this counts the pixels in which
+    it differs from t (a Hamming distance); when p is a decoder's mean it is the expected number of
+    pixels in which a binary image drawn from p would differ from t. Shape (N,), float64."""
     checks.images("images", images)
     checks.images("reference", reference)
     a, b = images.flatten(1).float(), reference.flatten(1).float().to(images.device)
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"images and reference must have the same size, got {a.shape[1]} and {b.shape[1]} pixels")
+        raise ValueError(f"images and reference must have the same size, got {a.shape[1]} and "
+                         f"{b.shape[1]} pixels")
     if not ((b == 0) | (b == 1)).all():
-        raise ValueError("reference must be binary images (0/1): binarize them with data.static_binarize")
+        raise ValueError("reference must be binary images (0/1): binarize them with "
+                         "data.static_binarize")
     if a.min() < 0 or a.max() > 1:
-        raise ValueError("images must lie in [0, 1]: pass decoded means (model.mean_image) or binary images")
+        raise ValueError("images must lie in [0, 1]: pass decoded means (model.mean_image) or "
+                         "binary images")
     b_ones = b.sum(1)  # for binary t, Σ|p − t| = Σp + Σt − 2 p·t: one matrix product per chunk
     out = [(ac.sum(1, keepdim=True) + b_ones - 2 * ac @ b.T).min(1).values for ac in a.split(chunk)]
     return torch.cat(out).double().cpu()
@@ -181,16 +197,19 @@ def nearest_distance(images: torch.Tensor, reference: torch.Tensor, chunk: int =
 @torch.no_grad()
 def sample_realism(model, reference: torch.Tensor, n: int = 2000, seed: int = 2,
                    n_diversity: int | None = None) -> dict:
-    """How like the binary ``reference`` images (the statically binarized training set) ``n`` prior samples are.
+    """How like the binary ``reference`` images (the statically binarized training set) ``n``
+    prior samples are.
 
-    Each sample is a code z ~ N(0, I) (the same ``seed`` gives the same codes to every model of a sweep)
-    decoded to its mean image p. Returns ``distance`` (numpy, (n,)): :func:`nearest_distance` of each p, the
-    expected number of pixels in which a binary draw from p differs from its nearest reference image (a blurred
-    pixel costs half a pixel whatever the reference, so blur is not flattered); and ``diversity``: the mean
-    Euclidean distance between two of the first ``n_diversity`` (default: 500, or n if fewer) decoded means (pixels
-    in [0, 1])."""
+    Each sample is a code z ~ N(0, I) (the same ``seed`` gives the same codes to every model of a
+    sweep) decoded to its mean image p. Returns ``distance`` (numpy, (n,)): :func:`nearest_distance`
+    of each p, the expected number of pixels in which a binary draw from p differs from its nearest
+    reference image (a blurred pixel costs half a pixel whatever the reference, so blur is not
+    flattered); and ``diversity``: the mean Euclidean distance between two of the first
+    ``n_diversity`` (default: 500, or n if fewer) decoded means (pixels in [0, 1])."""
     n = checks.integer("n", n, low=2)
-    n_diversity = checks.integer("n_diversity", min(500, n) if n_diversity is None else n_diversity, low=2, high=n)
+    n_diversity = checks.integer("n_diversity", min(500, n) if n_diversity is None else n_diversity,
+                                 low=2, high=n)
     model.eval()
     means = model.sample(n, generator=torch.Generator().manual_seed(seed))
-    return {"distance": nearest_distance(means, reference).numpy(), "diversity": diversity(means, n_diversity)}
+    return {"distance": nearest_distance(means, reference).numpy(),
+            "diversity": diversity(means, n_diversity)}

@@ -1,12 +1,12 @@
-"""The terms of the VAE loss, each written once and tested against torch.distributions, and ``ELBOLoss``.
+"""The VAE loss's terms, each written once and tested against torch.distributions, and ``ELBOLoss``.
 
-KL (unit 01): ``kl_per_dim``, ``kl_terms``. Reconstruction NLLs (unit 02): ``bernoulli_nll``, ``gaussian_nll``,
-``laplace_nll``. Free bits (unit 07): ``free_bits_kl``. The calibrated decoder (unit 08): ``optimal_log_sigma``,
-``optimal_log_laplace_scale``. ``ELBOLoss`` puts them together (unit 03), with β, free bits, a schedule or a
-capacity. The schedules are in ``vaeutils.schedules``; the other objectives (GECO, GAN, energy) in
-``vaeutils.objectives``.
-Every value is in nats. Bad input raises ``ValueError``/``TypeError`` naming the argument. float16 and bfloat16
-inputs are computed in float32 and give float32 results: their range ends inside the promised inputs (exp(12),
+KL (unit 01): ``kl_per_dim``, ``kl_terms``. Reconstruction NLLs (unit 02): ``bernoulli_nll``,
+``gaussian_nll``, ``laplace_nll``. Free bits (unit 07): ``free_bits_kl``. The calibrated decoder
+(unit 08): ``optimal_log_sigma``, ``optimal_log_laplace_scale``. ``ELBOLoss`` puts them together
+(unit 03), with β, free bits, a schedule or a capacity. The schedules are in ``vaeutils.schedules``;
+the other objectives (GECO, GAN, energy) in ``vaeutils.objectives``. Every value is in nats. Bad
+input raises ``ValueError``/``TypeError`` naming the argument. float16 and bfloat16 inputs are
+computed in float32 and give float32 results: their range ends inside the promised inputs (exp(12),
 a sum over 784 pixels at logit −100). ``reduction="mean"`` of an empty batch is refused, not NaN.
 """
 
@@ -45,8 +45,8 @@ def _reduce(per_element: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "sum":
         return per_example.sum()
     if len(per_example) == 0:
-        raise ValueError(f"reduction='mean' of an empty batch (shape {tuple(per_element.shape)}) has no value; "
-                         "pass at least one example, or use reduction='sum'")
+        raise ValueError(f"reduction='mean' of an empty batch (shape {tuple(per_element.shape)}) "
+                         "has no value; pass at least one example, or use reduction='sum'")
     return per_example.mean()
 
 
@@ -65,13 +65,13 @@ def _check_mu_logvar(mu, logvar) -> None:
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Elementwise KL( N(mu, exp(logvar)) || N(0, 1) ) in nats, shaped like ``mu``.
 
-    Written as ½(μ² + expm1(logvar) − logvar). Near σ = 1 (logvar = ℓ → 0) the KL is about ℓ²/4 while
-    its terms are of size |ℓ|, so digits cancel. ``expm1`` removes the worse cancellation, that of
-    exp(ℓ) − 1, but subtracting ℓ still cancels the leading term: for μ = 0 the relative error is
-    about 2u/|ℓ|, u the unit roundoff (float32: u = 6e-8; measured 3e-4 at ℓ = 1e-4), against about
-    2u/ℓ² for exp(ℓ) − 1 − ℓ (over 100 % at ℓ = 1e-4). The absolute error stays near u·|ℓ|, far below
-    any KL that matters in training; compute in float64 when a near-zero KL's relative digits matter.
-    Unit 01 measures both forms.
+    Written as ½(μ² + expm1(logvar) − logvar). Near σ = 1 (logvar = ℓ → 0) the KL is about ℓ²/4
+    while its terms are of size |ℓ|, so digits cancel. ``expm1`` removes the worse cancellation,
+    that of exp(ℓ) − 1, but subtracting ℓ still cancels the leading term: for μ = 0 the relative
+    error is about 2u/|ℓ|, u the unit roundoff (float32: u = 6e-8; measured 3e-4 at ℓ = 1e-4),
+    against about 2u/ℓ² for exp(ℓ) − 1 − ℓ (over 100 % at ℓ = 1e-4). The absolute error stays near
+    u·|ℓ|, far below any KL that matters in training; compute in float64 when a near-zero KL's
+    relative digits matter. Unit 01 measures both forms.
     """
     _check_mu_logvar(mu, logvar)
     mu, logvar = _wide(mu), _wide(logvar)
@@ -97,9 +97,10 @@ def kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------- reconstruction (unit 02)
 
 def pixel_range_error(x: torch.Tensor) -> ValueError:
-    """The error for Bernoulli targets outside [0, 1] (raised by :func:`bernoulli_nll` and by `train.fit`)."""
-    return ValueError(f"x must lie in [0, 1] for a Bernoulli likelihood, got values in [{x.min().item():.3g}, "
-                      f"{x.max().item():.3g}]; rescale the images (x / 255) or use gaussian_nll")
+    """The error for Bernoulli targets outside [0, 1] (:func:`bernoulli_nll` and `train.fit`)."""
+    return ValueError("x must lie in [0, 1] for a Bernoulli likelihood, got values in "
+                      f"[{x.min().item():.3g}, {x.max().item():.3g}]; rescale the images (x / 255) "
+                      "or use gaussian_nll")
 
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none") -> torch.Tensor:
@@ -119,8 +120,9 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none"
 
 
 def _check_scale(name: str, value, like: torch.Tensor) -> torch.Tensor:
-    """A log-scale as a tensor that broadcasts to ``like``; numbers (NumPy ones too) must be finite. A tensor that
-    carries no gradient is checked for NaN/inf too; a learned one is not (``fit`` names a non-finite loss term)."""
+    """A log-scale as a tensor that broadcasts to ``like``; numbers (NumPy ones too) must be finite.
+    A tensor that carries no gradient is checked for NaN/inf too; a learned one is not (``fit``
+    names a non-finite loss term)."""
     if isinstance(value, Real) and not isinstance(value, (bool, np.bool_)):
         value = checks.number(name, value, hint="a log-scale: log σ or log b")
         return torch.tensor(value, dtype=like.dtype, device=like.device)
@@ -133,8 +135,9 @@ def _check_scale(name: str, value, like: torch.Tensor) -> torch.Tensor:
         fits = False
     if not fits:  # a scale that enlarges x would silently change what counts as one example
         raise ValueError(
-            f"{name} of shape {tuple(value.shape)} does not broadcast to x of shape {tuple(like.shape)}; "
-            "pass a scalar, one value per pixel, or one per example shaped (batch, 1, ...)"
+            f"{name} of shape {tuple(value.shape)} does not broadcast to x of shape "
+            f"{tuple(like.shape)}; pass a scalar, one value per pixel, or one per example shaped "
+            "(batch, 1, ...)"
         )
     return value
 
@@ -149,7 +152,8 @@ def _location_scale(loc_name: str, loc, x, scale_name: str, scale, reduction: st
     return loc, x, _wide(_check_scale(scale_name, scale, x))
 
 
-def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma=0.0, reduction: str = "none") -> torch.Tensor:
+def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma=0.0,
+                 reduction: str = "none") -> torch.Tensor:
     """−log N(x | mean, σ²) with σ = exp(log_sigma), constant ½log 2π included.
 
     ``log_sigma``: a number or a tensor broadcastable to ``x`` (per pixel, per image, learned).
@@ -160,7 +164,8 @@ def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma=0.0, reduction: 
     return _reduce(per_element, reduction)
 
 
-def laplace_nll(loc: torch.Tensor, x: torch.Tensor, log_scale=0.0, reduction: str = "none") -> torch.Tensor:
+def laplace_nll(loc: torch.Tensor, x: torch.Tensor, log_scale=0.0,
+                reduction: str = "none") -> torch.Tensor:
     """−log Laplace(x | loc, b) with b = exp(log_scale): |x − loc|/b + log b + log 2.
 
     Same conventions as :func:`gaussian_nll`; with a fixed scale it is L1 loss plus a constant.
@@ -179,15 +184,17 @@ def free_bits_kl(mu: torch.Tensor, logvar: torch.Tensor, free_bits: float) -> to
     is exactly zero; above it, the gradient is that of the plain batch-mean KL. ``free_bits=0``
     gives the plain batch-mean KL summed over dimensions. Returns a scalar (nats per example).
     """
-    free_bits = checks.positive("free_bits", free_bits, allow_zero=True, hint="nats per latent dimension")
+    free_bits = checks.positive("free_bits", free_bits, allow_zero=True,
+                                hint="nats per latent dimension")
     kl = kl_per_dim(mu, logvar)
     if kl.dim() < 2:
         raise ValueError(
-            f"mu must be shaped (batch, latent_dim), got {tuple(mu.shape)}; add a batch dimension with mu[None]"
+            f"mu must be shaped (batch, latent_dim), got {tuple(mu.shape)}; add a batch dimension "
+            "with mu[None]"
         )
     if len(kl) == 0:
-        raise ValueError(f"free_bits_kl of an empty batch (mu of shape {tuple(mu.shape)}) has no value: the floor "
-                         "compares batch means; pass at least one example")
+        raise ValueError(f"free_bits_kl of an empty batch (mu of shape {tuple(mu.shape)}) has no "
+                         "value: the floor compares batch means; pass at least one example")
     per_dim = kl.flatten(1).mean(0)
     return torch.clamp(per_dim, min=float(free_bits)).sum()
 
@@ -204,13 +211,14 @@ def _per_image_error(name: str, mean, x, power: int) -> torch.Tensor:
     checks.tensor("x", x)
     checks.same_shape(name, mean, "x", x)
     if x.dim() < 2:
-        raise ValueError(f"x must have a batch dimension, got shape {tuple(x.shape)}; add one with x[None]")
+        raise ValueError(f"x must have a batch dimension, got shape {tuple(x.shape)}; "
+                         "add one with x[None]")
     err = (_wide(x) - _wide(mean)).abs()
     return (err.square() if power == 2 else err).mean(tuple(range(1, x.dim())), keepdim=True)
 
 
 def optimal_log_sigma(mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log σ* of the calibrated Gaussian decoder (σ-VAE, Rybkin et al. 2021): σ*² = MSE of each image.
+    """log σ* of the calibrated Gaussian decoder (σ-VAE, Rybkin et al. 2021): σ*² = MSE per image.
 
     Setting d/dσ of Σ_i [(x_i − mean_i)²/(2σ²) + log σ] to zero gives σ*² = mean squared error,
     so the σ that minimises :func:`gaussian_nll` needs no training. Returns one value per example,
@@ -220,8 +228,8 @@ def optimal_log_sigma(mean: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 def optimal_log_laplace_scale(loc: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """log b* of a Laplace decoder: b* = mean |x − loc| of each image (the same calculus as σ*, for the L1 term),
-    floored at 1e-3 (the Gaussian's σ floor). Shaped ``(batch, 1, …)``."""
+    """log b* of a Laplace decoder: b* = mean |x − loc| of each image (the same calculus as σ*, for
+    the L1 term), floored at 1e-3 (the Gaussian's σ floor). Shaped ``(batch, 1, …)``."""
     return torch.log(_per_image_error("loc", loc, x, 1).clamp_min(math.sqrt(_MIN_MSE)))
 
 
@@ -234,7 +242,8 @@ LIKELIHOODS = ("bernoulli", "gaussian", "laplace")
 class ELBOLoss:
     """Negative (β-weighted) ELBO per example: rec + β·KL, averaged over the batch.
 
-    likelihood: ``"bernoulli"`` (decoder logits), ``"gaussian"`` or ``"laplace"`` (mean = sigmoid(out)).
+    likelihood: ``"bernoulli"`` (decoder logits), ``"gaussian"`` or ``"laplace"``
+    (mean = sigmoid(out)).
     beta: a number or a schedule ``step -> β`` (``LinearWarmup``, ``Cyclical``…).
     free_bits: λ in nats per latent dimension (:func:`free_bits_kl`); 0 turns it off.
     log_scale: Gaussian/Laplace only: a number (fixed log σ or log b), ``"learned"`` (the model's
@@ -256,14 +265,19 @@ class ELBOLoss:
         if isinstance(self.log_scale, str):
             checks.choice("log_scale", self.log_scale, ("learned", "optimal"))
         else:
-            # |log σ| ≤ 20: σ from 2e-9 to 5e8 covers every image scale; beyond it the NLL overflows float32
-            checks.number("log_scale", self.log_scale, -20.0, 20.0, hint="a number, 'learned' or 'optimal'")
-        for f in ("beta", "free_bits", "log_scale"):  # np.float32(0.5) is stored, compared and keyed as 0.5
+            # |log σ| ≤ 20: σ from 2e-9 to 5e8 covers every image scale; beyond it the NLL
+            # overflows float32
+            checks.number("log_scale", self.log_scale, -20.0, 20.0,
+                          hint="a number, 'learned' or 'optimal'")
+        # np.float32(0.5) is stored, compared and keyed as 0.5
+        for f in ("beta", "free_bits", "log_scale"):
             object.__setattr__(self, f, checks.plain(getattr(self, f)))
         if self.capacity is not None and not isinstance(self.capacity, CapacitySchedule):
-            raise TypeError("capacity must be None or a losses.CapacitySchedule(c_max, steps, gamma)")
+            raise TypeError("capacity must be None or "
+                            "a losses.CapacitySchedule(c_max, steps, gamma)")
         if self.capacity is not None and self.free_bits > 0:
-            raise ValueError("capacity replaces β·KL, so free_bits would be ignored; set free_bits=0 or capacity=None")
+            raise ValueError("capacity replaces β·KL, so free_bits would be ignored; set "
+                             "free_bits=0 or capacity=None")
 
     def describe(self) -> dict:
         """The settings as plain data, for the cache key (``checks.plain_data``)."""
@@ -277,7 +291,8 @@ class ELBOLoss:
         try:
             return checks.positive("beta", value, allow_zero=True)
         except (TypeError, ValueError):
-            raise ValueError(f"beta(step) must return a finite number >= 0, got {value!r} at step {step}") from None
+            raise ValueError(f"beta(step) must return a finite number >= 0, got {value!r} at step "
+                             f"{step}") from None
 
     def nll(self, model: nn.Module, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Reconstruction NLL per example, in nats."""
@@ -286,11 +301,14 @@ class ELBOLoss:
         mean = torch.sigmoid(out)
         if self.log_scale == "learned":
             if getattr(model, "log_scale", None) is None:
-                raise ValueError("log_scale='learned' needs a model built with learned_scale='shared' or 'pixel'")
+                raise ValueError("log_scale='learned' needs a model built with "
+                                 "learned_scale='shared' or 'pixel'")
             log_scale = model.log_scale
         elif self.log_scale == "optimal":
-            optimal = optimal_log_sigma if self.likelihood == "gaussian" else optimal_log_laplace_scale
-            log_scale = optimal(mean, x)
+            if self.likelihood == "gaussian":
+                log_scale = optimal_log_sigma(mean, x)
+            else:
+                log_scale = optimal_log_laplace_scale(mean, x)
         else:
             log_scale = float(self.log_scale)
         if self.likelihood == "gaussian":
@@ -298,10 +316,11 @@ class ELBOLoss:
         return laplace_nll(mean, x, log_scale)
 
     def terms(self, model: nn.Module, x: torch.Tensor, step: int = 0, generator=None) -> dict:
-        """One forward pass: ``loss`` (minimised), ``rec`` and ``kl`` (batch means, nats) and ``beta``."""
+        """One forward pass: ``loss`` (minimised), ``rec``, ``kl`` (batch means, nats), ``beta``."""
         checks.tensor("x", x, nonempty=True)
         mu, logvar, _, out = model(x, generator)
-        mu, logvar, out = mu.float(), logvar.float(), out.float()  # the terms in float32 under bf16 autocast too
+        # the terms in float32 under bf16 autocast too
+        mu, logvar, out = mu.float(), logvar.float(), out.float()
         rec = self.nll(model, out, x).mean()
         kl = kl_per_dim(mu, logvar).sum(1).mean()
         beta = self.beta_at(step)

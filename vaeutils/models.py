@@ -1,10 +1,11 @@
-"""VAE models: an MLP VAE (the 784-400-20 of the PyTorch example is ``MLPVAE(hidden=(400,), latent_dim=20)``)
-and a small convolutional VAE.
+"""VAE models: an MLP VAE (the 784-400-20 of the PyTorch example is
+``MLPVAE(hidden=(400,), latent_dim=20)``) and a small convolutional VAE.
 
 Both return ``VAEOutput(mu, logvar, z, out)`` where ``out`` is the decoder's raw output shaped like
-the input: Bernoulli logits, or, for Gaussian/Laplace decoders, the pre-sigmoid mean. The image-space
-mean is ``sigmoid(out)`` for every likelihood (``mean_image``). A learned decoder scale (log σ or log b)
-lives in ``model.log_scale`` when asked for (``learned_scale="shared"`` or ``"pixel"``).
+the input: Bernoulli logits, or, for Gaussian/Laplace decoders, the pre-sigmoid mean. The
+image-space mean is ``sigmoid(out)`` for every likelihood (``mean_image``). A learned decoder scale
+(log σ or log b) lives in ``model.log_scale`` when asked for (``learned_scale="shared"`` or
+``"pixel"``).
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ def _check_shape(in_shape) -> tuple[int, ...]:
     except TypeError as err:
         raise TypeError(f"in_shape must be a tuple like (1, 28, 28), got {in_shape!r}") from err
     if len(sizes) != 3:
-        raise ValueError(f"in_shape must be (channels, height, width) with positive sizes, got {in_shape!r}")
+        raise ValueError("in_shape must be (channels, height, width) with positive sizes, got "
+                         f"{in_shape!r}")
     try:  # ints only: int(28.5) would quietly build a model for 28-pixel images
         return tuple(checks.integer("in_shape", s, low=1) for s in sizes)
     except ValueError:
-        raise ValueError(f"in_shape must be (channels, height, width) with positive int sizes, got {in_shape!r}; "
-                         "pass data.image_shape") from None
+        raise ValueError("in_shape must be (channels, height, width) with positive int sizes, got "
+                         f"{in_shape!r}; pass data.image_shape") from None
 
 
 def _check_latent(latent_dim) -> int:
@@ -48,7 +50,8 @@ def _check_hidden(hidden) -> tuple[int, ...]:
     if isinstance(hidden, Integral) and not isinstance(hidden, bool):
         sizes = (hidden,)
     elif isinstance(hidden, (bool, str)) or not hasattr(hidden, "__iter__"):
-        raise TypeError(f"hidden must be a positive int or a tuple of them such as (400,), got {hidden!r}")
+        raise TypeError("hidden must be a positive int or a tuple of them such as (400,), got "
+                        f"{hidden!r}")
     else:
         sizes = tuple(hidden)
     if not sizes:
@@ -62,7 +65,8 @@ class _VAEBase(nn.Module):
 
     def _init_scale(self, learned_scale):
         if learned_scale not in (None, "shared", "pixel"):
-            raise ValueError(f"learned_scale must be None, 'shared' or 'pixel', got {learned_scale!r}")
+            raise ValueError("learned_scale must be None, 'shared' or 'pixel', got "
+                             f"{learned_scale!r}")
         self.learned_scale = learned_scale
         if learned_scale == "shared":
             self.log_scale = nn.Parameter(torch.zeros(()))
@@ -76,7 +80,8 @@ class _VAEBase(nn.Module):
         mu, logvar = self.to_stats(self.encoder(x)).chunk(2, dim=-1)
         return mu, logvar
 
-    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor, generator=None) -> torch.Tensor:
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor,
+                       generator=None) -> torch.Tensor:
         """z = μ + σ·ε with ε ~ N(0, I): the sample is a differentiable function of (μ, log σ²)."""
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
@@ -84,7 +89,8 @@ class _VAEBase(nn.Module):
     def forward(self, x: torch.Tensor, generator=None) -> VAEOutput:
         if x.shape[1:] != self.in_shape:
             raise ValueError(
-                f"x must be shaped (batch, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}"
+                f"x must be shaped (batch, {', '.join(map(str, self.in_shape))}), got "
+                f"{tuple(x.shape)}"
             )
         mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar, generator)
@@ -92,7 +98,7 @@ class _VAEBase(nn.Module):
 
     @staticmethod
     def mean_image(out: torch.Tensor) -> torch.Tensor:
-        """Image-space mean of the decoder: sigmoid of its output (Bernoulli p, or the Gaussian mean)."""
+        """Image-space mean of the decoder: sigmoid of its output (Bernoulli p, Gaussian mean)."""
         return torch.sigmoid(out)
 
     @torch.no_grad()
@@ -106,14 +112,16 @@ class _VAEBase(nn.Module):
         """Decode n draws from the prior N(0, I); returns image-space means."""
         n = checks.integer("n", n, low=1, hint="how many samples")
         p = next(self.parameters())
-        z = torch.randn(n, self.latent_dim, generator=generator, device=p.device if generator is None else "cpu")
+        z = torch.randn(n, self.latent_dim, generator=generator,
+                        device=p.device if generator is None else "cpu")
         return self.mean_image(self.decode(z.to(p.device)))
 
 
 class MLPVAE(_VAEBase):
     """Fully connected VAE: x → hidden… → (μ, log σ²) → z → …hidden → logits."""
 
-    def __init__(self, in_shape=(1, 28, 28), hidden=(400,), latent_dim: int = 20, learned_scale=None):
+    def __init__(self, in_shape=(1, 28, 28), hidden=(400,), latent_dim: int = 20,
+                 learned_scale=None):
         super().__init__()
         self.in_shape = _check_shape(in_shape)
         self.latent_dim = _check_latent(latent_dim)
@@ -139,14 +147,15 @@ class MLPVAE(_VAEBase):
 class ConvVAE(_VAEBase):
     """Small convolutional VAE for square images whose side is divisible by 4 (28, 32, 64)."""
 
-    def __init__(self, in_shape=(1, 28, 28), latent_dim: int = 10, channels=(32, 64), hidden: int = 256,
-                 learned_scale=None):
+    def __init__(self, in_shape=(1, 28, 28), latent_dim: int = 10, channels=(32, 64),
+                 hidden: int = 256, learned_scale=None):
         super().__init__()
         self.in_shape = _check_shape(in_shape)
         self.latent_dim = _check_latent(latent_dim)
         c, h, w = self.in_shape
         if h % 4 or w % 4:
-            raise ValueError(f"ConvVAE needs height and width divisible by 4, got {in_shape!r}; use MLPVAE instead")
+            raise ValueError(f"ConvVAE needs height and width divisible by 4, got {in_shape!r}; "
+                             "use MLPVAE instead")
         c1, c2 = channels
         self.feat = (c2, h // 4, w // 4)
         n_feat = math.prod(self.feat)
@@ -156,7 +165,8 @@ class ConvVAE(_VAEBase):
             nn.Flatten(), nn.Linear(n_feat, hidden), nn.ReLU(),
         )
         self.to_stats = nn.Linear(hidden, 2 * latent_dim)
-        self.decoder_fc = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_feat), nn.ReLU())
+        self.decoder_fc = nn.Sequential(nn.Linear(latent_dim, hidden), nn.ReLU(),
+                                        nn.Linear(hidden, n_feat), nn.ReLU())
         self.decoder = nn.Sequential(
             nn.ConvTranspose2d(c2, c1, 4, 2, 1), nn.ReLU(),
             nn.ConvTranspose2d(c1, c, 4, 2, 1),
@@ -168,10 +178,12 @@ class ConvVAE(_VAEBase):
 
 
 @torch.no_grad()
-def traversal_images(model, z0: torch.Tensor, dims=None, span: float = 3.0, steps: int = 7) -> torch.Tensor:
-    """Decode the code ``z0`` with one latent dimension at a time swept over [−span, span] (prior σ units),
-    the others held. Returns (len(dims) * steps, C, H, W) image-space means, ``steps`` images per dimension in
-    ``dims`` (default: every dimension). Unit 05 draws them (``plots.traversal``), unit 06 measures them."""
+def traversal_images(model, z0: torch.Tensor, dims=None, span: float = 3.0,
+                     steps: int = 7) -> torch.Tensor:
+    """Decode the code ``z0`` with one latent dimension at a time swept over [−span, span] (prior σ
+    units), the others held. Returns (len(dims) * steps, C, H, W) image-space means, ``steps``
+    images per dimension in ``dims`` (default: every dimension). Unit 05 draws them
+    (``plots.traversal``), unit 06 measures them."""
     checks.tensor("z0", z0)
     span = checks.positive("span", span, hint="prior standard deviations")
     steps = checks.integer("steps", steps, low=2)
@@ -201,15 +213,17 @@ def build_model(kind: str = "mlp", **kwargs) -> _VAEBase:
 
 
 class MLPGenerator(nn.Module):
-    """GAN generator: z ~ N(0, I) → hidden… → image in [0, 1] (sigmoid output, like the VAE's mean image)."""
+    """GAN generator: z ~ N(0, I) → hidden… → image in [0, 1] (sigmoid, as the VAE's mean image)."""
 
-    def __init__(self, out_shape=(1, 28, 28), latent_dim: int = 64, hidden=(256, 512), batchnorm: bool = True):
+    def __init__(self, out_shape=(1, 28, 28), latent_dim: int = 64, hidden=(256, 512),
+                 batchnorm: bool = True):
         super().__init__()
         self.out_shape = _check_shape(out_shape)
         self.latent_dim = _check_latent(latent_dim)
         layers, width = [], self.latent_dim
         for h in _check_hidden(hidden):
-            layers += [nn.Linear(width, h), *([nn.BatchNorm1d(h)] if batchnorm else []), nn.LeakyReLU(0.2)]
+            layers += [nn.Linear(width, h), *([nn.BatchNorm1d(h)] if batchnorm else []),
+                       nn.LeakyReLU(0.2)]
             width = h
         self.net = nn.Sequential(*layers, nn.Linear(width, math.prod(self.out_shape)))
 
@@ -220,10 +234,12 @@ class MLPGenerator(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator=None) -> torch.Tensor:
-        """n images from n prior draws (``generator``: a CPU ``torch.Generator`` for repeatable draws)."""
+        """n images from n prior draws (``generator``: a CPU ``torch.Generator``, for repeatable
+        draws)."""
         n = checks.integer("n", n, low=1, hint="how many samples")
         p = next(self.parameters())
-        z = torch.randn(n, self.latent_dim, generator=generator, device="cpu" if generator is not None else p.device)
+        z = torch.randn(n, self.latent_dim, generator=generator,
+                        device="cpu" if generator is not None else p.device)
         return self(z.to(p.device))
 
 
@@ -233,29 +249,34 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, in_shape=(1, 28, 28), hidden=(512, 256), dropout: float = 0.3):
         super().__init__()
         self.in_shape = _check_shape(in_shape)
-        dropout = checks.number("dropout", dropout, 0.0, 1.0, high_open=True, hint="the chance to drop a unit")
+        dropout = checks.number("dropout", dropout, 0.0, 1.0, high_open=True,
+                                hint="the chance to drop a unit")
         layers, width = [nn.Flatten()], math.prod(self.in_shape)
         for h in _check_hidden(hidden):
-            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), *([nn.Dropout(dropout)] if dropout else [])]
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2),
+                       *([nn.Dropout(dropout)] if dropout else [])]
             width = h
         self.net = nn.Sequential(*layers, nn.Linear(width, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1:] != self.in_shape:
-            raise ValueError(f"x must be shaped (batch, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}")
+            raise ValueError(f"x must be shaped (batch, {', '.join(map(str, self.in_shape))}), got "
+                             f"{tuple(x.shape)}")
         return self.net(x).squeeze(1)
 
 
 class SmallClassifier(nn.Module):
-    """A small CNN classifier whose penultimate layer serves as a local feature extractor
-    (the role Inception-v3 plays for FID): ``features(x)`` → (batch, feature_dim), ``forward(x)`` → logits."""
+    """A small CNN classifier whose penultimate layer serves as a local feature extractor (the role
+    Inception-v3 plays for FID): ``features(x)`` → (batch, feature_dim), ``forward(x)`` → logits."""
 
-    def __init__(self, in_shape=(1, 28, 28), n_classes: int = 10, channels=(32, 64), feature_dim: int = 128):
+    def __init__(self, in_shape=(1, 28, 28), n_classes: int = 10, channels=(32, 64),
+                 feature_dim: int = 128):
         super().__init__()
         self.in_shape = _check_shape(in_shape)
         c, h, w = self.in_shape
         if h % 4 or w % 4:
-            raise ValueError(f"SmallClassifier needs height and width divisible by 4, got {in_shape!r}")
+            raise ValueError("SmallClassifier needs height and width divisible by 4, got "
+                             f"{in_shape!r}")
         checks.integer("n_classes", n_classes, low=2)
         checks.integer("feature_dim", feature_dim, low=1)
         c1, c2 = channels
@@ -268,7 +289,8 @@ class SmallClassifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1:] != self.in_shape:
-            raise ValueError(f"x must be shaped (batch, {', '.join(map(str, self.in_shape))}), got {tuple(x.shape)}")
+            raise ValueError(f"x must be shaped (batch, {', '.join(map(str, self.in_shape))}), got "
+                             f"{tuple(x.shape)}")
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

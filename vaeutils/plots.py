@@ -16,7 +16,7 @@ from .models import traversal_images
 
 
 def widget_figure(fig, figsize, dpi: int) -> Figure:
-    """The figure a widget draws on: ``fig`` itself, or a new one (not managed by pyplot) when it is None."""
+    """The figure a widget draws on: ``fig``, or a new one (not managed by pyplot) if it is None."""
     if fig is None:
         return Figure(figsize=figsize, dpi=dpi)
     if not isinstance(fig, Figure):
@@ -25,8 +25,9 @@ def widget_figure(fig, figsize, dpi: int) -> Figure:
 
 
 def widget_artists(fig, figsize, dpi: int, registry, build) -> tuple[Figure, dict]:
-    """``(fig, artists)`` for a widget that redraws: :func:`widget_figure`, laid out by ``build(fig)`` the first
-    time and remembered in ``registry`` (a ``weakref.WeakKeyDictionary``), so later draws only update artists."""
+    """``(fig, artists)`` for a widget that redraws: :func:`widget_figure`, laid out by
+    ``build(fig)`` the first time and remembered in ``registry`` (a ``weakref.WeakKeyDictionary``),
+    so later draws only update artists."""
     fig = widget_figure(fig, figsize, dpi)
     art = registry.get(fig)
     if art is None:
@@ -62,7 +63,8 @@ def grid_array(x, nrow: int = 8, pad: int = 1) -> np.ndarray:
 def image_grid(x, nrow: int = 8, ax=None, title: str | None = None):
     """Show images in a grid on ``ax`` (a new figure when omitted); returns the axes."""
     if ax is None:
-        _, ax = plt.subplots(figsize=(min(nrow, len(x)) * 0.6 + 0.5, math.ceil(len(x) / nrow) * 0.6 + 0.5))
+        _, ax = plt.subplots(figsize=(min(nrow, len(x)) * 0.6 + 0.5,
+                                      math.ceil(len(x) / nrow) * 0.6 + 0.5))
     ax.imshow(grid_array(x, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -70,7 +72,8 @@ def image_grid(x, nrow: int = 8, ax=None, title: str | None = None):
     return ax
 
 
-def traversal(model, z0, dims=None, span: float = 3.0, steps: int = 7, ax=None, title: str | None = None):
+def traversal(model, z0, dims=None, span: float = 3.0, steps: int = 7, ax=None,
+              title: str | None = None):
     """Latent traversal grid: row = latent dimension, column = value from −span to +span."""
     imgs = traversal_images(model, z0, dims, span, steps)
     ax = image_grid(imgs, nrow=steps, ax=ax, title=title)
@@ -96,10 +99,12 @@ def rd_plane(rates, distortions, labels=None, ax=None, highlight=None, elbo_line
         for c in np.linspace(total.min(), total.max(), 4) if len(total) > 1 else total:
             ax.plot(xs, c - xs, "--", color="grey", lw=0.7, zorder=1)
         best = int(np.argmin(total))
-        ax.plot(rates[best], distortions[best], "*", color="gold", ms=14, mec="k", zorder=4, label="best ELBO")
+        ax.plot(rates[best], distortions[best], "*", color="gold", ms=14, mec="k", zorder=4,
+                label="best ELBO")
         ax.legend(loc="upper right", fontsize=8)
     if highlight is not None:
-        ax.plot(rates[highlight], distortions[highlight], "o", ms=14, mfc="none", mec="red", mew=2, zorder=5)
+        ax.plot(rates[highlight], distortions[highlight], "o", ms=14, mfc="none", mec="red", mew=2,
+                zorder=5)
     pad_y = 0.1 * (distortions.max() - distortions.min() + 1e-9)
     ax.set_ylim(distortions.min() - pad_y, distortions.max() + pad_y)
     ax.set_xlim(left=0)
@@ -109,7 +114,8 @@ def rd_plane(rates, distortions, labels=None, ax=None, highlight=None, elbo_line
     return ax
 
 
-def kl_bars(kl, ax=None, floor: float | None = None, title: str = "KL per latent dimension", threshold=None):
+def kl_bars(kl, ax=None, floor: float | None = None, title: str = "KL per latent dimension",
+            threshold=None):
     """Bars of per-dimension KL (nats); ``floor`` draws the free-bits λ line."""
     kl = torch.as_tensor(kl).detach().cpu().numpy().ravel()
     if ax is None:
@@ -125,10 +131,12 @@ def kl_bars(kl, ax=None, floor: float | None = None, title: str = "KL per latent
 
 
 class LivePlot:
-    """A ``fit`` callback that redraws the per-term training curves after every epoch in a notebook."""
+    """A ``fit`` callback that redraws the per-term training curves after every epoch, in a
+    notebook."""
 
     def __init__(self, terms=("rec", "kl", "loss"), every: int = 1):
-        self.terms, self.every, self.handle = tuple(terms), checks.integer("every", every, low=1), None
+        self.terms, self.every = tuple(terms), checks.integer("every", every, low=1)
+        self.handle = None
 
     def __call__(self, epoch, history):
         if epoch % self.every:
@@ -151,7 +159,8 @@ def plot_history(history, terms=("rec", "kl", "loss")):
         for part, style in (("train", "-"), ("test", "--")):
             rows = [r for r in history.get(part, []) if term in r]
             if rows:
-                ax.plot([r["epoch"] for r in rows], [r[term] for r in rows], style, marker="o", ms=3, label=part)
+                ax.plot([r["epoch"] for r in rows], [r[term] for r in rows], style, marker="o",
+                        ms=3, label=part)
         ax.set_title({"rec": "reconstruction NLL", "kl": "KL", "loss": "loss"}.get(term, term))
         ax.set_xlabel("epoch")
         ax.legend(fontsize=8)
@@ -160,10 +169,11 @@ def plot_history(history, terms=("rec", "kl", "loss")):
 
 
 def latent_map(grid, log_q, log_p, points=None, labels=None, hole_ratio: float = 0.1):
-    """Three panels over a 2-D latent ``grid`` (1-D tensor of coordinates, the same on both axes): the codes
-    ``points`` (N, 2) coloured by ``labels``; log q(z); and log q(z)/p(z) with the line q = ``hole_ratio``·p that
-    encloses the prior's holes. ``log_q``, ``log_p``: (len(grid), len(grid)), row i at z₂ = grid[i].
-    The prior's 1-, 2- and 3-σ circles are drawn on each panel. Returns the figure (unit 04)."""
+    """Three panels over a 2-D latent ``grid`` (1-D tensor of coordinates, the same on both axes):
+    the codes ``points`` (N, 2) coloured by ``labels``; log q(z); and log q(z)/p(z) with the line
+    q = ``hole_ratio``·p that encloses the prior's holes. ``log_q``, ``log_p``:
+    (len(grid), len(grid)), row i at z₂ = grid[i]. The prior's 1-, 2- and 3-σ circles are drawn on
+    each panel. Returns the figure (unit 04)."""
     g = torch.as_tensor(grid, dtype=torch.float64).cpu()
     log_q, log_p = (torch.as_tensor(t, dtype=torch.float64).cpu() for t in (log_q, log_p))
     if log_q.shape != (len(g), len(g)) or log_p.shape != log_q.shape:
@@ -173,8 +183,8 @@ def latent_map(grid, log_q, log_p, points=None, labels=None, hole_ratio: float =
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     if points is not None:
         pts = torch.as_tensor(points).detach().cpu()
-        axes[0].scatter(pts[:, 0], pts[:, 1], c=None if labels is None else torch.as_tensor(labels).cpu(),
-                        cmap="tab10", s=5)
+        colours = None if labels is None else torch.as_tensor(labels).cpu()
+        axes[0].scatter(pts[:, 0], pts[:, 1], c=colours, cmap="tab10", s=5)
     axes[0].set_title("posterior means of the test images")
     axes[1].contourf(u, v, log_q.clamp(min=log_q.max() - 12), levels=20, cmap="viridis")
     axes[1].set_title("log q(z), the aggregate posterior")
@@ -186,6 +196,7 @@ def latent_map(grid, log_q, log_p, points=None, labels=None, hole_ratio: float =
     circles = sorted(-math.log(2 * math.pi) - r**2 / 2 for r in (1, 2, 3))
     for ax in axes:
         ax.contour(u, v, log_p, levels=circles, colors="grey", linewidths=0.6)
-        ax.set(xlim=(g[0], g[-1]), ylim=(g[0], g[-1]), aspect="equal", xlabel="$z_1$", ylabel="$z_2$")
+        ax.set(xlim=(g[0], g[-1]), ylim=(g[0], g[-1]), aspect="equal", xlabel="$z_1$",
+               ylabel="$z_2$")
     fig.tight_layout()
     return fig

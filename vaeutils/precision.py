@@ -1,10 +1,11 @@
-"""Which precision training runs its matrix multiplies in: float32, or bfloat16 where the hardware makes it pay.
+"""Training's matrix multiplies in float32, or in bfloat16 where the hardware makes it pay.
 
-``VAELAB_PRECISION`` (or the ``precision=`` argument of ``train.fit``/``train_vae`` and ``--precision`` of the CLI)
-is one of ``fp32`` (the default: every machine computes the same numbers), ``bf16`` (autocast to bfloat16 for the
-matrix multiplies; master weights, the optimiser and the loss terms stay float32) or ``auto`` (bf16 where it is
-fast — a CUDA GPU that supports it, or a CPU with AVX512-BF16 or AMX — else fp32). The cache key records the
-precision a model was trained in, so a bf16 model is never served to an fp32 run.
+``VAELAB_PRECISION`` (or the ``precision=`` argument of ``train.fit``/``train_vae`` and
+``--precision`` of the CLI) is one of ``fp32`` (the default: every machine computes the same
+numbers), ``bf16`` (autocast to bfloat16 for the matrix multiplies; master weights, the optimiser
+and the loss terms stay float32) or ``auto`` (bf16 where it is fast — a CUDA GPU that supports it,
+or a CPU with AVX512-BF16 or AMX — else fp32). The cache key records the precision a model was
+trained in, so a bf16 model is never served to an fp32 run.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ ENV = "VAELAB_PRECISION"
 
 def _cpu_has_fast_bf16() -> bool:
     if Path("/proc/cpuinfo").exists():
-        return bool({"AVX512-BF16", "AMX"} & set(cpu.features())) and torch.backends.mkldnn.is_available()
-    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # not Linux: ask oneDNN instead
+        has_bf16_units = bool({"AVX512-BF16", "AMX"} & set(cpu.features()))
+        return has_bf16_units and torch.backends.mkldnn.is_available()
+    probe = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)  # not Linux: ask oneDNN
     return bool(probe and probe())
 
 
 def bf16_is_fast(device) -> bool:
-    """True where bfloat16 matrix multiplies run faster than float32: CUDA with bf16 support, or a CPU with
-    AVX512-BF16/AMX. Elsewhere (Apple MPS, older CPUs) bf16 is emulated and slower."""
+    """True where bfloat16 matrix multiplies run faster than float32: CUDA with bf16 support, or a
+    CPU with AVX512-BF16/AMX. Elsewhere (Apple MPS, older CPUs) bf16 is emulated and slower."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -45,15 +47,16 @@ def requested(precision: str | None = None) -> str:
     if precision is None:
         precision = os.environ.get(ENV, "").strip().lower() or DEFAULT
         if precision not in PRECISIONS:
-            raise ValueError(f"{ENV}={precision!r} is not a precision; set it to one of {PRECISIONS} or unset it")
+            raise ValueError(f"{ENV}={precision!r} is not a precision; set it to one of "
+                             f"{PRECISIONS} or unset it")
     return checks.choice("precision", precision, PRECISIONS)
 
 
 def resolve(precision: str | None, device) -> str:
     """``"fp32"`` or ``"bf16"``: what training on ``device`` will use for the setting ``precision``.
 
-    ``auto`` picks bf16 only where :func:`bf16_is_fast`; an explicit ``bf16`` is honoured anywhere torch supports it
-    (slow where it is emulated, but the same arithmetic)."""
+    ``auto`` picks bf16 only where :func:`bf16_is_fast`; an explicit ``bf16`` is honoured anywhere
+    torch supports it (slow where it is emulated, but the same arithmetic)."""
     precision = requested(precision)
     if precision == "auto":
         return "bf16" if bf16_is_fast(device) else "fp32"

@@ -1,17 +1,22 @@
-"""Priors beyond N(0, I) (unit 08): a mixture of Gaussians and the VampPrior (Tomczak & Welling 2018).
+"""Priors beyond N(0, I) (unit 08): a Gaussian mixture and the VampPrior (Tomczak & Welling 2018).
 
-With a learned prior the KL term has no closed form, so it is estimated by Monte Carlo from the same z that the
-decoder sees: KL(q(z|x) ‖ p(z)) ≈ log q(z|x) − log p(z) with z ~ q(z|x) (:func:`mc_kl`, unbiased).
+With a learned prior the KL term has no closed form, so it is estimated by Monte Carlo from the same
+z that the decoder sees: KL(q(z|x) ‖ p(z)) ≈ log q(z|x) − log p(z) with z ~ q(z|x) (:func:`mc_kl`,
+unbiased).
 
-* :func:`log_normal_diag`, :func:`log_standard_normal`, :func:`log_mixture`: log-densities, summed over the
-  latent dimensions; :func:`log_mixture` also gives the aggregate posterior q(z) = (1/N) Σ_n q(z|x_n).
-* :class:`StandardNormalPrior`, :class:`MixturePrior` (K free Gaussians), :class:`VampPrior` (the encoder's own
-  posteriors at K learned pseudo-inputs): ``log_prob(z, vae)`` and ``sample(n, vae, generator)``.
-* :class:`PriorVAE` wraps an ``MLPVAE`` and a prior (it reads like a VAE: ``encode``, ``decode``, ``forward``,
-  ``sample``, ``log_prior``); :class:`LearnedPriorELBO` is its loss for ``train.fit`` (a frozen dataclass with
-  ``describe()``); :func:`prior_summary` measures rate (MC, with its standard error), distortion and −ELBO.
+* :func:`log_normal_diag`, :func:`log_standard_normal`, :func:`log_mixture`: log-densities, summed
+  over the latent dimensions; :func:`log_mixture` also gives the aggregate posterior
+  q(z) = (1/N) Σ_n q(z|x_n).
+* :class:`StandardNormalPrior`, :class:`MixturePrior` (K free Gaussians), :class:`VampPrior` (the
+  encoder's own posteriors at K learned pseudo-inputs): ``log_prob(z, vae)`` and
+  ``sample(n, vae, generator)``.
+* :class:`PriorVAE` wraps an ``MLPVAE`` and a prior (it reads like a VAE: ``encode``, ``decode``,
+  ``forward``, ``sample``, ``log_prior``); :class:`LearnedPriorELBO` is its loss for ``train.fit``
+  (a frozen dataclass with ``describe()``); :func:`prior_summary` measures rate (MC, with its
+  standard error), distortion and −ELBO.
 
-Everything is in nats. ``metrics.summary`` assumes N(0, I): for a :class:`PriorVAE` use :func:`prior_summary`.
+Everything is in nats. ``metrics.summary`` assumes N(0, I): for a :class:`PriorVAE` use
+:func:`prior_summary`.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ def _normal(mu: torch.Tensor, logvar: torch.Tensor) -> D.Independent:
 
 
 def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z; μ, diag exp(logvar)), summed over the last dimension (broadcasting), by torch.distributions."""
+    """log N(z; μ, diag exp(logvar)) by torch.distributions, summed over the last dimension
+    (broadcasting)."""
     return _normal(mu, logvar).log_prob(z)
 
 
@@ -56,11 +62,13 @@ def log_mixture(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor, log
     checks.same_shape("means", means, "logvars", logvars)
     chunk = checks.integer("chunk", chunk, low=1, hint="rows of z at a time")
     if z.shape[1] != means.shape[1]:
-        raise ValueError(f"z has {z.shape[1]} latent dimensions but the components have {means.shape[1]}")
+        raise ValueError(f"z has {z.shape[1]} latent dimensions but the components have "
+                         f"{means.shape[1]}")
     if log_weights is None:
         log_weights = torch.zeros(len(means), dtype=z.dtype, device=z.device)
     elif log_weights.shape != (len(means),):
-        raise ValueError(f"log_weights must be shaped ({len(means)},), got {tuple(log_weights.shape)}")
+        raise ValueError(f"log_weights must be shaped ({len(means)},), got "
+                         f"{tuple(log_weights.shape)}")
     mixture = D.MixtureSameFamily(D.Categorical(logits=log_weights, validate_args=False),
                                   _normal(means, logvars), validate_args=False)
     return torch.cat([mixture.log_prob(z[i:i + chunk]) for i in range(0, len(z), chunk)])
@@ -68,7 +76,8 @@ def log_mixture(z: torch.Tensor, means: torch.Tensor, logvars: torch.Tensor, log
 
 def _sample_mixture(n: int, means, logvars, log_weights, generator=None) -> torch.Tensor:
     gen_device = "cpu" if generator is not None else means.device
-    k = torch.multinomial(log_weights.detach().exp().to(gen_device), n, replacement=True, generator=generator)
+    k = torch.multinomial(log_weights.detach().exp().to(gen_device), n, replacement=True,
+                          generator=generator)
     eps = torch.randn(n, means.shape[1], generator=generator, device=gen_device).to(means.device)
     k = k.to(means.device)
     return means[k] + torch.exp(0.5 * logvars[k]) * eps
@@ -92,8 +101,9 @@ class StandardNormalPrior(nn.Module):
 
 class _Mixture(nn.Module):
     def components(self, vae) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(log weights, means, log-variances) of the mixture: each prior below says where they come from."""
-        raise TypeError(f"{type(self).__name__} is a mixture without components; use MixturePrior or VampPrior")
+        """(log weights, means, log-variances) of the mixture; each prior below says where from."""
+        raise TypeError(f"{type(self).__name__} is a mixture without components; use MixturePrior "
+                        "or VampPrior")
 
     def log_prob(self, z: torch.Tensor, vae=None) -> torch.Tensor:
         """log p(z), one value per row of z."""
@@ -102,11 +112,12 @@ class _Mixture(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, vae=None, generator=None) -> torch.Tensor:
         """n draws: a component by its weight, then a Gaussian draw from it."""
-        return _sample_mixture(checks.integer("n", n, low=1), *self.components(vae), generator=generator)
+        return _sample_mixture(checks.integer("n", n, low=1), *self.components(vae),
+                               generator=generator)
 
 
 class MixturePrior(_Mixture):
-    """p(z) = Σ_k w_k N(m_k, diag v_k) with K free components: means, log-variances and weights are learned.
+    """p(z) = Σ_k w_k N(m_k, diag v_k), K free components: means, log-variances and weights learned.
 
     The means start as N(0, I) draws (seeded), the variances at 1, the weights equal."""
 
@@ -124,12 +135,13 @@ class MixturePrior(_Mixture):
 
 
 class VampPrior(_Mixture):
-    """The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) Σ_k q(z | u_k), the encoder's own posteriors at K
-    learned pseudo-inputs u_k = sigmoid(a_k), images like the data. ``init``: K images to start from (e.g. a
-    random subset of the training set); otherwise the pseudo-inputs start grey with a little noise."""
+    """The VampPrior (Tomczak & Welling 2018): p(z) = (1/K) Σ_k q(z | u_k), the encoder's own
+    posteriors at K learned pseudo-inputs u_k = sigmoid(a_k), images like the data. ``init``: K
+    images to start from (e.g. a random subset of the training set); otherwise the pseudo-inputs
+    start grey with a little noise."""
 
-    def __init__(self, in_shape=(1, 28, 28), n_components: int = 100, init: torch.Tensor | None = None,
-                 seed: int = 0):
+    def __init__(self, in_shape=(1, 28, 28), n_components: int = 100,
+                 init: torch.Tensor | None = None, seed: int = 0):
         super().__init__()
         self.in_shape = tuple(int(s) for s in in_shape)
         k = checks.integer("n_components", n_components, low=1)
@@ -139,7 +151,8 @@ class VampPrior(_Mixture):
         else:
             checks.images("init", init)
             if tuple(init.shape) != (k, *self.in_shape):
-                raise ValueError(f"init must be {k} images shaped {self.in_shape}, got {tuple(init.shape)}")
+                raise ValueError(f"init must be {k} images shaped {self.in_shape}, got "
+                                 f"{tuple(init.shape)}")
             raw = torch.logit(init.detach().float().cpu().clamp(0.05, 0.95))
         self.raw = nn.Parameter(raw)
 
@@ -149,20 +162,23 @@ class VampPrior(_Mixture):
 
     def components(self, vae):
         if vae is None:
-            raise ValueError("the VampPrior is made of the encoder's posteriors: pass the VAE, log_prob(z, vae)")
+            raise ValueError("the VampPrior is made of the encoder's posteriors: pass the VAE, "
+                             "log_prob(z, vae)")
         mu, logvar = vae.encode(self.pseudo_inputs)
-        return mu, logvar, torch.full((len(mu),), -math.log(len(mu)), dtype=mu.dtype, device=mu.device)
+        return mu, logvar, torch.full((len(mu),), -math.log(len(mu)), dtype=mu.dtype,
+                                      device=mu.device)
 
 
 class PriorVAE(nn.Module):
-    """A VAE (``vae``: an ``MLPVAE`` or ``ConvVAE``) with a learned prior: reads like the VAE it wraps.
+    """A VAE (``vae``: an ``MLPVAE`` or ``ConvVAE``) with a learned prior; it reads like that VAE.
 
     ``log_prior(z)`` is log p(z); ``sample(n)`` decodes draws from the prior (not from N(0, I))."""
 
     def __init__(self, vae: nn.Module, prior: nn.Module):
         super().__init__()
         if not hasattr(vae, "encode") or not hasattr(prior, "log_prob"):
-            raise TypeError("PriorVAE(vae, prior) needs a VAE with encode/decode and a prior with log_prob")
+            raise TypeError("PriorVAE(vae, prior) needs a VAE with encode/decode and a prior with "
+                            "log_prob")
         self.vae, self.prior = vae, prior
         self.in_shape, self.latent_dim = vae.in_shape, vae.latent_dim
         self.log_scale = None
@@ -193,7 +209,8 @@ class PriorVAE(nn.Module):
         return self.mean_image(self.decode(self.sample_latent(n, generator)))
 
 
-def build_prior_vae(kind: str, vae: nn.Module, n_components: int = 100, init=None, seed: int = 0) -> PriorVAE:
+def build_prior_vae(kind: str, vae: nn.Module, n_components: int = 100, init=None,
+                    seed: int = 0) -> PriorVAE:
     """``PriorVAE`` around ``vae`` with prior ``kind``: ``"standard"``, ``"mog"`` or ``"vamp"``."""
     checks.choice("kind", kind, PRIOR_KINDS)
     if kind == "standard":
@@ -207,19 +224,22 @@ def build_prior_vae(kind: str, vae: nn.Module, n_components: int = 100, init=Non
 
 def mc_kl(mu: torch.Tensor, logvar: torch.Tensor, log_prior, z: torch.Tensor | None = None,
           n_samples: int = 1, generator=None) -> torch.Tensor:
-    """Monte Carlo KL(q(z|x) ‖ p(z)) = E_q[log q(z|x) − log p(z)], one estimate per row, averaged over
-    ``n_samples`` draws (or at the given ``z``, shaped like ``mu``). ``log_prior``: z (B, d) → (B,)."""
+    """Monte Carlo KL(q(z|x) ‖ p(z)) = E_q[log q(z|x) − log p(z)], one estimate per row, averaged
+    over ``n_samples`` draws (or at the given ``z``, shaped like ``mu``). ``log_prior``:
+    z (B, d) → (B,)."""
     checks.tensor("mu", mu, dim=2)
     checks.same_shape("mu", mu, "logvar", logvar)
     if not callable(log_prior):
-        raise TypeError("log_prior must be a function z -> log p(z), e.g. model.log_prior or log_standard_normal")
+        raise TypeError("log_prior must be a function z -> log p(z), e.g. model.log_prior or "
+                        "log_standard_normal")
     if z is not None:
         checks.same_shape("z", z, "mu", mu)
         return log_normal_diag(z, mu, logvar) - log_prior(z)
     n_samples = checks.integer("n_samples", n_samples, low=1)
     total = torch.zeros(len(mu), dtype=mu.dtype, device=mu.device)
     for _ in range(n_samples):
-        eps = torch.randn(mu.shape, generator=generator, device="cpu" if generator is not None else mu.device)
+        eps = torch.randn(mu.shape, generator=generator,
+                          device="cpu" if generator is not None else mu.device)
         draw = mu + torch.exp(0.5 * logvar) * eps.to(mu.device)
         total = total + log_normal_diag(draw, mu, logvar) - log_prior(draw)
     return total / n_samples
@@ -227,9 +247,9 @@ def mc_kl(mu: torch.Tensor, logvar: torch.Tensor, log_prior, z: torch.Tensor | N
 
 @dataclass(frozen=True)
 class LearnedPriorELBO:
-    """Negative ELBO of a :class:`PriorVAE` with a Bernoulli decoder: rec + β·KL, the KL by Monte Carlo from the
-    decoder's own z (one draw per image, as in Tomczak & Welling 2018). Callable as ``loss(model, x, step)``
-    for ``train.fit``; ``describe()`` gives its settings for the cache key."""
+    """Negative ELBO of a :class:`PriorVAE` with a Bernoulli decoder: rec + β·KL, the KL by Monte
+    Carlo from the decoder's own z (one draw per image, as in Tomczak & Welling 2018). Callable as
+    ``loss(model, x, step)`` for ``train.fit``; ``describe()`` gives the cache key its settings."""
 
     beta: float = 1.0
 
@@ -254,13 +274,15 @@ class LearnedPriorELBO:
 @torch.no_grad()
 def prior_summary(model: PriorVAE, x: torch.Tensor, *, n_samples: int = 16, seed: int = 0,
                   batch_size: int = 500) -> dict:
-    """Rate (MC KL against the model's prior), distortion (Bernoulli NLL) and −ELBO on ``x``, nats per image.
+    """Rate (MC KL to the model's prior), distortion (Bernoulli NLL) and −ELBO on ``x``, nats/image.
 
-    The distortion uses one z per image from a generator seeded with ``seed`` (as ``metrics.summary`` does). The
-    rate averages ``n_samples`` replicate estimates; ``rate_se`` is their standard error (std / √n_samples), the
-    Monte Carlo error of ``rate``. Also returns ``mu`` and ``logvar`` (CPU)."""
+    The distortion uses one z per image from a generator seeded with ``seed`` (as
+    ``metrics.summary`` does). The rate averages ``n_samples`` replicate estimates; ``rate_se`` is
+    their standard error (std / √n_samples), the Monte Carlo error of ``rate``. Also returns ``mu``
+    and ``logvar`` (CPU)."""
     checks.images("x", x)
-    n_samples = checks.integer("n_samples", n_samples, low=2, hint="replicates, for the standard error")
+    n_samples = checks.integer("n_samples", n_samples, low=2,
+                               hint="replicates, for the standard error")
     model.eval()
     gen = torch.Generator(device=x.device).manual_seed(seed)
     draws = torch.Generator().manual_seed(seed + 1)
@@ -275,5 +297,6 @@ def prior_summary(model: PriorVAE, x: torch.Tensor, *, n_samples: int = 16, seed
         logvars.append(logvar.cpu())
     rates = replicate / len(x)
     rate, distortion = float(rates.mean()), rec_sum / len(x)
-    return {"rate": rate, "rate_se": float(rates.std() / math.sqrt(n_samples)), "distortion": distortion,
-            "neg_elbo": rate + distortion, "mu": torch.cat(mus), "logvar": torch.cat(logvars)}
+    return {"rate": rate, "rate_se": float(rates.std() / math.sqrt(n_samples)),
+            "distortion": distortion, "neg_elbo": rate + distortion, "mu": torch.cat(mus),
+            "logvar": torch.cat(logvars)}

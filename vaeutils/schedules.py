@@ -1,8 +1,9 @@
 """β schedules and capacity control: how the weight on the KL term changes with the optimiser step.
 
-``Constant``, ``LinearWarmup`` (KL warm-up), ``Cyclical`` (cyclical annealing), ``CapacitySchedule`` and
-``capacity_penalty`` (γ·|KL − C(t)|). Each schedule is a frozen dataclass, so it describes itself for the
-cache key. Taught in unit 07; also re-exported by ``vaeutils.losses``.
+``Constant``, ``LinearWarmup`` (KL warm-up), ``Cyclical`` (cyclical annealing), ``CapacitySchedule``
+and ``capacity_penalty`` (γ·|KL − C(t)|). Each schedule is a frozen dataclass, so it describes
+itself for the cache key. Taught in unit 07; ``losses.ELBOLoss`` takes them as ``beta`` and
+``capacity``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ def _check_step(step) -> int:
 
 
 def _store_plain(schedule) -> None:
-    """NumPy numbers stored as the Python numbers they hold: the same schedule, the same cache key."""
+    """NumPy numbers stored as the Python numbers they hold (same schedule, same cache key)."""
     for f in dataclasses.fields(schedule):
         object.__setattr__(schedule, f.name, checks.plain(getattr(schedule, f.name)))
 

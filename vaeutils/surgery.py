@@ -1,17 +1,20 @@
-"""ELBO surgery (Hoffman & Johnson 2016): the average KL term split into what the code says about x and how far
-the codes as a whole are from the prior. Taught in unit 04; units 05–08 reuse it.
+"""ELBO surgery (Hoffman & Johnson 2016): the average KL term split into what the code says about x
+and how far the codes as a whole are from the prior. Taught in unit 04; units 05–08 reuse it.
 
 With p_data uniform over the N rows of ``x`` and the aggregate posterior q(z) = (1/N) Σₙ q(z|xₙ),
 
     (1/N) Σₙ KL(q(z|xₙ) ‖ p(z))  =  I(x; z)  +  KL(q(z) ‖ p(z)),      0 ≤ I(x; z) ≤ log N,
 
-where I(x; z) is the mutual information between the row index and the code under q(x, z) = p_data(x) q(z|x).
+where I(x; z) is the mutual information between the row index and the code under
+q(x, z) = p_data(x) q(z|x).
 
-* :func:`log_q_per_dim` — log N(z[m, k]; μ[n, k], σ²[n, k]) for every code m, posterior n and dimension k: the
-  building block of every aggregate-posterior estimator (unit 06's total-correlation split uses it too).
-* :func:`log_aggregate` — log q(z) (or, with ``per_dim=True``, the log marginals log q(z_k)), by a logsumexp over
-  all N posteriors, in float64.
-* :func:`kl_split_codes` — the split from posterior parameters (μ, log σ²); :func:`kl_split` encodes ``x`` first.
+* :func:`log_q_per_dim` — log N(z[m, k]; μ[n, k], σ²[n, k]) for every code m, posterior n and
+  dimension k: the building block of every aggregate-posterior estimator (unit 06's
+  total-correlation split uses it too).
+* :func:`log_aggregate` — log q(z) (or, with ``per_dim=True``, the log marginals log q(z_k)), by a
+  logsumexp over all N posteriors, in float64.
+* :func:`kl_split_codes` — the split from posterior parameters (μ, log σ²); :func:`kl_split` encodes
+  ``x`` first.
 * :func:`moment_matched` — the Gaussian with the aggregate posterior's mean and covariance, and
   its KL to N(0, I): a lower bound on KL(q(z) ‖ p(z)) that, unlike the split, no log N caps.
 """
@@ -34,22 +37,26 @@ def _codes(mu, logvar) -> tuple[torch.Tensor, torch.Tensor]:
     checks.tensor("logvar", logvar, dim=2)
     checks.same_shape("mu", mu, "logvar", logvar)
     if not (torch.isfinite(mu).all() and torch.isfinite(logvar).all()):
-        raise ValueError("mu and logvar must be finite; the encoder gave NaN or inf (check x for NaN pixels)")
+        raise ValueError("mu and logvar must be finite; the encoder gave NaN or inf (check x for "
+                         "NaN pixels)")
     return mu, logvar
 
 
 def log_q_per_dim(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """log N(z[m, k]; mu[n, k], exp(logvar[n, k])) for codes ``z`` (M, d) and posteriors ``mu``, ``logvar``
-    (N, d): a tensor of shape (M, N, d), in nats, in the dtype of the inputs (pass float64 for sums of many)."""
+    """log N(z[m, k]; mu[n, k], exp(logvar[n, k])) for codes ``z`` (M, d) and posteriors ``mu``,
+    ``logvar`` (N, d): a tensor of shape (M, N, d), in nats, in the dtype of the inputs (pass
+    float64 for sums of many)."""
     checks.tensor("z", z, dim=2)
     mu, logvar = _codes(mu, logvar)
     if z.shape[1] != mu.shape[1]:
-        raise ValueError(f"z must have the latent size of mu ({mu.shape[1]}), got shape {tuple(z.shape)}")
+        raise ValueError(f"z must have the latent size of mu ({mu.shape[1]}), got shape "
+                         f"{tuple(z.shape)}")
     diff = z[:, None, :] - mu[None, :, :]
     return -0.5 * (_LOG_2PI + logvar[None] + diff.square() * torch.exp(-logvar[None]))
 
 
-CHUNK_NUMBERS = 2**21  # the size of one (chunk, N, d) block when batch_size is None: 16 MiB of float64
+# the size of one (chunk, N, d) block when batch_size is None: 16 MiB of float64
+CHUNK_NUMBERS = 2**21
 
 
 def _chunk(batch_size, n: int, d: int) -> int:
@@ -61,11 +68,13 @@ def _chunk(batch_size, n: int, d: int) -> int:
 
 def log_aggregate(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *, per_dim: bool = False,
                   batch_size: int | None = None) -> torch.Tensor:
-    """log q(z) for the aggregate posterior q(z) = (1/N) Σₙ N(z; μₙ, diag σₙ²) of the N rows of (mu, logvar).
+    """log q(z) for the aggregate posterior q(z) = (1/N) Σₙ N(z; μₙ, diag σₙ²) of the N rows of
+    (mu, logvar).
 
-    Returns (M,) float64; with ``per_dim=True`` the log marginals log q(z_k) = log (1/N) Σₙ N(z_k; μₙₖ, σₙₖ²),
-    shaped (M, d). The mixture is summed exactly (a logsumexp over all N posteriors, in float64), ``batch_size``
-    codes at a time so that memory stays at batch_size·N·d numbers (None: about 2 million, 16 MiB).
+    Returns (M,) float64; with ``per_dim=True`` the log marginals
+    log q(z_k) = log (1/N) Σₙ N(z_k; μₙₖ, σₙₖ²), shaped (M, d). The mixture is summed exactly (a
+    logsumexp over all N posteriors, in float64), ``batch_size`` codes at a time so that memory
+    stays at batch_size·N·d numbers (None: about 2 million, 16 MiB).
     """
     per_dim = checks.boolean("per_dim", per_dim)
     mu, logvar = _codes(mu, logvar)
@@ -88,17 +97,19 @@ def _call_prior(log_prior, z: torch.Tensor, dtype) -> torch.Tensor:
     value = log_prior(z.to(dtype))
     if not isinstance(value, torch.Tensor) or value.shape != (len(z),):
         got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-        raise ValueError(f"log_prior must map codes z ({len(z)}, d) to log p(z) shaped ({len(z)},), got {got}")
+        raise ValueError(f"log_prior must map codes z ({len(z)}, d) to log p(z) shaped "
+                         f"({len(z)},), got {got}")
     value = value.detach().double()
     if not torch.isfinite(value).all():
-        raise ValueError("log_prior returned NaN or inf for some codes; check the prior's parameters")
+        raise ValueError("log_prior returned NaN or inf for some codes; check the prior's "
+                         "parameters")
     return value
 
 
 def _row_se(v: torch.Tensor, centre: torch.Tensor | None) -> float:
-    """Monte Carlo standard error of the mean of v (N, S): from the deviations from each row's known mean when
-    ``centre`` is given, else from the within-row spread (S ≥ 2), else from the spread over all rows (an upper
-    bound: it also counts how the rows differ)."""
+    """Monte Carlo standard error of the mean of v (N, S): from the deviations from each row's known
+    mean when ``centre`` is given, else from the within-row spread (S ≥ 2), else from the spread
+    over all rows (an upper bound: it also counts how the rows differ)."""
     n, s = v.shape
     if centre is not None:
         var = (v - centre[:, None]).square().sum() / (n * s)
@@ -110,25 +121,30 @@ def _row_se(v: torch.Tensor, centre: torch.Tensor | None) -> float:
 
 
 @torch.no_grad()
-def kl_split_codes(mu: torch.Tensor, logvar: torch.Tensor, *, n_samples: int = 1, log_prior=None, seed: int = 0,
-                   batch_size: int | None = None) -> dict:
-    """ELBO surgery from the posterior parameters of N data points; see :func:`kl_split` for the estimator."""
+def kl_split_codes(mu: torch.Tensor, logvar: torch.Tensor, *, n_samples: int = 1, log_prior=None,
+                   seed: int = 0, batch_size: int | None = None) -> dict:
+    """ELBO surgery from the posterior parameters of N data points; :func:`kl_split` explains it."""
     mu, logvar = _codes(mu, logvar)
     n_samples = checks.integer("n_samples", n_samples, low=1, hint="codes drawn from each q(z|x_n)")
     seed = checks.integer("seed", seed, low=0)
     batch_size = _chunk(batch_size, *mu.shape)
     if log_prior is not None and not callable(log_prior):
-        raise TypeError(f"log_prior must be None (the prior N(0, I)) or a function z (M, d) -> log p(z) (M,), "
-                        f"got {log_prior!r}")
+        raise TypeError("log_prior must be None (the prior N(0, I)) or a function "
+                        f"z (M, d) -> log p(z) (M,), got {log_prior!r}")
     n, d = mu.shape
     gen = torch.Generator(device=mu.device).manual_seed(seed)
 
     def draw():
-        eps = torch.randn((n, n_samples, d), generator=gen, device=mu.device, dtype=mu.dtype).double()
-        z = mu.double()[:, None] + torch.exp(0.5 * logvar.double())[:, None] * eps        # (N, S, d)
-        log_q_own = (-0.5 * (eps.square() + logvar.double()[:, None] + _LOG_2PI)).sum(-1)  # log q(z|x_n), (N, S)
+        eps = torch.randn((n, n_samples, d), generator=gen, device=mu.device,
+                          dtype=mu.dtype).double()
+        z = mu.double()[:, None] + torch.exp(0.5 * logvar.double())[:, None] * eps  # (N, S, d)
+        # log q(z|x_n), shaped (N, S)
+        log_q_own = (-0.5 * (eps.square() + logvar.double()[:, None] + _LOG_2PI)).sum(-1)
         flat = z.reshape(n * n_samples, d)
-        log_p = (_standard_normal(flat) if log_prior is None else _call_prior(log_prior, flat, mu.dtype))
+        if log_prior is None:
+            log_p = _standard_normal(flat)
+        else:
+            log_p = _call_prior(log_prior, flat, mu.dtype)
         return flat, log_q_own, log_p.view(n, n_samples)
 
     z, log_q_own, log_p = draw()
@@ -182,30 +198,33 @@ def kl_split(model, x: torch.Tensor, *, n_samples: int = 1, log_prior=None, seed
     """ELBO surgery on the N images ``x``: the average KL term = I(x; z) + KL(q(z) ‖ p(z)), in nats.
 
     model: anything with ``encode(x) -> (mu, logvar)`` (every VAE of ``vaeutils.models``).
-    log_prior: None for p(z) = N(0, I), else a function z (M, d) -> log p(z) (M,) (a learned prior, unit 08); it
-        receives z in the encoder's dtype.
-    Returns a dict: ``kl`` (the average KL(q(z|xₙ) ‖ p(z)): the closed form for N(0, I), else a Monte Carlo
-    estimate from a second, independent draw, with standard error ``kl_se``), ``mutual_information``,
-    ``marginal_kl``, ``log_n`` (log N, the upper bound of I), ``mc_se`` (the Monte Carlo standard error of
-    ``mutual_information + marginal_kl``), ``kl_se``, ``n`` and ``n_samples``.
+    log_prior: None for p(z) = N(0, I), else a function z (M, d) -> log p(z) (M,) (a learned prior,
+        unit 08); it receives z in the encoder's dtype.
+    Returns a dict: ``kl`` (the average KL(q(z|xₙ) ‖ p(z)): the closed form for N(0, I), else a
+    Monte Carlo estimate from a second, independent draw, with standard error ``kl_se``),
+    ``mutual_information``, ``marginal_kl``, ``log_n`` (log N, the upper bound of I), ``mc_se`` (the
+    Monte Carlo standard error of ``mutual_information + marginal_kl``), ``kl_se``, ``n`` and
+    ``n_samples``.
 
-    The estimator. For each row n, draw ``n_samples`` codes z ~ q(z|xₙ) (reparameterised, seeded by ``seed``).
-    For each z, log q(z) is the exact log of the mixture (1/N) Σₘ q(z|xₘ) over all N posteriors (a logsumexp
-    in float64, ``batch_size`` codes at a time), and
+    The estimator. For each row n, draw ``n_samples`` codes z ~ q(z|xₙ) (reparameterised, seeded by
+    ``seed``). For each z, log q(z) is the exact log of the mixture (1/N) Σₘ q(z|xₘ) over all N
+    posteriors (a logsumexp in float64, ``batch_size`` codes at a time), and
 
         I(x; z)        ≈ mean over z of  log q(z|xₙ) − log q(z),
         KL(q(z) ‖ p(z)) ≈ mean over z of  log q(z) − log p(z).
 
-    Their sum is the sampled KL, mean of log q(z|xₙ) − log p(z), so it agrees with ``kl`` up to Monte Carlo
-    error (``mc_se``), which is the check a caller should make. For the distribution this defines (p_data
-    uniform over these N rows) nothing is approximated except the draw of z: I is the mutual information between
-    the row index and z, hence within [0, log N]. As an estimate of the mutual information under the population
-    the rows were drawn from, it is biased downward: the mixture contains the code's own posterior q(z|xₙ), which
-    is large exactly where z was drawn, so q(z) comes out too large there, I too small (it saturates near log N
-    once the posteriors barely overlap) and KL(q(z) ‖ p(z)) too large by the same amount. More rows lessen
-    the bias.
+    Their sum is the sampled KL, mean of log q(z|xₙ) − log p(z), so it agrees with ``kl`` up to
+    Monte Carlo error (``mc_se``), which is the check a caller should make. For the distribution
+    this defines (p_data uniform over these N rows) nothing is approximated except the draw of z: I
+    is the mutual information between the row index and z, hence within [0, log N]. As an estimate
+    of the mutual information under the population the rows were drawn from, it is biased downward:
+    the mixture contains the code's own posterior q(z|xₙ), which is large exactly where z was drawn,
+    so q(z) comes out too large there, I too small (it saturates near log N once the posteriors
+    barely overlap) and KL(q(z) ‖ p(z)) too large by the same amount. More rows lessen the bias.
     """
     if batch_size is not None:
-        checks.integer("batch_size", batch_size, low=1, hint="codes z per chunk, or None: automatic")
+        checks.integer("batch_size", batch_size, low=1,
+                       hint="codes z per chunk, or None: automatic")
     mu, logvar = encode_all(model, x)
-    return kl_split_codes(mu, logvar, n_samples=n_samples, log_prior=log_prior, seed=seed, batch_size=batch_size)
+    return kl_split_codes(mu, logvar, n_samples=n_samples, log_prior=log_prior, seed=seed,
+                          batch_size=batch_size)

@@ -1,12 +1,13 @@
 """Many models at once: one ``train_many`` loop, the β-sweep and the free-bits grid built on it.
 
-* :func:`train_many` trains (or loads from the cache) one model per setting with one progress bar and prints one
-  summary line: how many were loaded, how many trained, how long it took.
-* :func:`train_beta_sweep` trains one MLP VAE per β in :data:`BETA_SWEEP` on binarized MNIST (units 05, 07, 08
-  and the app share it through the cache); :func:`sweep_points` measures each with ``metrics.summary``.
+* :func:`train_many` trains (or loads from the cache) one model per setting with one progress bar
+  and prints one summary line: how many were loaded, how many trained, how long it took.
+* :func:`train_beta_sweep` trains one MLP VAE per β in :data:`BETA_SWEEP` on binarized MNIST (units
+  05, 07, 08 and the app share it through the cache); :func:`sweep_points` measures each with
+  ``metrics.summary``.
 * :func:`train_free_bits_grid` trains one model per (β, λ) for the free-bits explorer (unit 07).
-* :func:`train_prior_vae`: the β-sweep's VAE (same data, epochs, seed and initial weights) with a learned prior
-  from ``vaeutils.priors`` instead of N(0, I) (unit 08).
+* :func:`train_prior_vae`: the β-sweep's VAE (same data, epochs, seed and initial weights) with a
+  learned prior from ``vaeutils.priors`` instead of N(0, I) (unit 08).
 """
 
 from __future__ import annotations
@@ -43,12 +44,13 @@ def sweep_epochs() -> int:
 
 
 def sweep_recipe() -> dict:
-    """The ``train_vae`` settings every model of the β-sweep shares (all but its loss): the 784-400-20 MLP VAE,
-    dynamically binarized batches, :func:`sweep_epochs`, seed 0 and the cache name. Written once here:
-    :func:`train_beta_sweep` uses it, and so does any grid that wants to load the sweep's checkpoints instead
-    of training them again (``train_free_bits_grid(λs, βs, data=data.binarized(), **sweep_recipe())``)."""
-    return dict(model="mlp", hidden=SWEEP_HIDDEN, latent_dim=SWEEP_LATENT_DIM, epochs=sweep_epochs(), seed=0,
-                binarize=True, name=SWEEP_NAME)
+    """The ``train_vae`` settings every model of the β-sweep shares (all but its loss): the
+    784-400-20 MLP VAE, dynamically binarized batches, :func:`sweep_epochs`, seed 0 and the cache
+    name. Written once here: :func:`train_beta_sweep` uses it, and so does any grid that wants to
+    load the sweep's checkpoints instead of training them again
+    (``train_free_bits_grid(λs, βs, data=data.binarized(), **sweep_recipe())``)."""
+    return dict(model="mlp", hidden=SWEEP_HIDDEN, latent_dim=SWEEP_LATENT_DIM,
+                epochs=sweep_epochs(), seed=0, binarize=True, name=SWEEP_NAME)
 
 
 class SweepEntry(NamedTuple):
@@ -61,15 +63,18 @@ class SweepEntry(NamedTuple):
 
 # --------------------------------------------------------------------------- many models, one loop
 
-def train_many(settings, *, data, name: str, progress: bool = True, desc: str = "models") -> list[TrainResult]:
+def train_many(settings, *, data, name: str, progress: bool = True,
+               desc: str = "models") -> list[TrainResult]:
     """``train_vae(data=data, name=name, **s)`` for every dict ``s`` in ``settings``, in order.
 
-    One progress bar over the models (the per-model bars are off) and one summary line at the end. Each model
-    is loaded from the cache when its checkpoint is there, so the same setting in two units trains once.
+    One progress bar over the models (the per-model bars are off) and one summary line at the end.
+    Each model is loaded from the cache when its checkpoint is there, so the same setting in two
+    units trains once.
     """
     settings = list(settings)
     if not settings or not all(isinstance(s, dict) for s in settings):
-        raise TypeError("settings must be a non-empty list of dicts of train_vae arguments, e.g. [{'loss': ...}]")
+        raise TypeError("settings must be a non-empty list of dicts of train_vae arguments, e.g. "
+                        "[{'loss': ...}]")
     from tqdm.auto import tqdm
 
     results, t0 = [], time.perf_counter()
@@ -81,8 +86,8 @@ def train_many(settings, *, data, name: str, progress: bool = True, desc: str = 
         bar.close()
     if progress:
         loaded = sum(r.loaded for r in results)
-        print(f"{desc}: {len(results)} models ({loaded} loaded from the cache, {len(results) - loaded} trained) "
-              f"in {time.perf_counter() - t0:.1f} s")
+        print(f"{desc}: {len(results)} models ({loaded} loaded from the cache, "
+              f"{len(results) - loaded} trained) in {time.perf_counter() - t0:.1f} s")
     return results
 
 
@@ -92,7 +97,8 @@ def _check_betas(betas) -> tuple[float, ...]:
     try:
         values = tuple(betas)
     except TypeError:
-        raise TypeError(f"betas must be a sequence of numbers such as {BETA_SWEEP}, got {betas!r}") from None
+        raise TypeError(f"betas must be a sequence of numbers such as {BETA_SWEEP}, got "
+                        f"{betas!r}") from None
     if len(values) < 2:
         raise ValueError(f"betas needs at least two values to compare, got {values!r}")
     for b in values:
@@ -100,26 +106,28 @@ def _check_betas(betas) -> tuple[float, ...]:
             raise ValueError(f"every β must be a finite number > 0, got {b!r} in betas={values!r}")
     values = tuple(float(b) for b in values)
     if list(values) != sorted(set(values)):
-        raise ValueError(f"betas must be strictly increasing, got {values!r}; sort them and drop repeats")
+        raise ValueError(f"betas must be strictly increasing, got {values!r}; "
+                         "sort them and drop repeats")
     return values
 
 
 def train_beta_sweep(data=None, betas=BETA_SWEEP, *, progress: bool = True, cache: bool = True,
                      **recipe) -> list[SweepEntry]:
-    """One MLP VAE per β, the :func:`sweep_recipe` settings, trained with :func:`train_many` (cached).
+    """One MLP VAE per β with the :func:`sweep_recipe` settings, trained (or loaded) by
+    :func:`train_many`.
 
-    data: an ImageData (default MNIST); its test set is binarized by ``data.binarized``. ``recipe``: settings
-    that replace the recipe's (``epochs``, ``hidden``, ``latent_dim``, ``seed``…; a smaller sweep for a test).
-    The first call trains, later calls load from the cache. Returns a list of :class:`SweepEntry`
-    ``(beta, model, history)`` in the order of ``betas``.
+    data: an ImageData (default MNIST); its test set is binarized by ``data.binarized``. ``recipe``:
+    settings that replace the recipe's (``epochs``, ``hidden``, ``latent_dim``, ``seed``…; a smaller
+    sweep for a test). The first call trains, later calls load from the cache. Returns a list of
+    :class:`SweepEntry` ``(beta, model, history)`` in the order of ``betas``.
     """
     betas = _check_betas(betas)
     settings = {**sweep_recipe(), **recipe}
     settings["epochs"] = checks.integer("epochs", settings["epochs"], low=1)
     name = settings.pop("name")
     data = _data.binarized(data)
-    results = train_many([dict(loss=ELBOLoss(beta=b), cache=cache, **settings) for b in betas], data=data,
-                         name=name, progress=progress, desc="β-sweep")
+    results = train_many([dict(loss=ELBOLoss(beta=b), cache=cache, **settings) for b in betas],
+                         data=data, name=name, progress=progress, desc="β-sweep")
     return [SweepEntry(b, r.model, r.history) for b, r in zip(betas, results)]
 
 
@@ -134,64 +142,73 @@ def _check_sweep(sweep) -> list[SweepEntry]:
 
 
 def sweep_points(sweep, x: torch.Tensor, threshold: float = 0.01) -> list[dict]:
-    """``metrics.summary`` of every model of ``sweep`` on the images ``x`` (the binarized test set), plus its
-    ``beta``: rate, distortion, neg_elbo, active, latent_dim, kl_per_dim (nats per latent dimension)."""
+    """``metrics.summary`` of every model of ``sweep`` on the images ``x`` (the binarized test set),
+    plus its ``beta``: rate, distortion, neg_elbo, active, latent_dim, kl_per_dim (nats per latent
+    dimension)."""
     entries = _check_sweep(sweep)
     checks.images("x", x)
     return [{"beta": e.beta, **_metrics.summary(e.model, x, threshold=threshold)} for e in entries]
 
 
-# --------------------------------------------------------------------------- the free-bits grid (unit 07)
+# --------------------------------------------------------------------- the free-bits grid (unit 07)
 
 def train_free_bits_grid(free_bits, betas, *, data=None, loss_kw=None, epochs: int | None = None,
                          name: str = "free-bits", progress: bool = True, **train_kw) -> dict:
-    """One model per (β, λ), trained with :func:`train_many`: returns ``{(beta, free_bits): model}``.
+    """One model per (β, λ), trained with :func:`train_many`; ``{(beta, free_bits): model}``.
 
-    loss_kw: extra ``ELBOLoss`` settings shared by the grid (e.g. ``likelihood="gaussian", log_scale=0.0``);
-    ``train_kw`` go to ``train_vae`` (``latent_dim``, ``hidden``, ``batch_size``, ``seed``…). epochs: default
-    30 in full mode, 2 in smoke mode. The same ``name``, data and settings as a model trained elsewhere share its
-    checkpoint."""
+    loss_kw: extra ``ELBOLoss`` settings shared by the grid (e.g.
+    ``likelihood="gaussian", log_scale=0.0``); ``train_kw`` go to ``train_vae`` (``latent_dim``,
+    ``hidden``, ``batch_size``, ``seed``…). epochs: default 30 in full mode, 2 in smoke mode. The
+    same ``name``, data and settings as a model trained elsewhere share its checkpoint."""
     free_bits = _as_values("free_bits", free_bits)
     betas = _as_values("betas", betas)
     if any(b == 0 for b in betas):
-        raise ValueError("betas must be > 0: with β = 0 the KL (and so the free-bits floor) plays no part")
+        raise ValueError("betas must be > 0: with β = 0 the KL "
+                         "(and so the free-bits floor) plays no part")
     loss_kw = dict(loss_kw or {})
     for k in ("beta", "free_bits", "capacity"):
         if k in loss_kw:
             raise ValueError(f"loss_kw must not set {k!r}: the grid sets β and λ itself")
-    epochs = _config.pick(full=30, smoke=2) if epochs is None else checks.integer("epochs", epochs, low=1)
+    if epochs is None:
+        epochs = _config.pick(full=30, smoke=2)
+    epochs = checks.integer("epochs", epochs, low=1)
     data = data if data is not None else _data.load("mnist")
     cells = [(b, f) for b in betas for f in free_bits]
-    settings = [dict(loss=ELBOLoss(beta=b, free_bits=f, **loss_kw), epochs=epochs, **train_kw) for b, f in cells]
+    settings = [dict(loss=ELBOLoss(beta=b, free_bits=f, **loss_kw), epochs=epochs, **train_kw)
+                for b, f in cells]
     results = train_many(settings, data=data, name=name, progress=progress, desc="free-bits grid")
     return {cell: r.model for cell, r in zip(cells, results)}
 
 
-# --------------------------------------------------------------------------- a learned prior (unit 08)
+# ------------------------------------------------------------------------ a learned prior (unit 08)
 
 def train_prior_vae(data=None, kind: str = "vamp", n_components: int = 100, *, beta: float = 1.0,
                     epochs: int | None = None, seed: int = 0, progress: bool = True) -> TrainResult:
-    """The β-sweep's VAE (:func:`sweep_recipe`: 784-400-20, dynamically binarized training images, the same
-    initial weights, epochs and seed) with a learned prior: ``kind`` ``"vamp"`` (pseudo-inputs started at
-    ``n_components`` random training images) or ``"mog"``. Trained with ``priors.LearnedPriorELBO``; returns
-    ``TrainResult(model, history, loaded)`` with ``model`` a ``priors.PriorVAE``."""
+    """The β-sweep's VAE (:func:`sweep_recipe`: 784-400-20, dynamically binarized training images,
+    the same initial weights, epochs and seed) with a learned prior: ``kind`` ``"vamp"``
+    (pseudo-inputs started at ``n_components`` random training images) or ``"mog"``. Trained with
+    ``priors.LearnedPriorELBO``; returns ``TrainResult(model, history, loaded)`` with ``model`` a
+    ``priors.PriorVAE``."""
     data = _data.binarized(data)
     recipe = sweep_recipe()
     epochs = recipe["epochs"] if epochs is None else checks.integer("epochs", epochs, low=1)
     loss = _priors.LearnedPriorELBO(beta=beta)
-    key = {"data": data.key(), "hidden": recipe["hidden"], "latent_dim": recipe["latent_dim"], "prior": kind,
-           "n_components": n_components, "loss": loss.describe(), "epochs": epochs, "seed": seed,
-           "batch_size": 128, "lr": 1e-3, "binarize": True}
+    key = {"data": data.key(), "hidden": recipe["hidden"], "latent_dim": recipe["latent_dim"],
+           "prior": kind, "n_components": n_components, "loss": loss.describe(), "epochs": epochs,
+           "seed": seed, "batch_size": 128, "lr": 1e-3, "binarize": True}
 
     def build():
         _config.seed_everything(seed)  # as train_vae does: the same initial VAE as the sweep's
-        vae = MLPVAE(in_shape=data.image_shape, hidden=recipe["hidden"], latent_dim=recipe["latent_dim"])
-        pick = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(seed))[:n_components]
+        vae = MLPVAE(in_shape=data.image_shape, hidden=recipe["hidden"],
+                     latent_dim=recipe["latent_dim"])
+        order = torch.randperm(len(data.train_x), generator=torch.Generator().manual_seed(seed))
+        pick = order[:n_components]
         init = data.train_x[pick.to(data.train_x.device)] if kind == "vamp" else None
         return _priors.build_prior_vae(kind, vae, n_components, init=init, seed=seed)
 
     def run(model):
-        return fit(model, data.train_x, loss, epochs=epochs, seed=seed, progress=progress, binarize=True)
+        return fit(model, data.train_x, loss, epochs=epochs, seed=seed, progress=progress,
+                   binarize=True)
 
     model, history, hit = _cache.load_or_train(f"prior-{kind}", key, build, run)
     return TrainResult(model.to(data.train_x.device).eval(), history, hit)

@@ -744,7 +744,8 @@ def test_student_folder_bundles_what_the_notebooks_link_to(tmp_path):
     (src / "figures" / "plane.png").write_bytes(b"\x89PNG plane")
     (src / "figures" / "gallery.svg").write_text("<svg/>")
     (src / "figures" / "unused.png").write_bytes(b"not linked")
-    (src / "sources.md").write_text('<a id="s1"></a>\n# S1\n\nA [table](tables/s1.csv) and [unit 01](01_a.ipynb#Summary).')
+    (src / "sources.md").write_text(
+        '<a id="s1"></a>\n# S1\n\nA [table](tables/s1.csv) and [unit 01](01_a.ipynb#Summary).')
     (src / "tables").mkdir()
     (src / "tables" / "s1.csv").write_text("a,b\n1,2\n")
     written = st.build_student(src, out)

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from coursekit import course, notebooks, paths
+from coursekit import notebooks, paths
 from coursekit.__main__ import main as kit_main
 
 NOTEBOOKS = sorted(paths.NOTEBOOKS.glob("*.ipynb"))
@@ -47,10 +47,3 @@ def test_check_and_strip_commands(tmp_path, capsys):
     assert notebooks.strip_files([path]) == []  # nothing left to change: the file is not rewritten
     assert kit_main(["dirty", str(path)]) == 0
 
-
-def test_describe_takes_the_title_and_first_sentence():
-    assert course.describe(dirty_notebook()) == ("Title", "What this is about.")
-    split = new_notebook(cells=[new_markdown_cell("# 07 · Split"), new_markdown_cell("It *is* `here`. Not this."),
-                                new_code_cell("x = 1"), new_markdown_cell("Too late.")])
-    assert course.describe(split) == ("07 · Split", "It *is* here.")
-    assert course.describe(new_notebook(cells=[new_code_cell("x = 1")])) == ("", "")

@@ -1,14 +1,15 @@
-"""The β tools of unit 05 and the app: a slider over the β-sweep trained once (``vaeutils.sweep``), and the
-pictures and sample measures unit 05 draws from the same sweep.
+"""The β tools of unit 05 and the app: a slider over the β-sweep trained once (``vaeutils.sweep``),
+and the pictures unit 05 draws from the same sweep.
 
-Every panel (reconstructions, prior samples, a traversal, the KL per dimension and the rate–distortion plane
-with that β ringed) is rendered once, when the explorer is built; moving the slider only swaps PNG bytes and a
-line of HTML, so an update costs well under a millisecond in the kernel. The pictures come from plain functions
-(:func:`beta_panel_images`, :func:`render_beta_panel`) that the tests call directly, because ipywidgets swallows
-exceptions raised inside a widget callback. The live β trainer is in ``vaeutils.widgets.live``.
+Every panel (reconstructions, prior samples, a traversal, the KL per dimension and the
+rate–distortion plane with that β ringed) is rendered once, when the explorer is built; moving the
+slider only swaps PNG bytes and a line of HTML, so an update costs well under a millisecond in the
+kernel. The pictures come from plain functions (:func:`beta_panel_images`,
+:func:`render_beta_panel`) that the tests call directly, because ipywidgets swallows exceptions
+raised inside a widget callback. The live β trainer is in ``vaeutils.widgets.live``.
 
-For the unit's own pages: :func:`sweep_gallery` (reconstructions and prior samples of every β in one figure);
-how real the samples look is measured by ``judge.sample_realism``.
+For the unit's own pages: :func:`sweep_gallery` (reconstructions and prior samples of every β in one
+figure); how real the samples look is measured by ``judge.sample_realism``.
 """
 
 from __future__ import annotations
@@ -23,44 +24,49 @@ from .. import data as _data
 from .. import plots as _plots
 from ..sweep import BETA_SWEEP, _check_sweep, sweep_points, train_beta_sweep
 
-# --------------------------------------------------------------------------- unit 05's pictures and measures
+# ------------------------------------------------------------------ unit 05's pictures and measures
 
 def sweep_gallery(sweep, x_show: torch.Tensor, n_samples: int = 10, seed: int = 1):
-    """One figure, one row per β of ``sweep``: ``x_show`` reconstructed (left) and ``n_samples`` decoded draws
-    from the prior (right), the same draws z for every β (``seed``). The top row shows ``x_show`` itself."""
+    """One figure, one row per β of ``sweep``: ``x_show`` reconstructed (left) and ``n_samples``
+    decoded draws from the prior (right), the same draws z for every β (``seed``). The top row shows
+    ``x_show`` itself."""
     import matplotlib.pyplot as plt
 
     entries = _check_sweep(sweep)
     checks.images("x_show", x_show)
     n_samples = checks.integer("n_samples", n_samples, low=1)
-    z = torch.randn(n_samples, entries[0].model.latent_dim, generator=torch.Generator().manual_seed(seed))
+    z = torch.randn(n_samples, entries[0].model.latent_dim,
+                    generator=torch.Generator().manual_seed(seed))
     fig, axes = plt.subplots(len(entries) + 1, 2, figsize=(12, 0.95 * (len(entries) + 1)))
-    _plots.image_grid(x_show, nrow=len(x_show), ax=axes[0, 0], title="test images → reconstructions")
+    _plots.image_grid(x_show, nrow=len(x_show), ax=axes[0, 0],
+                      title="test images → reconstructions")
     axes[0, 1].set_axis_off()
     axes[0, 1].set_title("samples from the prior (the same z in every row)")
     with torch.no_grad():
         for row, entry in enumerate(entries, start=1):
             m = entry.model.eval()
             _plots.image_grid(m.reconstruct(x_show), nrow=len(x_show), ax=axes[row, 0])
-            _plots.image_grid(m.mean_image(m.decode(z.to(x_show.device))), nrow=n_samples, ax=axes[row, 1])
+            _plots.image_grid(m.mean_image(m.decode(z.to(x_show.device))), nrow=n_samples,
+                              ax=axes[row, 1])
             axes[row, 0].text(-3, 14, f"β={entry.beta:g}", ha="right", va="center", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-# --------------------------------------------------------------------------- the explorer's pictures
+# -------------------------------------------------------------------------- the explorer's pictures
 
 PANEL_FIGSIZE = (11.5, 5.2)
 PANEL_DPI = 72
 
 
 @torch.no_grad()
-def beta_panel_images(model, x_show: torch.Tensor, kl_per_dim, *, n_samples: int = 16, n_traverse: int = 5,
-                      steps: int = 7, span: float = 3.0, seed: int = 0) -> dict:
-    """The pictures of one β, as CPU tensors: ``originals`` (``x_show``), ``recon`` (decoded posterior
-    means), ``samples`` (decoded draws from the prior, fixed ``seed``), ``traversal`` (the ``n_traverse``
-    dimensions with the largest KL, each swept over ±``span`` prior σ around the code of ``x_show[0]``)
-    and ``dims`` (which dimensions, largest KL first)."""
+def beta_panel_images(model, x_show: torch.Tensor, kl_per_dim, *, n_samples: int = 16,
+                      n_traverse: int = 5, steps: int = 7, span: float = 3.0,
+                      seed: int = 0) -> dict:
+    """The pictures of one β, as CPU tensors: ``originals`` (``x_show``), ``recon`` (decoded
+    posterior means), ``samples`` (decoded draws from the prior, fixed ``seed``), ``traversal`` (the
+    ``n_traverse`` dimensions with the largest KL, each swept over ±``span`` prior σ around the code
+    of ``x_show[0]``) and ``dims`` (which dimensions, largest KL first)."""
     model.eval()
     kl = np.asarray(kl_per_dim, dtype=float).ravel()
     dims = [int(d) for d in np.argsort(-kl, kind="stable")[:n_traverse]]
@@ -76,10 +82,12 @@ def beta_panel_images(model, x_show: torch.Tensor, kl_per_dim, *, n_samples: int
     }
 
 
-def render_beta_panel(points: list[dict], index: int, images: dict, kl_ylim: float | None = None) -> bytes:
+def render_beta_panel(points: list[dict], index: int, images: dict,
+                      kl_ylim: float | None = None) -> bytes:
     """PNG bytes of the explorer's picture for ``points[index]``: the rate–distortion plane of the
     whole sweep with this β ringed, its KL per latent dimension, test images above their
-    reconstructions, prior samples, and a latent traversal (``images`` from :func:`beta_panel_images`)."""
+    reconstructions, prior samples, and a latent traversal (``images`` from
+    :func:`beta_panel_images`)."""
     if not isinstance(points, list) or not points or not all(isinstance(p, dict) for p in points):
         raise TypeError("points must be the list of dicts returned by sweep_points()")
     index = checks.integer("index", index, 0, len(points) - 1)
@@ -94,19 +102,22 @@ def render_beta_panel(points: list[dict], index: int, images: dict, kl_ylim: flo
     ax_rd.set_xlabel("rate R (nats)")
     ax_rd.set_ylabel("distortion D (nats)")
     ax_kl = fig.add_subplot(grid[1, 0])
-    _plots.kl_bars(p["kl_per_dim"], ax=ax_kl, title=f"KL per dimension: {p['active']}/{p['latent_dim']} active")
+    _plots.kl_bars(p["kl_per_dim"], ax=ax_kl,
+                   title=f"KL per dimension: {p['active']}/{p['latent_dim']} active")
     if kl_ylim:
         ax_kl.set_ylim(0, kl_ylim)
     n = len(images["originals"])
     pairs = torch.cat([images["originals"], images["recon"]])
-    _plots.image_grid(pairs, nrow=n, ax=fig.add_subplot(grid[0, 1]), title="test images (top), reconstructions")
-    _plots.image_grid(images["samples"], nrow=max(1, len(images["samples"]) // 2), ax=fig.add_subplot(grid[1, 1]),
-                      title="samples from the prior N(0, I)")
+    _plots.image_grid(pairs, nrow=n, ax=fig.add_subplot(grid[0, 1]),
+                      title="test images (top), reconstructions")
+    _plots.image_grid(images["samples"], nrow=max(1, len(images["samples"]) // 2),
+                      ax=fig.add_subplot(grid[1, 1]), title="samples from the prior N(0, I)")
     ax_tr = fig.add_subplot(grid[:, 2])
     _plots.image_grid(images["traversal"], nrow=images["steps"], ax=ax_tr,
-                      title=f"traversal ±{images['span']:g}σ\nrows: dims {', '.join(map(str, images['dims']))}")
-    fig.suptitle(f"β = {p['beta']:g}:  rate {p['rate']:.1f} nats,  distortion {p['distortion']:.1f} nats,  "
-                 f"−ELBO {p['neg_elbo']:.1f} nats", fontsize=13)
+                      title=f"traversal ±{images['span']:g}σ\nrows: dims "
+                            f"{', '.join(map(str, images['dims']))}")
+    fig.suptitle(f"β = {p['beta']:g}:  rate {p['rate']:.1f} nats,  distortion "
+                 f"{p['distortion']:.1f} nats,  −ELBO {p['neg_elbo']:.1f} nats", fontsize=13)
     return _plots.figure_png(fig)
 
 
@@ -116,24 +127,26 @@ def _explorer_html(points: list[dict], index: int) -> str:
     return (f'<div class="vaelab-beta-info" data-beta="{p["beta"]:g}" data-rate="{p["rate"]:.4f}" '
             f'data-distortion="{p["distortion"]:.4f}">'
             f"<b>β = {p['beta']:g}</b> &nbsp; rate <b>{p['rate']:.2f}</b> nats &nbsp; distortion "
-            f"<b>{p['distortion']:.2f}</b> nats &nbsp; −ELBO <b>{p['neg_elbo']:.2f}</b> nats &nbsp; "
-            f"active units {p['active']}/{p['latent_dim']}<br>"
+            f"<b>{p['distortion']:.2f}</b> nats &nbsp; −ELBO <b>{p['neg_elbo']:.2f}</b> nats "
+            f"&nbsp; active units {p['active']}/{p['latent_dim']}<br>"
             f"<span style='color:#666'>best −ELBO of the sweep: β = {points[best]['beta']:g} "
             f"({points[best]['neg_elbo']:.2f} nats)</span></div>")
 
 
 class BetaExplorer(widgets.VBox):
     """A slider over a β-sweep. Attributes: ``slider`` (an ``ipywidgets.SelectionSlider`` of the β
-    values; setting ``slider.value`` updates the view at once), ``image`` (the picture; ``image.value``
-    holds the PNG bytes shown), ``info`` (HTML with rate, distortion, −ELBO and active units),
-    ``points`` (from :func:`sweep_points`), ``panels`` (PNG bytes per β), ``current_beta``,
-    ``current_index``, ``highlight`` ((rate, distortion) of the ringed point) and ``n_updates``."""
+    values; setting ``slider.value`` updates the view at once), ``image`` (the picture;
+    ``image.value`` holds the PNG bytes shown), ``info`` (HTML with rate, distortion, −ELBO and
+    active units), ``points`` (from :func:`sweep_points`), ``panels`` (PNG bytes per β),
+    ``current_beta``, ``current_index``, ``highlight`` ((rate, distortion) of the ringed point) and
+    ``n_updates``."""
 
     def __init__(self, sweep, data, *, n_images: int = 6, n_samples: int = 12, n_traverse: int = 5,
                  progress: bool = True):
         entries = _check_sweep(sweep)
         _data.check_image_data(data)
-        for name, value in (("n_images", n_images), ("n_samples", n_samples), ("n_traverse", n_traverse)):
+        for name, value in (("n_images", n_images), ("n_samples", n_samples),
+                            ("n_traverse", n_traverse)):
             checks.integer(name, value, low=1)
         x = data.test_x
         self.betas = tuple(e.beta for e in entries)
@@ -143,8 +156,9 @@ class BetaExplorer(widgets.VBox):
         from tqdm.auto import tqdm
 
         panels = []
-        for i, (entry, point) in enumerate(tqdm(list(zip(entries, self.points)), desc="drawing panels",
-                                                unit="β", disable=not progress, leave=True)):
+        bar = tqdm(list(zip(entries, self.points)), desc="drawing panels", unit="β",
+                   disable=not progress, leave=True)
+        for i, (entry, point) in enumerate(bar):
             imgs = beta_panel_images(entry.model, x_show, point["kl_per_dim"], n_samples=n_samples,
                                      n_traverse=min(n_traverse, point["latent_dim"]))
             panels.append(render_beta_panel(self.points, i, imgs, kl_ylim))
@@ -175,10 +189,10 @@ class BetaExplorer(widgets.VBox):
         self.n_updates += 1
 
     def site_view(self) -> dict:
-        """What the course site (``coursekit.site``) needs to run this explorer in a page with no kernel, as
-        JSON-able values: the β values and their slider labels, every panel (base64 PNG), the readout HTML of
-        every β, the index shown now and the model ids of the explorer and its slider (the site starts from
-        the slider's saved position)."""
+        """What the course site (``coursekit.site``) needs to run this explorer in a page with no
+        kernel, as JSON-able values: the β values and their slider labels, every panel (base64 PNG),
+        the readout HTML of every β, the index shown now and the model ids of the explorer and its
+        slider (the site starts from the slider's saved position)."""
         import base64
 
         return {"kind": "beta-explorer", "model_id": self.model_id, "slider": self.slider.model_id,
@@ -189,14 +203,14 @@ class BetaExplorer(widgets.VBox):
                 "start": self.current_index}
 
 
-def beta_explorer(data=None, betas=BETA_SWEEP, *, sweep=None, epochs: int | None = None, cache: bool = True,
-                  progress: bool = True, n_images: int = 6, n_samples: int = 12,
+def beta_explorer(data=None, betas=BETA_SWEEP, *, sweep=None, epochs: int | None = None,
+                  cache: bool = True, progress: bool = True, n_images: int = 6, n_samples: int = 12,
                   n_traverse: int = 5) -> BetaExplorer:
     """A slider over the β-sweep: each β shows its reconstructions, prior samples, a traversal, the
     KL per dimension and its point ringed on the rate–distortion plane.
 
-    With no arguments it uses MNIST and :data:`BETA_SWEEP`, training the sweep the first time (with a
-    progress bar) and loading it from the cache afterwards. ``sweep``: a list from
+    With no arguments it uses MNIST and :data:`BETA_SWEEP`, training the sweep the first time (with
+    a progress bar) and loading it from the cache afterwards. ``sweep``: a list from
     :func:`train_beta_sweep` on the same ``data`` (reused as is, nothing is trained); ``epochs``,
     ``cache``: passed to :func:`train_beta_sweep` (small values make a quick explorer for tests).
     Everything is drawn once here, so moving the slider only swaps an image.

@@ -47,10 +47,11 @@ OUTPUT_HEIGHT_PX = int(FIGSIZE[1] * DPI) + 16
 
 @dataclass
 class FreeBitsGrid:
-    """Summaries of one trained model per (β, λ): ``entries[(beta, free_bits)]`` is a dict with the test
-    set's ``mu`` and ``logvar`` (CPU tensors), ``kl_per_dim`` (per-dimension mean KL, numpy), ``active``,
-    ``rate``, ``distortion``, ``neg_elbo`` (nats per example), ``originals`` and ``reconstructions``
-    (a few test images and their decoded posterior means). ``description`` says what was trained."""
+    """Summaries of one trained model per (β, λ): ``entries[(beta, free_bits)]`` is a dict with the
+    test set's ``mu`` and ``logvar`` (CPU tensors), ``kl_per_dim`` (per-dimension mean KL, numpy),
+    ``active``, ``rate``, ``distortion``, ``neg_elbo`` (nats per example), ``originals`` and
+    ``reconstructions`` (a few test images and their decoded posterior means). ``description`` says
+    what was trained."""
 
     betas: tuple[float, ...]
     free_bits: tuple[float, ...]
@@ -62,9 +63,11 @@ class FreeBitsGrid:
         return int(next(iter(self.entries.values()))["mu"].shape[1])
 
 
-def grid_from_models(models: Mapping, x: torch.Tensor, loss_fn=None, description: str = "") -> FreeBitsGrid:
-    """Summarise models you already trained: ``models[(beta, free_bits)] = model`` for every pair of a
-    full β × λ grid; ``x`` the images to measure on; ``loss_fn`` the likelihood (``train.ELBOLoss``)."""
+def grid_from_models(models: Mapping, x: torch.Tensor, loss_fn=None,
+                     description: str = "") -> FreeBitsGrid:
+    """Summarise models you already trained: ``models[(beta, free_bits)] = model`` for every pair of
+    a full β × λ grid; ``x`` the images to measure on; ``loss_fn`` the likelihood
+    (``losses.ELBOLoss``)."""
     if not isinstance(models, Mapping) or not models:
         raise TypeError("models must be a non-empty dict {(beta, free_bits): model}")
     try:
@@ -75,7 +78,8 @@ def grid_from_models(models: Mapping, x: torch.Tensor, loss_fn=None, description
     free_bits = _as_values("free_bits", {f for _, f in keys})
     missing = [(b, f) for b in betas for f in free_bits if (b, f) not in keys]
     if missing:
-        raise ValueError(f"models must cover the full grid of betas {betas} x free_bits {free_bits}; missing {missing}")
+        raise ValueError(f"models must cover the full grid of betas {betas} x free_bits "
+                         f"{free_bits}; missing {missing}")
     entries = {(float(b), float(f)): metrics.summary(m, x, loss_fn, n_images=N_RECONSTRUCTIONS)
                for (b, f), m in models.items()}
     return FreeBitsGrid(betas=betas, free_bits=free_bits, entries=entries, description=description)
@@ -91,23 +95,26 @@ def _pick(name: str, value, allowed: tuple[float, ...]) -> float:
 
 
 def free_bits_state(grid: FreeBitsGrid, free_bits: float, beta: float) -> dict:
-    """Everything the explorer shows for the model trained with floor ``free_bits`` (λ) and ``beta``.
+    """Everything the explorer shows for the model trained with ``beta`` and the floor λ
+    (``free_bits``).
 
-    Returns a dict with ``beta``, ``free_bits``, ``kl`` (per-dimension KL, nats, in dimension order),
-    ``order`` (dimensions from most to least KL), ``n_below`` (dimensions under λ: the KL gives them no
-    gradient), ``floor_term`` (Σ_j max(λ, KL_j) on the test set, from ``losses.free_bits_kl``),
-    ``active_units``, ``rate``, ``distortion``, ``neg_elbo``, ``au_grid`` (active units of every cell,
-    rows β, columns λ), the cell's ``row``/``col``, and the images."""
+    Returns a dict with ``beta``, ``free_bits``, ``kl`` (per-dimension KL, nats, in dimension
+    order), ``order`` (dimensions from most to least KL), ``n_below`` (dimensions under λ: the KL
+    gives them no gradient), ``floor_term`` (Σ_j max(λ, KL_j) on the test set, from
+    ``losses.free_bits_kl``), ``active_units``, ``rate``, ``distortion``, ``neg_elbo``, ``au_grid``
+    (active units of every cell, rows β, columns λ), the cell's ``row``/``col``, and the images."""
     if not isinstance(grid, FreeBitsGrid):
         raise TypeError("grid must be a FreeBitsGrid from grid_from_models(...)")
     lam = _pick("free_bits", free_bits, grid.free_bits)
     b = _pick("beta", beta, grid.betas)
     e = grid.entries[(b, lam)]
     kl = np.asarray(e["kl_per_dim"], dtype=float)
-    au_grid = np.array([[grid.entries[(bb, ff)]["active"] for ff in grid.free_bits] for bb in grid.betas])
+    au_grid = np.array([[grid.entries[(bb, ff)]["active"] for ff in grid.free_bits]
+                        for bb in grid.betas])
     return {
         "beta": b, "free_bits": lam, "kl": kl, "order": np.argsort(-kl, kind="stable"),
-        "n_below": int((kl < lam).sum()), "floor_term": float(L.free_bits_kl(e["mu"], e["logvar"], lam)),
+        "n_below": int((kl < lam).sum()),
+        "floor_term": float(L.free_bits_kl(e["mu"], e["logvar"], lam)),
         "active_units": e["active"], "latent_dim": len(kl), "rate": e["rate"],
         "distortion": e["distortion"], "neg_elbo": e["neg_elbo"], "au_grid": au_grid,
         "betas": grid.betas, "free_bits_values": grid.free_bits,
@@ -117,8 +124,9 @@ def free_bits_state(grid: FreeBitsGrid, free_bits: float, beta: float) -> dict:
 
 
 def draw_free_bits(state: dict, fig: Figure | None = None) -> Figure:
-    """Draw ``state`` (from :func:`free_bits_state`): KL bars (sorted) with the floor λ, the grid of active
-    units with this cell ringed, and inputs over their reconstructions. Returns the figure."""
+    """Draw ``state`` (from :func:`free_bits_state`): KL bars (sorted) with the floor λ, the grid of
+    active units with this cell ringed, and inputs over their reconstructions. Returns the
+    figure."""
     if not isinstance(state, dict) or "au_grid" not in state:
         raise TypeError("state must be the dict returned by free_bits_state(grid, free_bits, beta)")
     fig = plots.widget_figure(fig, FIGSIZE, DPI)
@@ -129,7 +137,8 @@ def draw_free_bits(state: dict, fig: Figure | None = None) -> Figure:
     lam = state["free_bits"]
     plots.kl_bars(state["kl"][state["order"]], ax=ax_kl, floor=lam if lam > 0 else None,
                   title=f"β = {state['beta']:g}, λ = {lam:g}: KL per dimension (sorted)\n"
-                        f"{state['n_below']} of {state['latent_dim']} below λ; rate {state['rate']:.2f} nats")
+                        f"{state['n_below']} of {state['latent_dim']} below λ; "
+                        f"rate {state['rate']:.2f} nats")
     ax_kl.set_ylim(0, max(1.0, 1.25 * float(state["kl"].max()), 1.25 * lam))
     ax_kl.set_xticks([])
 
@@ -139,7 +148,8 @@ def draw_free_bits(state: dict, fig: Figure | None = None) -> Figure:
         for c in range(au.shape[1]):
             ax_au.text(c, r, str(int(au[r, c])), ha="center", va="center", fontsize=9,
                        color="white" if au[r, c] < 0.6 * state["latent_dim"] else "black")
-    ax_au.add_patch(Rectangle((state["col"] - 0.5, state["row"] - 0.5), 1, 1, fill=False, ec="red", lw=2.5))
+    ax_au.add_patch(Rectangle((state["col"] - 0.5, state["row"] - 0.5), 1, 1, fill=False, ec="red",
+                              lw=2.5))
     ax_au.set_xticks(range(au.shape[1]), [f"{v:g}" for v in state["free_bits_values"]])
     ax_au.set_yticks(range(au.shape[0]), [f"{v:g}" for v in state["betas"]])
     ax_au.set_xlabel("free bits λ (nats)")
@@ -156,23 +166,27 @@ render_png = plots.figure_png  # the figure as PNG bytes (what the widget displa
 
 
 def _summary_html(state: dict) -> str:
-    return (f"<b>β = {state['beta']:g}, λ = {state['free_bits']:g}</b>: active units {state['active_units']} of "
-            f"{state['latent_dim']}, rate {state['rate']:.2f} nats, distortion {state['distortion']:.2f} nats, "
-            f"test −ELBO {state['neg_elbo']:.2f} nats; "
+    return (f"<b>β = {state['beta']:g}, λ = {state['free_bits']:g}</b>: active units "
+            f"{state['active_units']} of {state['latent_dim']}, rate {state['rate']:.2f} nats, "
+            f"distortion {state['distortion']:.2f} nats, test −ELBO {state['neg_elbo']:.2f} nats; "
             f"Σ<sub>j</sub> max(λ, KL<sub>j</sub>) = {state['floor_term']:.2f} nats")
 
 
 class FreeBitsExplorer(widgets.VBox):
-    """The explorer widget. Attributes: ``grid``, ``lambda_slider``, ``beta_slider``, ``summary`` (HTML),
-    ``output`` (the figure area), ``state`` (the last state shown), ``last_png``, ``pngs`` (one per cell,
-    rendered at construction), ``n_updates``."""
+    """The explorer widget. Attributes: ``grid``, ``lambda_slider``, ``beta_slider``, ``summary``
+    (HTML), ``output`` (the figure area), ``state`` (the last state shown), ``last_png``, ``pngs``
+    (one per cell, rendered at construction), ``n_updates``."""
 
-    def __init__(self, grid: FreeBitsGrid, free_bits: float | None = None, beta: float | None = None):
+    def __init__(self, grid: FreeBitsGrid, free_bits: float | None = None,
+                 beta: float | None = None):
         if not isinstance(grid, FreeBitsGrid):
             raise TypeError("grid must be a FreeBitsGrid from grid_from_models(...)")
         self.grid = grid
-        lam0 = _pick("free_bits", grid.free_bits[0] if free_bits is None else free_bits, grid.free_bits)
-        beta0 = _pick("beta", (1.0 if 1.0 in grid.betas else grid.betas[0]) if beta is None else beta, grid.betas)
+        lam0 = _pick("free_bits", grid.free_bits[0] if free_bits is None else free_bits,
+                     grid.free_bits)
+        if beta is None:
+            beta = 1.0 if 1.0 in grid.betas else grid.betas[0]
+        beta0 = _pick("beta", beta, grid.betas)
         self.states, self.pngs = {}, {}
         fig = Figure(figsize=FIGSIZE, dpi=DPI)
         for key in grid.entries:
@@ -181,23 +195,29 @@ class FreeBitsExplorer(widgets.VBox):
             self.pngs[key] = render_png(draw_free_bits(self.states[key], fig))
         style = {"description_width": "60px"}
         layout = widgets.Layout(width="420px")
-        self.lambda_slider = widgets.SelectionSlider(options=[(f"{v:g}", v) for v in grid.free_bits], value=lam0,
-                                                     description="λ (nats)", continuous_update=False,
-                                                     style=style, layout=layout)
-        self.beta_slider = widgets.SelectionSlider(options=[(f"{v:g}", v) for v in grid.betas], value=beta0,
-                                                   description="β", continuous_update=False,
-                                                   style=style, layout=layout)
+        lambdas = [(f"{v:g}", v) for v in grid.free_bits]
+        betas = [(f"{v:g}", v) for v in grid.betas]
+        self.lambda_slider = widgets.SelectionSlider(options=lambdas, value=lam0,
+                                                     description="λ (nats)",
+                                                     continuous_update=False, style=style,
+                                                     layout=layout)
+        self.beta_slider = widgets.SelectionSlider(options=betas, value=beta0, description="β",
+                                                   continuous_update=False, style=style,
+                                                   layout=layout)
         self.summary = widgets.HTML()
         self.state, self.last_png, self.n_updates = None, b"", 0
         self.output = widgets.interactive_output(self._show, {"free_bits": self.lambda_slider,
                                                               "beta": self.beta_slider})
         self.output.layout.height = f"{OUTPUT_HEIGHT_PX}px"
         head = widgets.HTML(f"<i>{grid.description}</i>") if grid.description else widgets.HTML()
-        super().__init__([head, widgets.HBox([widgets.VBox([self.lambda_slider, self.beta_slider]), self.summary]),
+        super().__init__([head,
+                          widgets.HBox([widgets.VBox([self.lambda_slider, self.beta_slider]),
+                                        self.summary]),
                           self.output])
 
     def _show(self, free_bits: float, beta: float) -> None:
-        key = (_pick("beta", beta, self.grid.betas), _pick("free_bits", free_bits, self.grid.free_bits))
+        key = (_pick("beta", beta, self.grid.betas),
+               _pick("free_bits", free_bits, self.grid.free_bits))
         self.state = self.states[key]
         self.last_png = self.pngs[key]
         self.summary.value = _summary_html(self.state)
@@ -205,22 +225,26 @@ class FreeBitsExplorer(widgets.VBox):
         display(Image(data=self.last_png, format="png"))
 
 
-def free_bits_explorer(grid: FreeBitsGrid | None = None, free_bits: float | None = None, beta: float | None = None,
-                       **train_kw) -> FreeBitsExplorer:
-    """Sliders for the free-bits floor λ and for β over a grid of trained models; each position shows that
-    model's KL per dimension with λ drawn in, the active units of the whole grid, and reconstructions.
+def free_bits_explorer(grid: FreeBitsGrid | None = None, free_bits: float | None = None,
+                       beta: float | None = None, **train_kw) -> FreeBitsExplorer:
+    """Sliders for the free-bits floor λ and for β over a grid of trained models; each position
+    shows that model's KL per dimension with λ drawn in, the active units of the whole grid, and
+    reconstructions.
 
-    ``grid``: from :func:`grid_from_models`; when omitted, ``sweep.train_free_bits_grid`` trains the default grid
-    (:data:`DEFAULT_FREE_BITS` × :data:`DEFAULT_BETAS`) with the β-sweep's recipe (``sweep.sweep_recipe()``, on
-    ``data.binarized(data)``: MNIST unless ``data`` is given), so its λ = 0 column is loaded from the β-sweep's
-    checkpoints; ``train_kw`` override the recipe, and the grid is measured on the binarized test set."""
+    ``grid``: from :func:`grid_from_models`; when omitted, ``sweep.train_free_bits_grid`` trains the
+    default grid (:data:`DEFAULT_FREE_BITS` × :data:`DEFAULT_BETAS`) with the β-sweep's recipe
+    (``sweep.sweep_recipe()``, on ``data.binarized(data)``: MNIST unless ``data`` is given), so its
+    λ = 0 column is loaded from the β-sweep's checkpoints; ``train_kw`` override the recipe, and the
+    grid is measured on the binarized test set."""
     if grid is None:
         data = _data.binarized(train_kw.pop("data", None))
         loss = ELBOLoss(**train_kw.get("loss_kw", {}))
         models = train_free_bits_grid(DEFAULT_FREE_BITS, DEFAULT_BETAS, data=data,
                                       **{**sweep.sweep_recipe(), **train_kw})
         grid = grid_from_models(models, data.test_x, loss,
-                                description="β × λ with the β-sweep's recipe on binarized MNIST (λ = 0: the β-sweep)")
+                                description="β × λ with the β-sweep's recipe on binarized MNIST "
+                                            "(λ = 0: the β-sweep)")
     elif train_kw:
-        raise ValueError(f"pass either a grid or training settings, not both (got {sorted(train_kw)})")
+        raise ValueError("pass either a grid or training settings, not both (got "
+                         f"{sorted(train_kw)})")
     return FreeBitsExplorer(grid, free_bits=free_bits, beta=beta)

@@ -40,7 +40,8 @@ DENSITY_YMAX = 1.2  # taller peaks are clipped and labelled, so the prior stays 
 
 MU_RANGE = (-4.0, 4.0)
 SIGMA_RANGE = (0.01, 5.0)
-LOGVAR_RANGE = (-9.25, 3.25)  # covers 2 log σ over SIGMA_RANGE, so switching the input keeps q in place
+# covers 2 log σ over SIGMA_RANGE, so switching the input keeps q in place
+LOGVAR_RANGE = (-9.25, 3.25)
 
 _SQRT_2PI = math.sqrt(2.0 * math.pi)
 STATE_MU_LIMIT, STATE_LOGVAR_LIMIT = 1e150, 700.0  # what kl_explorer_state can compute in float64
@@ -55,19 +56,22 @@ def kl_explorer_state(mu, sigma=None, logvar=None) -> dict:
     (−½ × each term; they add up to ``kl``), and the arrays ``z``, ``q``, ``prior`` (densities
     on a grid that resolves q however narrow it is).
     """
-    # |μ| ≤ 1e150 and |log σ²| ≤ 700 keep μ², σ² and the densities inside float64 (exp(1500) overflows)
+    # |μ| ≤ 1e150 and |log σ²| ≤ 700 keep μ², σ² and the densities inside float64
+    # (exp(1500) overflows)
     mu = checks.number("mu", mu, -STATE_MU_LIMIT, STATE_MU_LIMIT)
     if (sigma is None) == (logvar is None):
         raise ValueError("give exactly one of sigma (standard deviation > 0) or logvar (log σ²)")
     if sigma is not None:
         sigma = checks.number("sigma", sigma)
         if sigma <= 0:
-            raise ValueError(f"sigma must be > 0 (a standard deviation), got {sigma!r}; or pass logvar instead")
+            raise ValueError(f"sigma must be > 0 (a standard deviation), got {sigma!r}; or pass "
+                             "logvar instead")
         lo, hi = math.exp(-0.5 * STATE_LOGVAR_LIMIT), math.exp(0.5 * STATE_LOGVAR_LIMIT)
         sigma = checks.number("sigma", sigma, lo, hi, hint="or pass logvar instead")
         logvar = 2.0 * math.log(sigma)
     else:
-        logvar = checks.number("logvar", logvar, -STATE_LOGVAR_LIMIT, STATE_LOGVAR_LIMIT, hint="log σ²")
+        logvar = checks.number("logvar", logvar, -STATE_LOGVAR_LIMIT, STATE_LOGVAR_LIMIT,
+                               hint="log σ²")
         sigma = math.exp(0.5 * logvar)
     mu_t = torch.tensor(mu, dtype=torch.float64)
     logvar_t = torch.tensor(logvar, dtype=torch.float64)
@@ -126,7 +130,8 @@ def _build(fig: Figure) -> dict:
     ax_d.set_xlabel("z")
     ax_d.set_ylabel("density")
     ax_d.legend(loc="upper left", frameon=False, fontsize=9)
-    clip_text = ax_d.text(0.99, 0.97, "", transform=ax_d.transAxes, ha="right", va="top", fontsize=9, color="C0")
+    clip_text = ax_d.text(0.99, 0.97, "", transform=ax_d.transAxes, ha="right", va="top",
+                          fontsize=9, color="C0")
     d_title = ax_d.set_title(" ")
 
     labels = [TERM_LABELS[k] for k in TERM_NAMES] + ["KL"]
@@ -158,8 +163,10 @@ def draw_kl_explorer(state: dict, fig: Figure | None = None) -> Figure:
     art["prior"].set_data(z, prior)
     art["q"].set_data(z, q)
     q_peak = 1.0 / (state["sigma"] * _SQRT_2PI)
-    art["clip"].set_text(f"q peaks at {q_peak:.3g} (off the scale)" if q_peak > DENSITY_YMAX else "")
-    art["d_title"].set_text(f"μ = {state['mu']:.3g}, σ = {state['sigma']:.3g}, log σ² = {state['logvar']:.3g}")
+    clipped = q_peak > DENSITY_YMAX
+    art["clip"].set_text(f"q peaks at {q_peak:.3g} (off the scale)" if clipped else "")
+    art["d_title"].set_text(f"μ = {state['mu']:.3g}, σ = {state['sigma']:.3g}, log σ² = "
+                            f"{state['logvar']:.3g}")
 
     heights = [state["contributions"][k] for k in TERM_NAMES] + [state["kl"]]
     lo, hi = _bar_limits(heights)
@@ -234,9 +241,11 @@ class KLExplorer(widgets.VBox):
 
     def __init__(self, mu: float = 0.0, sigma: float = 1.0, continuous_update: bool = True):
         start = kl_explorer_state(mu, sigma=sigma)
-        for name, value, (lo, hi) in (("mu", start["mu"], MU_RANGE), ("sigma", start["sigma"], SIGMA_RANGE)):
+        for name, value, (lo, hi) in (("mu", start["mu"], MU_RANGE),
+                                      ("sigma", start["sigma"], SIGMA_RANGE)):
             if not lo <= value <= hi:
-                raise ValueError(f"{name} must lie in the slider's range [{lo:g}, {hi:g}], got {value!r}")
+                raise ValueError(f"{name} must lie in the slider's range [{lo:g}, {hi:g}], got "
+                                 f"{value!r}")
 
         def common():  # every slider needs its own Layout: the input switch hides one of them
             return {"continuous_update": continuous_update, "style": {"description_width": "50px"},
@@ -246,13 +255,15 @@ class KLExplorer(widgets.VBox):
             value=start["mu"], min=MU_RANGE[0], max=MU_RANGE[1], step=0.05, description="μ",
             readout_format=".2f", **common())
         self.sigma_slider = widgets.FloatLogSlider(
-            value=start["sigma"], base=10, min=math.log10(SIGMA_RANGE[0]), max=math.log10(SIGMA_RANGE[1]),
-            step=0.01, description="σ", readout_format=".3g", **common())
+            value=start["sigma"], base=10, min=math.log10(SIGMA_RANGE[0]),
+            max=math.log10(SIGMA_RANGE[1]), step=0.01, description="σ", readout_format=".3g",
+            **common())
         self.logvar_slider = widgets.FloatSlider(
-            value=start["logvar"], min=LOGVAR_RANGE[0], max=LOGVAR_RANGE[1], step=0.05, description="log σ²",
-            readout_format=".2f", **common())
+            value=start["logvar"], min=LOGVAR_RANGE[0], max=LOGVAR_RANGE[1], step=0.05,
+            description="log σ²", readout_format=".2f", **common())
         self.logvar_slider.layout.display = "none"
-        self.logvar_toggle = widgets.Checkbox(value=False, description="enter log σ² instead of σ", indent=False)
+        self.logvar_toggle = widgets.Checkbox(value=False, description="enter log σ² instead of σ",
+                                              indent=False)
         self.kl_html = widgets.HTML(value=_kl_html(start))
         self.figure = Figure(figsize=FIGSIZE, dpi=DPI)
         self.state = start
@@ -268,7 +279,8 @@ class KLExplorer(widgets.VBox):
                     "use_logvar": self.logvar_toggle}
         self.output = widgets.interactive_output(self._redraw, controls)
         self.output.layout.height = f"{OUTPUT_HEIGHT_PX}px"
-        controls_box = widgets.VBox([self.mu_slider, self.sigma_slider, self.logvar_slider, self.logvar_toggle])
+        controls_box = widgets.VBox([self.mu_slider, self.sigma_slider, self.logvar_slider,
+                                     self.logvar_toggle])
         super().__init__([widgets.HBox([controls_box, self.kl_html]), self.output])
 
     def _switch_input(self, change) -> None:
@@ -280,7 +292,10 @@ class KLExplorer(widgets.VBox):
             self.sigma_slider.layout.display, self.logvar_slider.layout.display = None, "none"
 
     def _redraw(self, mu: float, sigma: float, logvar: float, use_logvar: bool) -> None:
-        state = kl_explorer_state(mu, logvar=logvar) if use_logvar else kl_explorer_state(mu, sigma=sigma)
+        if use_logvar:
+            state = kl_explorer_state(mu, logvar=logvar)
+        else:
+            state = kl_explorer_state(mu, sigma=sigma)
         key = (state["mu"], state["logvar"])
         if key != self._png_key:
             draw_kl_explorer(state, self.figure)
@@ -292,20 +307,23 @@ class KLExplorer(widgets.VBox):
         display(Image(data=self.last_png, format="png"))
 
     def site_view(self) -> dict:
-        """What the course site (``coursekit.site``) needs to run this explorer in a page with no kernel, as
-        JSON-able values: each slider's label, limits, step, readout format, value and model id (the site
-        starts from the saved state), which input is in use, and the fixed scales of the picture. The page
-        computes everything else from μ and σ with the formulas of :func:`kl_explorer_state`."""
+        """What the course site (``coursekit.site``) needs to run this explorer in a page with no
+        kernel, as JSON-able values: each slider's label, limits, step, readout format, value and
+        model id (the site starts from the saved state), which input is in use, and the fixed scales
+        of the picture. The page computes everything else from μ and σ with the formulas of
+        :func:`kl_explorer_state`."""
         def slider(s) -> dict:
-            return {"label": s.description, "min": s.min, "max": s.max, "step": s.step, "value": s.value,
-                    "readout_format": s.readout_format, "model_id": s.model_id}
+            return {"label": s.description, "min": s.min, "max": s.max, "step": s.step,
+                    "value": s.value, "readout_format": s.readout_format, "model_id": s.model_id}
 
         return {"kind": "kl-explorer", "model_id": self.model_id, "mu": slider(self.mu_slider),
                 "sigma": slider(self.sigma_slider) | {"base": self.sigma_slider.base},
                 "logvar": slider(self.logvar_slider), "use_logvar": self.logvar_toggle.value,
-                "toggle": {"label": self.logvar_toggle.description, "model_id": self.logvar_toggle.model_id},
-                "z_range": list(Z_RANGE), "density_ymax": DENSITY_YMAX, "bar_levels": list(_BAR_LEVELS),
-                "terms": [TERM_LABELS[k] for k in TERM_NAMES], "size_px": [FIGSIZE[0] * DPI, FIGSIZE[1] * DPI]}
+                "toggle": {"label": self.logvar_toggle.description,
+                           "model_id": self.logvar_toggle.model_id},
+                "z_range": list(Z_RANGE), "density_ymax": DENSITY_YMAX,
+                "bar_levels": list(_BAR_LEVELS), "terms": [TERM_LABELS[k] for k in TERM_NAMES],
+                "size_px": [FIGSIZE[0] * DPI, FIGSIZE[1] * DPI]}
 
 
 def kl_explorer(mu: float = 0.0, sigma: float = 1.0, continuous_update: bool = True) -> KLExplorer:

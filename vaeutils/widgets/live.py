@@ -1,103 +1,35 @@
 """The live β trainer: a small VAE trains in a background thread while the student drags β.
 
-Rate, distortion, a rate–distortion trail and a few reconstructions refresh several times a second. Each step
-is ``train.train_step``, the same step ``fit`` takes; each refresh is ``metrics.summary`` on held-out images.
-It stops on its Stop button, on a kernel interrupt (busy or idle), and when the widget is closed. The pictures
-come from plain functions (:func:`recon_strip_png`, :func:`rd_trail_svg`) that the tests call directly.
+Rate, distortion, a rate–distortion trail and a few reconstructions refresh several times a second.
+Each step is ``train.train_step``, the same step ``fit`` takes; each refresh is ``metrics.summary``
+on held-out images. It stops on its Stop button, on a kernel interrupt (busy or idle), and when the
+widget is closed. The pictures come from plain functions in ``widgets.live_pictures``
+(:func:`recon_strip_png`, :func:`rd_trail_svg`) that the tests call directly.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import signal
 import threading
 import time
 import weakref
 
 import ipywidgets as widgets
-import numpy as np
 import torch
-from PIL import Image as PILImage
 
 from .. import checks
 from .. import config as _config
 from .. import cpu as _cpu
 from .. import data as _data
 from .. import metrics as _metrics
-from .. import plots as _plots
 from .. import precision as _precision
 from ..losses import ELBOLoss
 from ..models import build_model
 from ..train import make_optimizer, train_step
+from .live_pictures import rd_trail_svg, recon_strip_png
 
-# --------------------------------------------------------------------------- the live trainer's pictures
-
-def recon_strip_png(originals: torch.Tensor, recon: torch.Tensor, scale: int = 3) -> bytes:
-    """PNG bytes of ``originals`` (top row) above ``recon`` (bottom row), enlarged ``scale`` times.
-
-    Drawn with PIL, not matplotlib: a few milliseconds, cheap enough for several updates a second."""
-    if originals.shape != recon.shape:
-        raise ValueError(f"originals and recon must have the same shape, got {tuple(originals.shape)} "
-                         f"and {tuple(recon.shape)}")
-    scale = checks.integer("scale", scale, low=1)
-    grid = _plots.grid_array(torch.cat([originals.detach().cpu(), recon.detach().cpu()]), nrow=len(originals))
-    image = PILImage.fromarray(np.round(grid * 255).astype(np.uint8))
-    image = image.resize((image.width * scale, image.height * scale), PILImage.NEAREST)
-    buf = io.BytesIO()
-    image.save(buf, format="png", compress_level=1)
-    return buf.getvalue()
-
-
-def rd_trail_svg(rates, distortions, *, width: int = 320, height: int = 230, n_lines: int = 4,
-                 fit_last: int | None = None) -> str:
-    """An SVG rate–distortion plot (rate on x, distortion on y, nats) of a training trail: the
-    trail in blue, the last point in red, dashed lines of equal −ELBO = R + D (slope −1).
-    ``fit_last``: scale the axes to the last this many points (older ones may leave the frame), so
-    the early, far-off start of training does not squash what happens now."""
-    r = np.asarray(rates, dtype=float).ravel()
-    d = np.asarray(distortions, dtype=float).ravel()
-    if r.shape != d.shape or r.size == 0:
-        raise ValueError("rates and distortions must be non-empty sequences of the same length")
-    if not (np.isfinite(r).all() and np.isfinite(d).all()):
-        raise ValueError("rates and distortions must be finite numbers")
-    left, right, top, bottom = 52, 10, 10, 38
-    pw, ph = width - left - right, height - top - bottom
-    fr, fd = (r, d) if fit_last is None else (r[-fit_last:], d[-fit_last:])
-    x_lo, x_hi = 0.0, max(1.0, float(fr.max()) * 1.15)
-    pad = max(1.0, 0.1 * float(fd.max() - fd.min()))
-    y_lo, y_hi = float(fd.min()) - pad, float(fd.max()) + pad
-
-    def px(x, y):
-        return left + (x - x_lo) / (x_hi - x_lo) * pw, top + (y_hi - y) / (y_hi - y_lo) * ph
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="11">',
-             f'<defs><clipPath id="rdclip"><rect x="{left}" y="{top}" width="{pw}" height="{ph}"/></clipPath></defs>',
-             f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="white" stroke="#888"/>']
-    total = fr + fd
-    levels = np.linspace(total.min(), total.max() + 1e-9, n_lines) if total.max() > total.min() else total[:1]
-    for c in levels:  # D = c − R, drawn across the plot area and clipped to it
-        (x0, y0), (x1, y1) = px(x_lo, c - x_lo), px(x_hi, c - x_hi)
-        parts.append(f'<line x1="{x0:.1f}" y1="{y0:.1f}" x2="{x1:.1f}" y2="{y1:.1f}" stroke="#bbb" '
-                     f'stroke-dasharray="4 3" clip-path="url(#rdclip)"/>')
-    pts = " ".join(f"{x:.1f},{y:.1f}" for x, y in (px(a, b) for a, b in zip(r, d)))
-    parts.append(f'<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-opacity="0.5" '
-                 f'stroke-width="1.5" clip-path="url(#rdclip)"/>')
-    cx, cy = px(r[-1], d[-1])
-    parts.append(f'<circle class="current" cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="#d62728"/>')
-    for x, anchor in ((x_lo, "start"), (x_hi, "end")):
-        parts.append(f'<text x="{px(x, y_lo)[0]:.1f}" y="{top + ph + 14}" text-anchor="{anchor}">{x:.0f}</text>')
-    for y in (y_lo, y_hi):
-        parts.append(f'<text x="{left - 4}" y="{px(x_lo, y)[1] + 4:.1f}" text-anchor="end">{y:.0f}</text>')
-    parts.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle">rate R = KL (nats)</text>')
-    parts.append(f'<text x="12" y="{top + ph / 2:.1f}" text-anchor="middle" '
-                 f'transform="rotate(-90 12 {top + ph / 2:.1f})">distortion D (nats)</text>')
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-# --------------------------------------------------------------------------- stopping on a kernel interrupt
+# ------------------------------------------------------------------- stopping on a kernel interrupt
 
 _RUNNING: weakref.WeakSet = weakref.WeakSet()  # live trainers whose thread is running
 _hooks_installed = False
@@ -130,10 +62,10 @@ def _after_cell(result) -> None:
 def _install_interrupt_hooks() -> None:
     """Make a kernel interrupt stop the live trainers, busy or idle.
 
-    While a cell runs, the interrupt raises KeyboardInterrupt in it: an IPython ``post_run_cell`` hook
-    sees that and stops the trainers. While the kernel is idle, ipykernel ignores SIGINT (its handler
-    between messages is ``kernel.saved_sigint_handler``); that handler is wrapped so that it first
-    stops the trainers. Outside IPython the process's SIGINT handler is wrapped the same way.
+    While a cell runs, the interrupt raises KeyboardInterrupt in it: an IPython ``post_run_cell``
+    hook sees that and stops the trainers. While the kernel is idle, ipykernel ignores SIGINT (its
+    handler between messages is ``kernel.saved_sigint_handler``); that handler is wrapped so that it
+    first stops the trainers. Outside IPython the process's SIGINT handler is wrapped the same way.
     """
     global _hooks_installed
     if _hooks_installed:
@@ -157,8 +89,9 @@ def _install_interrupt_hooks() -> None:
 # --------------------------------------------------------------------------- the live trainer
 
 def _default_threads(device: torch.device) -> int:
-    """Half the cores this process may use (its affinity and cgroup quota, ``cpu.usable_cores``): the other
-    half stays with the kernel answering the sliders. ``VAELAB_THREADS`` set to a number caps it."""
+    """Half the cores this process may use (its affinity and cgroup quota, ``cpu.usable_cores``):
+    the other half stays with the kernel answering the sliders. ``VAELAB_THREADS`` set to a number
+    caps it."""
     if device.type != "cpu":
         return torch.get_num_threads()
     fixed = _cpu.requested_threads()
@@ -168,24 +101,29 @@ def _default_threads(device: torch.device) -> int:
 class LiveBetaTrainer(widgets.VBox):
     """Trains a small MLP VAE in a background thread while ``beta_slider`` sets β.
 
-    Attributes for code and tests: ``beta_slider``, ``start_button``, ``stop_button``, ``reset_button``,
-    ``image`` (test images over their reconstructions, PNG), ``trail`` (SVG of the rate–distortion trail),
-    ``info`` and ``status`` (HTML), ``thread``, ``running``, ``steps``, ``updates`` (views refreshed),
-    ``history`` (one dict per refresh: seconds, step, beta, rate, distortion, active), ``error``.
+    Attributes for code and tests: ``beta_slider``, ``start_button``, ``stop_button``,
+    ``reset_button``, ``image`` (test images over their reconstructions, PNG), ``trail`` (SVG of the
+    rate–distortion trail), ``info`` and ``status`` (HTML), ``thread``, ``running``, ``steps``,
+    ``updates`` (views refreshed), ``history`` (one dict per refresh: seconds, step, beta, rate,
+    distortion, active), ``error``.
     Methods: ``start()``, ``stop(timeout)``, ``reset()``, ``close()`` (stops, then closes).
     """
 
-    def __init__(self, data=None, beta: float = 1.0, *, hidden=(256,), latent_dim: int = 10, batch_size: int = 128,
-                 lr: float = 1e-3, device=None, update_every: float = 0.15, n_images: int = 6, n_eval: int = 500,
-                 threads: int | None = None, max_seconds: float | None = 600.0, seed: int = 0):
-        self._stop_event = threading.Event()  # first, so that close() works even if a check below fails
+    def __init__(self, data=None, beta: float = 1.0, *, hidden=(256,), latent_dim: int = 10,
+                 batch_size: int = 128, lr: float = 1e-3, device=None, update_every: float = 0.15,
+                 n_images: int = 6, n_eval: int = 500, threads: int | None = None,
+                 max_seconds: float | None = 600.0, seed: int = 0):
+        # first, so that close() works even if a check below fails
+        self._stop_event = threading.Event()
         self.thread: threading.Thread | None = None
         _check_beta_value(beta)
         for name, value, low in (("latent_dim", latent_dim, 1), ("batch_size", batch_size, 1),
-                                 ("n_images", n_images, 1), ("n_eval", n_eval, 2), ("seed", seed, 0)):
+                                 ("n_images", n_images, 1), ("n_eval", n_eval, 2),
+                                 ("seed", seed, 0)):
             checks.integer(name, value, low=low)
         checks.positive("lr", lr)
-        checks.number("update_every", update_every, 0.0, 10.0, low_open=True, hint="seconds between refreshes")
+        checks.number("update_every", update_every, 0.0, 10.0, low_open=True,
+                      hint="seconds between refreshes")
         if max_seconds is not None:
             checks.positive("max_seconds", max_seconds, hint="or None: no limit")
         data = _data.binarized(data)
@@ -196,7 +134,8 @@ class LiveBetaTrainer(widgets.VBox):
         self.train_x = data.train_x.to(self.device)
         self.eval_x = data.test_x[:n_eval].to(self.device)
         self.show_x = self.eval_x[:n_images]
-        self.hidden, self.latent_dim, self.batch_size, self.lr = tuple(hidden), latent_dim, batch_size, float(lr)
+        self.hidden, self.latent_dim = tuple(hidden), latent_dim
+        self.batch_size, self.lr = batch_size, float(lr)
         self.update_every, self.max_seconds, self.seed = float(update_every), max_seconds, seed
         self._beta = float(beta)
         self._reset_requested = False
@@ -206,16 +145,19 @@ class LiveBetaTrainer(widgets.VBox):
         self._build_model()
 
         self.beta_slider = widgets.FloatLogSlider(
-            value=beta, base=10, min=-1.5, max=1.5, step=0.01, description="β", continuous_update=True,
-            readout_format=".3g", layout=widgets.Layout(width="420px"))
+            value=beta, base=10, min=-1.5, max=1.5, step=0.01,
+            description="β", continuous_update=True, readout_format=".3g",
+            layout=widgets.Layout(width="420px"))
         self.start_button = widgets.Button(description="Start", icon="play", button_style="success",
                                            layout=widgets.Layout(width="90px"))
-        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
-                                          layout=widgets.Layout(width="90px"))
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
+                                          disabled=True, layout=widgets.Layout(width="90px"))
         self.reset_button = widgets.Button(description="Reset weights", icon="refresh",
                                            layout=widgets.Layout(width="130px"))
-        self.image = widgets.Image(format="png", value=recon_strip_png(self.show_x.cpu(), self.show_x.cpu()),
-                                   layout=widgets.Layout(height=f"{(2 * self.show_x.shape[-2] + 3) * 3}px"))
+        strip_height = (2 * self.show_x.shape[-2] + 3) * 3  # two rows of images, 3x enlarged
+        self.image = widgets.Image(format="png",
+                                   value=recon_strip_png(self.show_x.cpu(), self.show_x.cpu()),
+                                   layout=widgets.Layout(height=f"{strip_height}px"))
         self.trail = widgets.HTML(layout=widgets.Layout(width="330px", height="240px"))
         self.info = widgets.HTML(layout=widgets.Layout(min_height="24px"))
         self.status = widgets.HTML(value="Press Start, then drag β.")
@@ -223,8 +165,10 @@ class LiveBetaTrainer(widgets.VBox):
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.reset_button.on_click(lambda _: self.reset())
-        controls = widgets.HBox([self.beta_slider, self.start_button, self.stop_button, self.reset_button])
-        super().__init__([controls, widgets.HBox([widgets.VBox([self.image, self.info]), self.trail]), self.status])
+        controls = widgets.HBox([self.beta_slider, self.start_button, self.stop_button,
+                                 self.reset_button])
+        views = widgets.HBox([widgets.VBox([self.image, self.info]), self.trail])
+        super().__init__([controls, views, self.status])
         if self.comm is not None:
             self.comm.on_close(lambda _msg: self.stop(timeout=0))  # the front end closed the widget
         _install_interrupt_hooks()
@@ -245,10 +189,11 @@ class LiveBetaTrainer(widgets.VBox):
         self._beta = float(change["new"])
 
     def _build_model(self) -> None:
-        with torch.random.fork_rng(devices=[]):  # seeded weights, without reseeding the notebook's own RNG
+        # seeded weights, without reseeding the notebook's own RNG
+        with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            self.model = build_model("mlp", in_shape=tuple(self.train_x.shape[1:]), hidden=self.hidden,
-                                     latent_dim=self.latent_dim).to(self.device)
+            self.model = build_model("mlp", in_shape=tuple(self.train_x.shape[1:]),
+                                     hidden=self.hidden, latent_dim=self.latent_dim).to(self.device)
         self.optimizer = make_optimizer(list(self.model.parameters()), self.lr)
         self.loss = ELBOLoss(beta=self._beta_schedule)  # β read from the slider at every step
 
@@ -272,10 +217,12 @@ class LiveBetaTrainer(widgets.VBox):
                 other.stop()
         self._stop_event.clear()
         self.error = None
-        self.thread = threading.Thread(target=self._train_loop, name="live-beta-trainer", daemon=True)
+        self.thread = threading.Thread(target=self._train_loop, name="live-beta-trainer",
+                                       daemon=True)
         _RUNNING.add(self)
         self.start_button.disabled, self.stop_button.disabled = True, False
-        self.status.value = f"Training on {self.device} ({self.threads} thread{'s' * (self.threads > 1)})…"
+        plural = "s" * (self.threads > 1)
+        self.status.value = f"Training on {self.device} ({self.threads} thread{plural})…"
         self.thread.start()
 
     def stop(self, timeout: float = 2.0) -> bool:
@@ -294,13 +241,16 @@ class LiveBetaTrainer(widgets.VBox):
     def _train_loop(self) -> None:
         previous_threads = torch.get_num_threads()
         if self.device.type == "cpu":
-            torch.set_num_threads(self.threads)  # leaves the other cores to the kernel and the browser
+            # leaves the other cores to the kernel and the browser
+            torch.set_num_threads(self.threads)
         t_start = time.perf_counter()
-        next_due = t_start + self.update_every  # a fixed cadence: a slow step does not push every later view back
+        # a fixed cadence: a slow step does not push every later view back
+        next_due = t_start + self.update_every
         reason = "Stopped"
         try:
             gen = torch.Generator().manual_seed(self.seed + self.steps)  # batch order
-            noise = torch.Generator(device=self.device).manual_seed(self.seed + self.steps + 1)  # binarization, z
+            # binarization, z
+            noise = torch.Generator(device=self.device).manual_seed(self.seed + self.steps + 1)
             n = len(self.train_x)
             order, pos = torch.randperm(n, generator=gen), 0
             self.model.train()
@@ -322,7 +272,8 @@ class LiveBetaTrainer(widgets.VBox):
                 now = time.perf_counter()
                 if now >= next_due:
                     self._publish(now - t_start)
-                    next_due = max(next_due + self.update_every, time.perf_counter() + 0.25 * self.update_every)
+                    next_due = max(next_due + self.update_every,
+                                   time.perf_counter() + 0.25 * self.update_every)
                 if self.max_seconds is not None and now - t_start > self.max_seconds:
                     reason = f"Stopped after {self.max_seconds:g} s (press Start to go on)"
                     break
@@ -337,7 +288,7 @@ class LiveBetaTrainer(widgets.VBox):
             self.status.value = f"{reason}; step {self.steps}."
 
     def _publish(self, seconds: float) -> None:
-        """Measure on the held-out images and refresh the views (called from the training thread)."""
+        """Measure on the held-out images and refresh the views (from the training thread)."""
         rd = _metrics.summary(self.model, self.eval_x)
         active = rd["active"]
         recon = self.model.reconstruct(self.show_x)
@@ -347,12 +298,14 @@ class LiveBetaTrainer(widgets.VBox):
                  "distortion": rd["distortion"], "active": active}
         trail = [*self.history[-299:], entry]
         self.image.value = recon_strip_png(self.show_x, recon)
-        self.trail.value = rd_trail_svg([h["rate"] for h in trail], [h["distortion"] for h in trail], fit_last=60)
-        self.info.value = (f'<span class="vaelab-live-info">β = <b>{beta:.3g}</b> &nbsp; step {self.steps} '
-                           f"&nbsp; rate <b>{rd['rate']:.2f}</b> nats &nbsp; distortion <b>{rd['distortion']:.2f}"
-                           f"</b> nats &nbsp; −ELBO {rd['neg_elbo']:.2f} &nbsp; active units {active}/"
-                           f"{self.latent_dim}</span>")
-        self.history.append(entry)  # last, so whoever sees the entry also sees the views it describes
+        self.trail.value = rd_trail_svg([h["rate"] for h in trail],
+                                        [h["distortion"] for h in trail], fit_last=60)
+        self.info.value = (f'<span class="vaelab-live-info">β = <b>{beta:.3g}</b> &nbsp; '
+                           f"step {self.steps} &nbsp; rate <b>{rd['rate']:.2f}</b> nats &nbsp; "
+                           f"distortion <b>{rd['distortion']:.2f}</b> nats &nbsp; "
+                           f"−ELBO {rd['neg_elbo']:.2f} &nbsp; "
+                           f"active units {active}/{self.latent_dim}</span>")
+        self.history.append(entry)  # last, so whoever sees the entry also sees the views it shows
         self.updates += 1
 
 
@@ -363,21 +316,24 @@ def _check_beta_value(beta) -> None:
     checks.number("beta", beta, *BETA_RANGE, hint="the slider shows 0.032 to 31.6")
 
 
-def live_beta_trainer(data=None, beta: float = 1.0, *, hidden=(256,), latent_dim: int = 10, batch_size: int = 128,
-                      lr: float = 1e-3, device=None, update_every: float = 0.15, n_images: int = 6,
-                      n_eval: int = 500, threads: int | None = None, max_seconds: float | None = 600.0,
-                      seed: int = 0, start: bool = False) -> LiveBetaTrainer:
+def live_beta_trainer(data=None, beta: float = 1.0, *, hidden=(256,), latent_dim: int = 10,
+                      batch_size: int = 128, lr: float = 1e-3, device=None,
+                      update_every: float = 0.15, n_images: int = 6, n_eval: int = 500,
+                      threads: int | None = None, max_seconds: float | None = 600.0, seed: int = 0,
+                      start: bool = False) -> LiveBetaTrainer:
     """A small MLP VAE (784-256-10 by default) trained in a background thread while you drag β.
 
-    Every ``update_every`` seconds the rate, distortion and active units on ``n_eval`` binarized test
-    images, a rate–distortion trail and ``n_images`` reconstructions refresh. The kernel stays free:
-    training runs in a thread with ``threads`` CPU threads (default half the cores; torch's setting is
-    process-wide, so it is restored when training stops). It stops on Stop, on a kernel interrupt,
-    when the widget is closed, and after ``max_seconds`` (None: never). GPU if present, else CPU
-    (``device`` overrides). ``start=True`` starts at once.
+    Every ``update_every`` seconds the rate, distortion and active units on ``n_eval`` binarized
+    test images, a rate–distortion trail and ``n_images`` reconstructions refresh. The kernel stays
+    free:
+    training runs in a thread with ``threads`` CPU threads (default half the cores; torch's setting
+    is process-wide, so it is restored when training stops). It stops on Stop, on a kernel
+    interrupt, when the widget is closed, and after ``max_seconds`` (None: never). GPU if present,
+    else CPU (``device`` overrides). ``start=True`` starts at once.
     """
-    trainer = LiveBetaTrainer(data, beta, hidden=hidden, latent_dim=latent_dim, batch_size=batch_size, lr=lr,
-                              device=device, update_every=update_every, n_images=n_images, n_eval=n_eval,
+    trainer = LiveBetaTrainer(data, beta, hidden=hidden, latent_dim=latent_dim,
+                              batch_size=batch_size, lr=lr, device=device,
+                              update_every=update_every, n_images=n_images, n_eval=n_eval,
                               threads=threads, max_seconds=max_seconds, seed=seed)
     if start:
         trainer.start()
