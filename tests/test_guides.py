@@ -36,7 +36,7 @@ _NOT_QUOTED = [
     re.compile(r"\b(?:[Ss]ections?|[Uu]nits?|[Ee]xercises?|[Cc]ells?|[Pp]arts?|[Ss]teps?|[Ff]igures?)"
                r"\s+\d+(?:\.\d+)*(?:\s*(?:[–—/-]|,|and|or|&)\s*\d+(?:\.\d+)*)*"),
     re.compile(r"\b\d+(?:\.\d+)?\s*(?:[–—-]\s*\d+(?:\.\d+)?\s*)?(?:min\b|minutes?\b)"),  # timings
-    re.compile(r"(?<![\w.])0\d(?![\w.])"),  # unit numbers 00–09
+    re.compile(r"(?<![\w.])(?<![eE][-+−])0\d(?![\w.])"),  # unit numbers 00–09 (not an exponent's)
     re.compile(r"(?<![\w.])(?:19[5-9]\d|20[0-3]\d)(?![\w.])"),  # years
     re.compile(r"\\[a-zA-Z]+"),  # LaTeX commands, so that \cdot32 reads as 32
 ]
@@ -58,17 +58,26 @@ def guide_numbers(text: str) -> list[tuple[str, bool, str]]:
     text = _strip(text)
     found = []
     for m in _GUIDE_NUMBER.finditer(text):
+        exponent = re.search(r"[eE][-+−]?\d+$", m.group(0).rstrip("% "))
         written = (m.group(1) + (m.group(2) or "")).replace(",", "")
+        written += exponent.group(0).replace("−", "-").lower() if exponent else ""
         around = " ".join(text[max(0, m.start() - 40):m.end() + 40].split())
         found.append((written, bool(m.group(3)), around))
     return found
 
 
+_SOLUTION = re.compile(r"### BEGIN SOLUTION(.*?)### END SOLUTION", re.S)
+
+
 def _outputs_text(nb) -> str:
+    """The unit's Markdown, its outputs, and the model answers of its exercises (the code between
+    nbgrader's solution markers, which the hidden tests check)."""
     parts = []
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             parts.append(cell.source)
+        elif cell.cell_type == "code":
+            parts += _SOLUTION.findall(cell.source)
         for out in cell.get("outputs", []):
             parts.append("".join(out.get("text", "")))
             for mime in ("text/plain", "text/markdown", "text/html", "text/latex"):
@@ -89,7 +98,15 @@ def unit_values(nb) -> list[float]:
 
 
 def appears(written: str, percent: bool, values: list[float], cache: dict) -> bool:
-    """True when some value rounds to ``written`` at its decimals (a percentage: also 100 × a value)."""
+    """True when some value rounds to ``written`` at its decimals (a percentage: also 100 × a value;
+    ``5.9e-01``: at its significant digits)."""
+    if "e" in written:
+        mantissa = written.split("e")[0]
+        digits = len(mantissa.split(".")[1]) if "." in mantissa else 0
+        key = ("e", digits)
+        if key not in cache:
+            cache[key] = {format(abs(v), f".{digits}e") for v in values}
+        return format(abs(float(written)), f".{digits}e") in cache[key]
     decimals = len(written.split(".")[1]) if "." in written else 0
     target = format(abs(float(written)), f".{decimals}f")
     if decimals not in cache:
