@@ -103,6 +103,12 @@ def pixel_range_error(x: torch.Tensor) -> ValueError:
                       "or use gaussian_nll")
 
 
+def _finite_targets(x: torch.Tensor) -> None:
+    """Targets holding NaN or ±inf are refused: the NLL of a NaN pixel is NaN, not an error."""
+    checks.finite("x", x, "; the targets must be finite pixel values (find them with "
+                          "x.isnan().nonzero())")
+
+
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none") -> torch.Tensor:
     """−log Bernoulli(x | sigmoid(logits)), summed over every non-batch dimension.
 
@@ -113,7 +119,8 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none"
     checks.tensor("x", x)
     checks.same_shape("logits", logits, "x", x)
     _check_reduction(reduction)
-    if x.numel() and (x.min() < 0 or x.max() > 1):
+    if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):  # NaN fails both comparisons
+        _finite_targets(x)
         raise pixel_range_error(x)
     per_element = F.binary_cross_entropy_with_logits(_wide(logits), _wide(x), reduction="none")
     return _reduce(per_element, reduction)
@@ -127,6 +134,13 @@ def _check_scale(name: str, value, like: torch.Tensor) -> torch.Tensor:
         value = checks.number(name, value, hint="a log-scale: log σ or log b")
         return torch.tensor(value, dtype=like.dtype, device=like.device)
     checks.tensor(name, value)
+    if value.dim() == 1 and like.dim() > 1 and len(value) == len(like) > 1:
+        # (B,) broadcasts against the last dimension (the image width), not the batch
+        raise ValueError(
+            f"{name} of shape {tuple(value.shape)} has one value per example but would spread "
+            f"across the last dimension of x {tuple(like.shape)}; pass it shaped (batch, 1, ...): "
+            f"{name}.view(-1, {', '.join(['1'] * (like.dim() - 1))})"
+        )
     if not value.requires_grad:
         checks.finite(name, value, " (a log-scale must be finite: σ = exp(log σ) > 0)")
     try:
@@ -148,8 +162,31 @@ def _location_scale(loc_name: str, loc, x, scale_name: str, scale, reduction: st
     checks.tensor("x", x)
     checks.same_shape(loc_name, loc, "x", x)
     _check_reduction(reduction)
+    _finite_targets(x)
     loc, x = _wide(loc), _wide(x)
     return loc, x, _wide(_check_scale(scale_name, scale, x))
+
+
+# exp(80) is finite in float32 (its limit is exp(88.7)); below −80 |x − loc|·exp(−log-scale) is
+# computed in log space instead, where 0·exp(100) = 0·inf would give NaN
+_SAFE_LOG_SCALE = 80.0
+
+
+def _error_over_scale(diff: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """|diff| / exp(log_scale) for any finite log-scale. Everyday scales (log-scale ≥ −80) take the
+    plain product, bit for bit the textbook formula; smaller ones exp(log|diff| − log_scale), so a
+    zero error stays 0 and a tiny one is not lost to an overflowing exp(−log_scale)."""
+    err = diff.abs()
+    plain = err * torch.exp(-log_scale.clamp_min(-_SAFE_LOG_SCALE))
+    tiny = log_scale < -_SAFE_LOG_SCALE
+    if not bool(tiny.any()):
+        return plain
+    # log space only where needed: elsewhere exp(−inf) = 0, so no branch left out of the
+    # result can put inf·0 = NaN into a gradient
+    keep = (err > 0) & tiny
+    safe_err = torch.where(keep, err, torch.ones_like(err))  # no log(0)
+    exponent = torch.where(keep, torch.log(safe_err) - log_scale, -math.inf)
+    return torch.where(tiny, torch.exp(exponent), plain)
 
 
 def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma=0.0,
@@ -160,7 +197,7 @@ def gaussian_nll(mean: torch.Tensor, x: torch.Tensor, log_sigma=0.0,
     Equals ``-Normal(mean, exp(log_sigma)).log_prob(x)`` summed per example.
     """
     mean, x, log_sigma = _location_scale("mean", mean, x, "log_sigma", log_sigma, reduction)
-    per_element = 0.5 * ((x - mean) * torch.exp(-log_sigma)).square() + log_sigma + _HALF_LOG_2PI
+    per_element = 0.5 * _error_over_scale(x - mean, log_sigma).square() + log_sigma + _HALF_LOG_2PI
     return _reduce(per_element, reduction)
 
 
@@ -171,7 +208,7 @@ def laplace_nll(loc: torch.Tensor, x: torch.Tensor, log_scale=0.0,
     Same conventions as :func:`gaussian_nll`; with a fixed scale it is L1 loss plus a constant.
     """
     loc, x, log_scale = _location_scale("loc", loc, x, "log_scale", log_scale, reduction)
-    per_element = (x - loc).abs() * torch.exp(-log_scale) + log_scale + _LOG_2
+    per_element = _error_over_scale(x - loc, log_scale) + log_scale + _LOG_2
     return _reduce(per_element, reduction)
 
 

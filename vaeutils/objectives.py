@@ -68,6 +68,9 @@ class GECO:
         checks.number("alpha", alpha, 0.0, 1.0, high_open=True, hint="moving-average momentum")
         # lr, mode and the λ bounds are checked by the update itself
         geco_multiplier_update(lambda_init, 0.0, lr, mode, lambda_min, lambda_max)
+        checks.number("lambda_init", lambda_init, lambda_min, lambda_max,
+                      hint="the starting multiplier, inside [lambda_min, lambda_max]: widen the "
+                           "bounds or pass a λ inside them")
         self.kappa, self.lr, self.alpha, self.mode = float(kappa), float(lr), float(alpha), mode
         self.lambda_min, self.lambda_max = float(lambda_min), float(lambda_max)
         self.lam = float(min(max(lambda_init, lambda_min), lambda_max))
