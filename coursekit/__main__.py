@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+import traceback
+from pathlib import Path
 
 # command -> (module, what it does); each module has main(argv) -> exit status
 COMMANDS = {
@@ -43,5 +46,26 @@ def main(argv=None) -> int:
     return module.main(rest)
 
 
+def run(argv=None) -> int:
+    """:func:`main` as the shell meets it: never a traceback. An error no command foresaw is one line (the
+    exception, where it was raised) and exit status 1 (``COURSEKIT_TRACEBACK=1`` shows the whole traceback);
+    Ctrl-C is one line and 130."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = " ".join(["python -m coursekit", *argv[:1]])
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if os.environ.get("COURSEKIT_TRACEBACK"):
+            raise
+        frame = traceback.extract_tb(err.__traceback__)[-1]
+        text = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+        print(f"{prog}: error: {type(err).__name__}{': ' + text if text else ''} (in {Path(frame.filename).name}"
+              f" line {frame.lineno}; COURSEKIT_TRACEBACK=1 shows the traceback)", file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

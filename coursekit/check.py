@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from . import paths
-from .notebooks import NotebookError, read
+from .notebooks import NotebookError, missing_paths, read, usage_error
 from .student import CODE_STUB, GRADE_ID, HIDDEN_TESTS, SOLUTION, _has_points, _nbgrader, _replace_region, _where
 
 HEADINGS = ("What you will learn", "Before this unit", "Time plan", "Summary", "Exercises", "References")
@@ -574,7 +574,7 @@ def _wrong_answer_problems(nb, path: Path | None) -> list[str]:
     if not written_answers(nb):
         problems.append("no written answer: a Markdown cell with nbgrader metadata {\"grade\": true, \"solution\": "
                         "true, \"points\": N, …} holding the model answer between ### BEGIN/END SOLUTION")
-    ids = [e.grade_id for e in autograded(nb)]
+    ids = [e.grade_id for e in autograded(nb) if isinstance(e.grade_id, str)]  # a bad grade_id: see above
     if path is None or not ids:
         return problems
     file = exercise_file(path)
@@ -698,6 +698,8 @@ def main(argv=None) -> int:
     parser.add_argument("paths", nargs="*", default=[paths.NOTEBOOKS], type=Path,
                         help="unit notebooks, or folders of them (default: notebooks/)")
     args = parser.parse_args(argv)
+    if problem := missing_paths(args.paths):
+        return usage_error(parser.prog, problem)
     problems = check_paths(args.paths)
     print("\n".join(problems) if problems else "no problems found")
     return 1 if problems else 0

@@ -29,14 +29,19 @@ class NotebookError(ValueError):
 def _problem(data) -> str | None:
     """What keeps parsed JSON ``data`` from being a notebook the kit can read (None: nothing)."""
     if not isinstance(data, dict):
-        return f"not a notebook (the file holds a JSON {type(data).__name__}, not an object)"
+        kind = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}.get(type(data), "null")
+        return f"not a notebook (the file holds a JSON {kind}, not an object)"
     if not isinstance(data.get("nbformat"), int):
         return "not a notebook (no integer 'nbformat' field)"
     if data["nbformat"] != 4:
         return f"nbformat {data['nbformat']} is not supported (save it as nbformat 4)"
+    if not isinstance(data.get("nbformat_minor"), int):
+        return "not a notebook (no integer 'nbformat_minor' field)"
     if not isinstance(data.get("metadata"), dict):
         return "missing notebook metadata (a 'metadata' object)"
     cells = data.get("cells")
+    if cells is None:
+        return "not a notebook (no 'cells' list)"
     if not isinstance(cells, list):
         return f"'cells' must be a list, got {type(cells).__name__}"
     for i, cell in enumerate(cells):
@@ -53,7 +58,8 @@ def _problem(data) -> str | None:
 
 def read(path) -> nbformat.NotebookNode:
     """The notebook at ``path``, or a :class:`NotebookError` whose one line names the file and the problem
-    (missing, empty, not UTF-8, invalid JSON, not a notebook, missing metadata, a cell without source)."""
+    (missing, empty, not UTF-8, invalid JSON, not a notebook, missing metadata, a cell without source, anything
+    else nbformat's schema rejects)."""
     path = Path(path)
     try:
         raw = path.read_bytes()
@@ -71,10 +77,37 @@ def read(path) -> nbformat.NotebookNode:
         raise NotebookError(f"{path}: invalid JSON at line {err.lineno}, column {err.colno} ({err.msg})") from None
     if problem := _problem(data):
         raise NotebookError(f"{path}: {problem}")
+    invalid: dict = {}
     try:
-        return nbformat.reads(text, as_version=4)
-    except Exception as err:  # nbformat's own validation, one line
-        raise NotebookError(f"{path}: not a valid notebook ({str(err).splitlines()[0]})") from None
+        nb = nbformat.reads(text, as_version=4, capture_validation_error=invalid)
+    except Exception as err:  # nbformat's own checks, one line
+        raise NotebookError(f"{path}: not a valid notebook ({_first_line(err)})") from None
+    if err := invalid.get("ValidationError"):  # the schema: nbformat only logs it, the kit stops here
+        where = "/".join(map(str, getattr(err, "absolute_path", ()))).replace("cells/", "cell ", 1)
+        message = getattr(err, "message", None) or _first_line(err)
+        raise NotebookError(f"{path}: not a valid notebook ({where + ': ' if where else ''}{message})")
+    return nb
+
+
+def _first_line(err: BaseException) -> str:
+    return next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+
+
+def missing_paths(paths, folder: bool = False) -> str | None:
+    """One line saying which of ``paths`` do not exist (``folder``: or are not folders); None when all do.
+    The commands report it as a usage error (exit status 2, as argparse does)."""
+    paths = [Path(p) for p in paths]
+    if gone := [str(p) for p in paths if not p.exists()]:
+        return f"no such file or folder: {', '.join(gone)}"
+    if folder and (files := [str(p) for p in paths if not p.is_dir()]):
+        return f"not a folder of notebooks: {', '.join(files)}"
+    return None
+
+
+def usage_error(prog: str, message: str) -> int:
+    """Print ``prog: error: message`` on one line to stderr; the exit status of a usage error, 2."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def dirt(nb) -> list[str]:
@@ -152,6 +185,8 @@ def main(argv=None, prog: str = "python -m coursekit") -> int:
                        ("dirty", "exit 1 listing notebooks that carry outputs or run state")):
         sub.add_parser(name, help=text).add_argument("files", nargs="+", type=Path)
     args = parser.parse_args(argv)
+    if problem := missing_paths(args.files):
+        return usage_error(f"{prog} {args.command}", problem)
     try:
         if args.command == "strip":
             for path in strip_files(args.files):

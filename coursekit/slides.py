@@ -62,7 +62,7 @@ import nbformat
 
 from . import paths, site
 from . import slides_html as html_
-from .notebooks import NotebookError, read, write_atomic
+from .notebooks import NotebookError, missing_paths, read, usage_error, write_atomic
 from .slides_plan import KEY, SlideMetadataError, derived_tags, plan_deck
 
 NODE_MODULES = paths.NODE_MODULES
@@ -127,18 +127,27 @@ def _has_outputs(nb) -> bool:
     return not code or any(c.get("outputs") for c in code)
 
 
-def executed_units(src, executed_dir=None, timeout: int = 1800) -> list[tuple[Path, object, str]]:
-    """``(path, executed notebook, how)`` for every ``NN_*.ipynb`` of ``src``: as saved when it
-    holds outputs (or has no code), else its executed copy (:func:`coursekit.executed.executed`) in
-    ``executed_dir``. Every notebook is read, and its slide metadata checked, before any runs."""
-    from . import executed
-
+def read_units(src) -> list[tuple[Path, object]]:
+    """``(path, notebook)`` for every ``NN_*.ipynb`` of ``src``, each read and its slide metadata
+    checked: a :class:`NotebookError` (one line naming the file) before anything is built."""
     units = paths.units(src)
     if not units:
         raise FileNotFoundError(f"no notebooks named NN_*.ipynb in {src}")
     sources = [(path, read(path)) for path in units]
     for path, nb in sources:
         _check_metadata(path, nb)
+    return sources
+
+
+def executed_units(src, executed_dir=None, timeout: int = 1800,
+                   sources=None) -> list[tuple[Path, object, str]]:
+    """``(path, executed notebook, how)`` for every ``NN_*.ipynb`` of ``src``: as saved when it
+    holds outputs (or has no code), else its executed copy (:func:`coursekit.executed.executed`) in
+    ``executed_dir``. Every notebook is read, and its slide metadata checked, before any runs
+    (``sources``: as :func:`read_units` returned them)."""
+    from . import executed
+
+    sources = read_units(src) if sources is None else sources
     out = []
     for path, nb in sources:
         if _has_outputs(nb):
@@ -201,10 +210,11 @@ def build_slides(src=paths.NOTEBOOKS, out=paths.ROOT / "build" / "slides",
     if executed_dir is None:
         same = src.resolve() == paths.NOTEBOOKS.resolve()
         executed_dir = None if same else out.parent / f"{out.name}.executed"
+    sources = read_units(src)  # a malformed notebook first, in one line, before anything is built
     _need_reveal(node_modules)  # before any notebook runs
     if pdf:
         _need_chromium()
-    units = executed_units(src, executed_dir, timeout)
+    units = executed_units(src, executed_dir, timeout, sources)
     pages = {}
     for path, nb, how in units:
         start = time.perf_counter()
@@ -302,6 +312,9 @@ def main(argv=None) -> int:
     add("--with-text", action="store_true", help="with --write-tags: the slide texts too")
     add("--outline", type=Path, metavar="NOTEBOOK", help="print a notebook's slides, and stop")
     args = parser.parse_args(argv)
+    given = args.write_tags or ([args.outline] if args.outline else [])
+    if problem := missing_paths(given) if given else missing_paths([args.notebooks], folder=True):
+        return usage_error(parser.prog, problem)
     try:
         if args.write_tags:
             for path in write_tags(args.write_tags, with_text=args.with_text):

@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 import nbformat
 
-from .notebooks import NotebookError, read, strip
+from .notebooks import NotebookError, missing_paths, read, strip, usage_error
 
 SOLUTION = ("BEGIN SOLUTION", "END SOLUTION")
 HIDDEN_TESTS = ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS")
@@ -205,7 +205,10 @@ def linked_files(src, notebooks: dict) -> dict[str, Path]:
             elif rel not in found and rel not in notebooks:
                 found[rel] = dest
                 if dest.suffix == ".md":
-                    todo.append((dest, dest.read_text(encoding="utf-8")))
+                    try:
+                        todo.append((dest, dest.read_text(encoding="utf-8")))
+                    except UnicodeDecodeError as err:
+                        raise ValueError(f"{dest}: not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     if problems:
         raise ValueError("links a student could not follow: " + "; ".join(problems))
     return found
@@ -284,6 +287,8 @@ def main(argv=None) -> int:
     parser.add_argument("out", nargs="?", default=paths.ROOT / "build" / "student", type=Path)
     parser.add_argument("--zip", type=Path, default=None, help="the zip to write (default: OUT.zip)")
     args = parser.parse_args(argv)
+    if problem := missing_paths([args.notebooks], folder=True):
+        return usage_error(parser.prog, problem)
     try:
         written = build_student(args.notebooks, args.out, args.zip)
     except (ValueError, FileNotFoundError, OSError) as err:

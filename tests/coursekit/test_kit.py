@@ -840,8 +840,8 @@ def test_check_cli_reports_every_unit_of_a_folder(tmp_path, capsys):
     assert "98_b: " in out and "99_tiny: " in out  # the estimate of every unit
     assert kit_main(["check", str(src / "98_b.ipynb")]) == 1
     capsys.readouterr()
-    assert kit_main(["check", str(tmp_path / "missing.ipynb")]) == 1
-    assert "missing.ipynb: cannot be read" in capsys.readouterr().out
+    assert kit_main(["check", str(tmp_path / "missing.ipynb")]) == 2  # a usage error, as argparse's
+    assert "error: no such file or folder: " in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert kit_main(["check", str(tmp_path / "empty")]) == 1
     assert "no unit notebooks" in capsys.readouterr().out
