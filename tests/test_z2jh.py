@@ -37,7 +37,25 @@ from coursekit import sizing
 ROOT = Path(__file__).resolve().parent.parent
 Z2JH = ROOT / "classroom" / "z2jh"
 BINDER = ROOT / "binder"
-CHART = ROOT.parent / "shared" / "z2jh"
+
+
+def _chart_folder() -> Path:
+    """The chart's reference data: $VAELAB_Z2JH_CHART, else ``shared/z2jh`` beside the repository, or beside
+    the repository a clone was made from (a CI clone in a temporary folder)."""
+    if os.environ.get("VAELAB_Z2JH_CHART"):
+        return Path(os.environ["VAELAB_Z2JH_CHART"])
+    candidates = [ROOT.parent / "shared" / "z2jh"]
+    try:
+        origin = subprocess.run(["git", "-C", str(ROOT), "config", "--get", "remote.origin.url"],
+                                capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        origin = ""
+    if origin and "://" not in origin and Path(origin).is_dir():
+        candidates.append(Path(origin).resolve().parent / "shared" / "z2jh")
+    return next((c for c in candidates if (c / "values.schema.yaml").is_file()), candidates[0])
+
+
+CHART = _chart_folder()
 VALUES = Z2JH / "values.yaml"
 MANIFESTS = {"PersistentVolumeClaim": Z2JH / "models-pvc.yaml", "Job": Z2JH / "make-models-job.yaml"}
 # the oldest Kubernetes still common on campus clusters and the newest kubernetes-validate ships schemas for
