@@ -90,10 +90,14 @@ def tc_split_codes(mu: torch.Tensor, logvar: torch.Tensor, *, estimator: str = "
     checks.tensor("mu", mu, dim=2, nonempty=True)
     checks.tensor("logvar", logvar, dim=2)
     checks.same_shape("mu", mu, "logvar", logvar)
+    checks.finite("mu", mu)
+    checks.finite("logvar", logvar)
     checks.choice("estimator", estimator, ESTIMATORS)
     seed = checks.integer("seed", seed, low=0)
     n, d = mu.shape
-    batch_size = checks.integer("batch_size", batch_size, low=2, high=n, hint="rows per minibatch")
+    if estimator != "exact":  # the exact mixture uses every row: no minibatch
+        batch_size = checks.integer("batch_size", batch_size, low=2, high=n,
+                                    hint="rows per minibatch")
     mu, logvar = mu.double(), logvar.double()
     gen = torch.Generator(device=mu.device).manual_seed(seed)
     eps = torch.randn(mu.shape, generator=gen, device=mu.device, dtype=mu.dtype)

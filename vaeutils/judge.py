@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,6 +74,12 @@ def train_classifier(data, epochs: int | None = None, *, seed: int = 0, progress
 
 @torch.no_grad()
 def accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """The fraction of the images ``x`` whose label ``y`` (N,) the classifier gets right."""
+    checks.images("x", x, finite=True)
+    checks.tensor("y", y, floating=False, dim=1)
+    if len(y) != len(x):
+        raise ValueError(f"y must hold one label per image of x: got {len(y)} labels for {len(x)} "
+                         "images; pass the labels that belong to x (e.g. data.test_y)")
     classifier.eval()
     return float((classifier(x).argmax(1) == y).double().mean())
 
@@ -83,7 +90,8 @@ def accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 def features(classifier: SmallClassifier, images: torch.Tensor,
              batch_size: int = 1000) -> torch.Tensor:
     """The classifier's penultimate-layer features of ``images`` (float64, CPU)."""
-    checks.images("images", images)
+    checks.images("images", images, finite=True)
+    batch_size = checks.integer("batch_size", batch_size, low=1)
     classifier.eval()
     parts = [classifier.features(images[i:i + batch_size])
              for i in range(0, len(images), batch_size)]
@@ -92,7 +100,10 @@ def features(classifier: SmallClassifier, images: torch.Tensor,
 
 def sharpness(images: torch.Tensor) -> float:
     """Mean squared difference of neighbouring pixels (image-gradient energy); blur lowers it."""
-    checks.images("images", images)
+    checks.images("images", images, finite=True)
+    if min(images.shape[-2:]) < 2:
+        raise ValueError(f"images must be at least 2x2 pixels to have neighbours, got "
+                         f"{tuple(images.shape[-2:])}; pass the images themselves, not a summary")
     dx = images[..., :, 1:] - images[..., :, :-1]
     dy = images[..., 1:, :] - images[..., :-1, :]
     return float(dx.square().mean() + dy.square().mean())
@@ -100,7 +111,11 @@ def sharpness(images: torch.Tensor) -> float:
 
 def diversity(images: torch.Tensor, n: int = 300) -> float:
     """Mean Euclidean distance between two of the first ``n`` images."""
-    checks.images("images", images)
+    checks.images("images", images, finite=True)
+    n = checks.integer("n", n, low=2, hint="how many images to compare: a distance needs two")
+    if len(images) < 2:
+        raise ValueError(f"images must hold at least 2 images to measure a distance, got "
+                         f"{len(images)}; pass the whole set of samples")
     return float(torch.pdist(images[:n].flatten(1).double()).mean())
 
 
@@ -127,8 +142,22 @@ def copy_fraction(sample_nn: torch.Tensor, real_nn: torch.Tensor, level: float =
     """The fraction of samples closer to a training image than all but ``level`` of the real test
     images are: about ``level`` for a model that does not copy, near 1 for one that returns training
     images."""
+    sample_nn, real_nn = _distances("sample_nn", sample_nn), _distances("real_nn", real_nn)
     checks.number("level", level, 0.0, 1.0, low_open=True, high_open=True)
-    return float((sample_nn < torch.quantile(real_nn.double(), level)).double().mean())
+    return float((sample_nn < torch.quantile(real_nn, level)).double().mean())
+
+
+def _distances(name: str, value) -> torch.Tensor:
+    """Nearest-neighbour distances (N,) as float64: a tensor or NumPy array, non-empty, finite, ≥ 0
+    (what :func:`nn_distances` returns)."""
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(value)
+    checks.tensor(name, value, dim=1, nonempty=True)
+    checks.finite(name, value, f"; distances must be finite: compute {name} with nn_distances")
+    if bool((value < 0).any()):
+        raise ValueError(f"{name} holds negative values, which are no distances; compute it with "
+                         "nn_distances")
+    return value.double()
 
 
 @torch.no_grad()
@@ -164,6 +193,7 @@ def judge(images: torch.Tensor, classifier: SmallClassifier, test_x: torch.Tenso
            "confidence": float(probs.max(1).values.mean()), "sharpness": sharpness(images),
            "diversity": diversity(images), "nn": float(nearest.mean())}
     if real_nn is not None:
+        real_nn = _distances("real_nn", real_nn)
         out["nn_ratio"] = out["nn"] / float(real_nn.mean())
         out["copies"] = copy_fraction(nearest, real_nn)
     return out

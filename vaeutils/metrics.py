@@ -74,7 +74,6 @@ def _check_codes(mu, logvar) -> None:
                          "p.isfinite().all()])")
 
 
-@torch.no_grad()
 def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1000, seed: int = 0,
             n_images: int = 0) -> dict:
     """Every per-model number the course reports, in one pass over ``x`` (each image encoded once).
@@ -92,6 +91,16 @@ def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1
     """
     _check_model(model)
     _check_images(model, x)
+    if len(x) < 2:
+        raise ValueError("x must hold at least 2 images: the active units compare the variance of "
+                         "the codes across images, undefined for one; pass more images (or use "
+                         "evaluate() for the rate and distortion alone)")
+    return _measure(model, x, loss, threshold, batch_size, seed, n_images)
+
+
+@torch.no_grad()
+def _measure(model, x, loss, threshold, batch_size, seed, n_images) -> dict:
+    """:func:`summary` once ``model`` and ``x`` are checked (:func:`evaluate` takes one image)."""
     threshold = _check_threshold(threshold)
     batch_size = checks.integer("batch_size", batch_size, low=1)
     n_images = checks.integer("n_images", n_images, low=0)
@@ -109,8 +118,12 @@ def summary(model, x, loss=None, *, threshold: float = 0.01, batch_size: int = 1
     model.train(was_training)
     mu, logvar = torch.cat(mus), torch.cat(logvars)
     _check_codes(mu, logvar)
+    if not math.isfinite(rec_sum):
+        raise ValueError("model gave a NaN or infinite reconstruction NLL for finite images; check "
+                         "the decoder's weights (e.g. [n for n, p in model.named_parameters() if "
+                         "not p.isfinite().all()])")
     kl = L.kl_per_dim(mu, logvar).mean(0)
-    var = mu.var(0) if len(mu) > 1 else torch.zeros_like(kl)
+    var = mu.var(0) if len(mu) > 1 else torch.full_like(kl, math.nan)
     rate, distortion = float(kl.sum()), rec_sum / len(x)
     out = {"rate": rate, "distortion": distortion, "neg_elbo": rate + distortion,
            "kl_per_dim": kl.cpu().numpy(), "active": int((var > threshold).sum()),
@@ -127,7 +140,9 @@ def evaluate(model, x, loss_fn=None, batch_size: int = 1000, seed: int = 0) -> d
     nats: the test row ``train.fit`` logs after every epoch. One z per image from a generator seeded
     with ``seed``, so the numbers repeat exactly; they are :func:`summary`'s ``distortion``,
     ``rate`` and ``neg_elbo``."""
-    s = summary(model, x, loss_fn, batch_size=batch_size, seed=seed)
+    _check_model(model)
+    _check_images(model, x)
+    s = _measure(model, x, loss_fn, 0.01, batch_size, seed, 0)
     return {"rec": s["distortion"], "kl": s["rate"], "loss": s["neg_elbo"]}
 
 
@@ -149,7 +164,9 @@ def encode_all(model, x, batch_size: int = 1000) -> tuple[torch.Tensor, torch.Te
     finally:
         if hasattr(model, "train"):
             model.train(was_training)
-    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    mu, logvar = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    _check_codes(mu, logvar)
+    return mu, logvar
 
 
 @torch.no_grad()
@@ -192,8 +209,12 @@ def iwae_bound(model, x, k: int, loss_fn=None, max_rows: int = 20000, seed: int 
 def _discretize(z: np.ndarray, n_bins: int) -> np.ndarray:
     out = np.zeros_like(z, dtype=np.int64)
     for j in range(z.shape[1]):
-        edges = np.histogram_bin_edges(z[:, j], bins=n_bins)
-        out[:, j] = np.digitize(z[:, j], edges[1:-1])
+        # latents near ±1e308 overflow the histogram's range (max − min): measured in a power of
+        # two below their size instead (exact, so the bins are the same)
+        size = float(np.abs(z[:, j]).max())
+        col = z[:, j] / (math.ldexp(1.0, math.frexp(size)[1] - 1) if size > 1e300 else 1.0)
+        edges = np.histogram_bin_edges(col, bins=n_bins)
+        out[:, j] = np.digitize(col, edges[1:-1])
     return out
 
 

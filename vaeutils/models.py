@@ -187,7 +187,12 @@ def traversal_images(model, z0: torch.Tensor, dims=None, span: float = 3.0,
     checks.tensor("z0", z0)
     span = checks.positive("span", span, hint="prior standard deviations")
     steps = checks.integer("steps", steps, low=2)
+    checks.finite("z0", z0)
     z0 = z0.reshape(-1)
+    latent_dim = getattr(model, "latent_dim", None)
+    if latent_dim is not None and z0.numel() != latent_dim:
+        raise ValueError(f"z0 must be one code of the model's {latent_dim} latent dimensions, got "
+                         f"shape {tuple(z0.shape)}; pass e.g. torch.zeros({latent_dim})")
     dims = list(range(z0.numel())) if dims is None else [
         checks.integer("dims", d, 0, z0.numel() - 1) for d in dims]
     values = torch.linspace(-span, span, steps, device=z0.device)

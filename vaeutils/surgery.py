@@ -47,6 +47,7 @@ def log_q_per_dim(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> to
     ``logvar`` (N, d): a tensor of shape (M, N, d), in nats, in the dtype of the inputs (pass
     float64 for sums of many)."""
     checks.tensor("z", z, dim=2)
+    checks.finite("z", z)
     mu, logvar = _codes(mu, logvar)
     if z.shape[1] != mu.shape[1]:
         raise ValueError(f"z must have the latent size of mu ({mu.shape[1]}), got shape "
@@ -79,6 +80,7 @@ def log_aggregate(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *, pe
     per_dim = checks.boolean("per_dim", per_dim)
     mu, logvar = _codes(mu, logvar)
     checks.tensor("z", z, dim=2)
+    checks.finite("z", z)
     batch_size = _chunk(batch_size, *mu.shape)
     z, mu, logvar = z.double(), mu.double(), logvar.double()
     log_n = math.log(len(mu))
