@@ -138,14 +138,30 @@ def test_interrupt_while_a_cell_runs_stops_the_trainer(trainer):
     assert not trainer.running
 
 
-def test_sigint_stops_the_trainer_then_reaches_the_old_handler(trainer):
-    handler = signal.getsignal(signal.SIGINT)
-    assert getattr(handler, "vaelab_live_trainer", False), "constructing a trainer installs the SIGINT hook"
-    trainer.start()
-    with pytest.raises(KeyboardInterrupt):
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(2.0)
-    assert wait_until(lambda: not trainer.running, 5.0)
+@pytest.fixture
+def python_sigint(monkeypatch):
+    """Python's own SIGINT handler (KeyboardInterrupt), whatever the test run inherited (``nohup``, ``trap '' INT``
+    or a CI runner start it with SIGINT ignored), with the trainer's hook to be installed over it afresh; the
+    handler the run had is put back afterwards."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    monkeypatch.setattr(LV, "_hooks_installed", False)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def test_sigint_stops_the_trainer_then_reaches_the_old_handler(python_sigint, mnist_tiny):
+    trainer = live_beta_trainer(mnist_tiny, device="cpu", hidden=(64,), latent_dim=4, n_eval=64, update_every=0.05,
+                                threads=1)
+    try:
+        handler = signal.getsignal(signal.SIGINT)
+        assert getattr(handler, "vaelab_live_trainer", False), "constructing a trainer installs the SIGINT hook"
+        trainer.start()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(2.0)
+        assert wait_until(lambda: not trainer.running, 5.0)
+    finally:
+        trainer.close()
 
 
 @pytest.mark.slow
