@@ -17,6 +17,7 @@ retrained.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import os
@@ -24,11 +25,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from . import checks
 from . import config as _config
-from .files import atomic_save, load_verified
+from .files import atomic_save, load_verified, same_path
 
 FORMAT = 2  # 2: files carry a SHA-256 (files.load_verified)
 SHARED_ENV = "VAELAB_SHARED_CACHE"
@@ -52,18 +55,21 @@ def _canonical(value):
 
 
 def key(config: dict) -> str:
-    """Hex digest of the canonical config: same config, same key, on any machine."""
+    """Hex digest of the canonical config: same config, same key, on any machine. A config holding
+    NaN (never equal to itself, so never a hit) or something without a stable description (a
+    lambda: another key in every process) is refused (``checks.plain_data``)."""
     if not isinstance(config, dict):
         raise TypeError(f"config must be a dict of settings, got {type(config).__name__}")
+    checks.plain_data(config, "config")  # refuses; the key itself stays the one of earlier versions
     text = json.dumps(_canonical(config), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def path_for(name: str, config: dict) -> Path:
     """Where the user's layer keeps (or would keep) this checkpoint:
-    ``config.CACHE_DIR/<name>-<key>.pt``."""
-    if not isinstance(name, str) or not name or any(c in name for c in "/\\"):
-        raise ValueError(f"name must be a non-empty file-name-safe string, got {name!r}")
+    ``config.CACHE_DIR/<name>-<key>.pt``. ``name`` is a file name, never a path
+    (``checks.file_name``)."""
+    checks.file_name("name", name)
     return _config.CACHE_DIR / f"{name}-{key(config)}.pt"
 
 
@@ -74,16 +80,9 @@ def shared_dirs() -> list[Path]:
     return [Path(p).expanduser().absolute() for p in value.split(os.pathsep) if p.strip()]
 
 
-def _same(a: Path, b: Path) -> bool:
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _is_shared(folder: Path) -> bool:
     folder = Path(folder).absolute()
-    return any(folder == d or _same(folder, d) for d in shared_dirs())
+    return any(folder == d or same_path(folder, d) for d in shared_dirs())
 
 
 def layers() -> list[tuple[str, Path]]:
@@ -137,6 +136,24 @@ def save(path: Path, payload: dict) -> bool:
     return True
 
 
+def _storable(value, where: str = "history"):
+    """``value`` as data a weights-only load reads back: NumPy scalars and arrays become Python
+    numbers and lists; anything else but plain data and tensors is a TypeError naming where."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_storable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if isinstance(value, tuple) else items
+    if isinstance(value, dict):
+        return {k: _storable(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise TypeError(f"{where} holds a {type(value).__name__}, which a checkpoint cannot store; "
+                    "return numbers, strings, lists, dicts or tensors from train")
+
+
 def _try_load(path: Path, config: dict):
     """Usable file: ``(payload, None)``; unusable one: ``(None, why)``; none: ``(None, None)``."""
     try:
@@ -184,6 +201,11 @@ def load_or_train(
         print(f"{line}; retraining")
     history = train(model)
     if enabled:
+        try:
+            history = _storable(history)
+        except TypeError as err:
+            print(f"cache: {err}; the model is kept for this session only")
+            return model, history, False
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         save(path, {"format": FORMAT, "config": _canonical(config), "state_dict": state,
                     "history": history})
@@ -193,13 +215,17 @@ def load_or_train(
 def clear(pattern: str = "*") -> int:
     """Delete the user's cached checkpoints matching ``pattern`` (e.g. ``"beta-sweep*"``); returns
     how many. Also removes stale temporary files of killed writers. Shared layers are never
-    touched."""
+    touched. ``pattern`` matches names inside the cache folder, never a path
+    (``checks.file_name``): nothing outside the folder is ever deleted."""
+    pattern = checks.file_name("pattern", pattern, pattern=True)
     folder = _config.CACHE_DIR
     if _is_shared(folder) or not folder.is_dir():
         return 0
     remove_stale_tmp(folder)
     n = 0
-    for p in folder.glob(pattern + ".pt"):
+    for p in sorted(folder.iterdir()):
+        if p.is_dir() or not fnmatch.fnmatchcase(p.name, pattern + ".pt"):
+            continue
         try:
             p.unlink()
             n += 1

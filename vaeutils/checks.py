@@ -95,7 +95,12 @@ def plain_data(value, what: str = "a setting"):
     that take part in comparisons) describe themselves. NaN or ±inf is refused (it never equals
     itself, so a stored key holding it could never match again), and so is a lambda or another
     object without a stable description (its key would change on every run); the error names
-    ``what``."""
+    ``what`` and where inside it the value sits (``config['lr']``)."""
+    return _plain_data(value, what, "")
+
+
+def _plain_data(value, what: str, where: str):
+    inside = f" (at {what}{where})" if where else ""
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, np.bool_):
@@ -104,25 +109,53 @@ def plain_data(value, what: str = "a setting"):
         return int(value)
     if isinstance(value, Real):
         if not math.isfinite(value):
-            raise ValueError(f"{what} holds {value!r}: a non-finite number cannot be part of a "
-                             "cache key; pass a finite value")
+            raise ValueError(f"{what} holds {value!r}{inside}: a non-finite number cannot be part "
+                             "of a cache key; pass a finite value")
         return float(value)
     if isinstance(value, torch.device):
         return str(value)
     if isinstance(value, (list, tuple)):
-        return [plain_data(v, what) for v in value]
+        return [_plain_data(v, what, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
         if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"{what} has keys that are not strings ({list(value)!r}); "
+            raise TypeError(f"{what}{where} has keys that are not strings ({list(value)!r}); "
                             "use string keys")
-        return {k: plain_data(v, what) for k, v in value.items()}
+        return {k: _plain_data(v, what, f"{where}[{k!r}]") for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {f.name: plain_data(getattr(value, f.name), what)
+        fields = {f.name: _plain_data(getattr(value, f.name), what, f"{where}.{f.name}")
                   for f in dataclasses.fields(value) if f.compare}
         return {"type": type(value).__name__, **fields}
-    raise TypeError(f"{what} holds {value!r}, which has no stable description (its cache key would "
-                    "change on every run); use numbers, strings, a schedule from "
+    raise TypeError(f"{what} holds {value!r}{inside}, which has no stable description (its cache "
+                    "key would change on every run); use numbers, strings, a schedule from "
                     "vaeutils.schedules or a frozen dataclass, or train with cache=False")
+
+
+MAX_FILE_NAME = 200  # characters; with the cache's "-<key>.pt" within the usual 255-byte limit
+
+
+def file_name(name: str, value, *, pattern: bool = False) -> str:
+    """A name inside one folder (a checkpoint's name, or with ``pattern`` a glob such as
+    ``"beta*"``): a non-empty string without path separators, ``..``, NUL or a leading ``~``, at
+    most :data:`MAX_FILE_NAME` characters, so that nothing built from it can leave the folder."""
+    what = "a glob pattern of names" if pattern else "a file name"
+    if not isinstance(value, str):
+        raise ArgumentError(f"{name} must be {what} (a string), got {type(value).__name__}")
+    problems = (
+        (not value, "is empty"),
+        (any(sep in value for sep in ("/", "\\", os.sep)), "contains a path separator"),
+        (".." in value, "contains '..'"),
+        ("\0" in value, "contains a NUL character"),
+        (value.startswith("~"), "starts with '~'"),
+        (len(value.encode("utf-8", "surrogatepass")) > MAX_FILE_NAME,
+         f"is longer than {MAX_FILE_NAME} characters"),
+    )
+    for bad, why in problems:
+        if bad:
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            example = "'beta*'" if pattern else "'beta-sweep'"
+            raise ValueError(f"{name} must be {what} inside its folder, not a path: {shown!r} "
+                             f"{why}; pass a plain name such as {example}")
+    return value
 
 
 def choice(name: str, value, options) -> str:

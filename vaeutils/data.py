@@ -237,6 +237,7 @@ def rectangles(n: int = 5000, seed: int = 0, size: int = 32, n_test: int = 2000,
     n, n_test = checks.integer("n", n, 1), checks.integer("n_test", n_test, 1)
     seed = checks.integer("seed", seed, 0)
     sub_steps = checks.integer("sub_steps", sub_steps, low=1, hint="side lengths per factor value")
+    factor_sizes = _two_sizes(factor_sizes)
     device = _resolve_device(device)
     fine_sizes = tuple(int(k) * sub_steps for k in factor_sizes)
     fine = torch.tensor(fine_sizes)
@@ -259,6 +260,18 @@ def rectangles(n: int = 5000, seed: int = 0, size: int = 32, n_test: int = 2000,
                      source=source, train_factors=train_f.to(device),
                      test_factors=test_f.to(device), factor_names=_shapes.RECTANGLE_FACTOR_NAMES,
                      factor_sizes=tuple(int(k) for k in factor_sizes))
+
+
+def _two_sizes(factor_sizes) -> tuple[int, int]:
+    """``factor_sizes`` of the rectangles: two counts >= 1 (values of the width, of the height)."""
+    try:
+        sizes = tuple(factor_sizes)
+    except TypeError:
+        sizes = ()
+    if len(sizes) != 2:
+        raise ValueError("factor_sizes must give two grid sizes (values of the width, of the "
+                         f"height), got {factor_sizes!r}; e.g. factor_sizes=(6, 6)")
+    return tuple(checks.integer("factor_sizes", k, low=1, hint="values per factor") for k in sizes)
 
 
 # --------------------------------------------------------------------------- the one entry point

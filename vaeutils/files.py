@@ -26,6 +26,16 @@ class CorruptFile(ValueError):
     """A file that is not ours, is truncated, or whose bytes no longer match their SHA-256."""
 
 
+def same_path(a, b) -> bool:
+    """Whether ``a`` and ``b`` name one existing file or folder; False, never an error, when either
+    cannot be looked at (a folder the user may not enter, as a class server's shared cache)."""
+    try:
+        a, b = Path(a), Path(b)
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -167,11 +167,25 @@ def check_split(shapes: dict, names: dict, fix: str = "") -> None:
                          f"the train and test files come from different datasets{fix}")
 
 
+N_CLASSES = 10  # MNIST's digits and Fashion-MNIST's garments
+
+
+def check_labels(labels: dict, names: dict, fix: str = "") -> None:
+    """Raise ``ValueError`` unless every label of ``labels`` (``{"train_y": tensor, ...}``) is a
+    class index in [0, N_CLASSES): a valid header does not make label 200 a digit."""
+    fix = f"; {fix}" if fix else ""
+    for key, y in labels.items():
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= N_CLASSES):
+            raise ValueError(f"{names[key]} holds label {int(y.max())} (labels must lie in [0, "
+                             f"{N_CLASSES - 1}]): the file is damaged or from another dataset{fix}")
+
+
 def idx_split(files: dict[str, Path], fix: str):
     """((train_x, train_y), (test_x, test_y)) from four IDX files checked against each other
-    (``check_split``)."""
+    (``check_split``) and whose labels are class indices (``check_labels``)."""
     t = {k: read_idx(p, fix) for k, p in files.items()}
     check_split({k: v.shape for k, v in t.items()}, files, fix)
+    check_labels({k: t[k] for k in ("train_y", "test_y")}, files, fix)
     return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
 
 
@@ -196,6 +210,7 @@ def torchvision_split(cls, root: Path, offline: bool | None):
     # clear errors before torchvision's own asserts can fire, from the headers alone
     check_split({k: _plain_idx_shape(p, fix) for k, p in files.items()}, files, fix)
     train, test = cls(str(root), train=True), cls(str(root), train=False)
+    check_labels({"train_y": train.targets, "test_y": test.targets}, files, fix)
     return ((train.data, train.targets), (test.data, test.targets)), None
 
 

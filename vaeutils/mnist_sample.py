@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import atomic_save, load_verified
-from .idx import IDX_FILES, check_split
+from .files import atomic_save, load_verified, same_path
+from .idx import IDX_FILES, check_labels, check_split
 
 FORMAT = 2  # 2: the file carries a SHA-256 (files.load_verified)
 TRAIN_PER_CLASS = 400  # of the 500 per digit: 4,000 train / 1,000 test
@@ -50,8 +50,8 @@ def split(data_dir: Path):
         str(Path(p).expanduser().absolute().parent) for p in cache_layers if p.strip())
     shared = [Path(p).expanduser().absolute() for p in shared_env.split(os.pathsep) if p.strip()]
     own = Path(data_dir).absolute()
-    own_is_shared = any(own == d or (own.exists() and d.exists() and os.path.samefile(own, d))
-                        for d in shared)
+    # a shared folder the user may not enter is simply not theirs (same_path says False)
+    own_is_shared = any(own == d or same_path(own, d) for d in shared)
     for folder in [*shared, *([] if own_is_shared else [own])]:
         cached = folder / "mnist_5k.pt"
         try:
@@ -60,7 +60,9 @@ def split(data_dir: Path):
             p = load_verified(cached)
             # hashed, and the parts must fit (not 3 images, 5 labels)
             if p.get("format") == FORMAT:
-                check_split({k: p[k].shape for k in IDX_FILES}, {k: f"its {k}" for k in IDX_FILES})
+                names = {k: f"its {k}" for k in IDX_FILES}
+                check_split({k: p[k].shape for k in IDX_FILES}, names)
+                check_labels({k: p[k] for k in ("train_y", "test_y")}, names)
                 return (p["train_x"], p["train_y"]), (p["test_x"], p["test_y"])
         # a damaged or unreadable file is skipped (and ours rebuilt), never fatal
         except Exception as err:
