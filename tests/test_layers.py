@@ -36,7 +36,7 @@ LAYERS = [
     ["judge", "gans", "collapse"],
     ["plots", "diagrams"],
     ["lesson"],
-    ["widgets.live_pictures"],
+    ["widgets.live_pictures", "widgets.sliders"],
     ["widgets.kl", "widgets.recon", "widgets.beta", "widgets.free_bits", "widgets.live"],
     ["widgets"],
 ]

@@ -183,6 +183,13 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
     epochs = checks.integer("epochs", epochs, low=1)
     batch_size = checks.integer("batch_size", batch_size, low=1)
     lr = checks.positive("lr", lr)
+    seed = checks.integer("seed", seed, low=0)
+    binarize = checks.boolean("binarize", binarize)
+    if binarize and not bool(((train_x >= 0) & (train_x <= 1)).all()):
+        raise ValueError("train_x must lie in [0, 1] for binarize=True (each pixel is the chance "
+                         f"of a 1), got values in [{train_x.min().item():.3g}, "
+                         f"{train_x.max().item():.3g}]; rescale the images (x / 255) or pass "
+                         "binarize=False")
     if not callable(loss_fn) and loss_fn is not None:
         raise TypeError("loss_fn must be a loss such as losses.ELBOLoss(...) or a function (model, "
                         f"x, step) -> dict, got {loss_fn!r}")

@@ -29,6 +29,7 @@ from PIL import Image as PILImage
 
 from .. import checks, plots
 from ..losses import kl_per_dim, kl_terms
+from . import sliders
 
 TERM_NAMES = ("one", "logvar", "neg_var", "neg_mu_sq")
 TERM_LABELS = {"one": "1", "logvar": "log σ²", "neg_var": "−σ²", "neg_mu_sq": "−μ²"}
@@ -251,14 +252,14 @@ class KLExplorer(widgets.VBox):
             return {"continuous_update": continuous_update, "style": {"description_width": "50px"},
                     "layout": widgets.Layout(width="420px")}
 
-        self.mu_slider = widgets.FloatSlider(
+        self.mu_slider = sliders.FloatSlider(
             value=start["mu"], min=MU_RANGE[0], max=MU_RANGE[1], step=0.05, description="μ",
             readout_format=".2f", **common())
-        self.sigma_slider = widgets.FloatLogSlider(
+        self.sigma_slider = sliders.FloatLogSlider(
             value=start["sigma"], base=10, min=math.log10(SIGMA_RANGE[0]),
             max=math.log10(SIGMA_RANGE[1]), step=0.01, description="σ", readout_format=".3g",
             **common())
-        self.logvar_slider = widgets.FloatSlider(
+        self.logvar_slider = sliders.FloatSlider(
             value=start["logvar"], min=LOGVAR_RANGE[0], max=LOGVAR_RANGE[1], step=0.05,
             description="log σ²", readout_format=".2f", **common())
         self.logvar_slider.layout.display = "none"

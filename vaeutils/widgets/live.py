@@ -27,6 +27,7 @@ from .. import precision as _precision
 from ..losses import ELBOLoss
 from ..models import build_model
 from ..train import make_optimizer, train_step
+from . import sliders
 from .live_pictures import rd_trail_svg, recon_strip_png
 
 # ------------------------------------------------------------------- stopping on a kernel interrupt
@@ -144,7 +145,7 @@ class LiveBetaTrainer(widgets.VBox):
         self.error: BaseException | None = None
         self._build_model()
 
-        self.beta_slider = widgets.FloatLogSlider(
+        self.beta_slider = sliders.FloatLogSlider(
             value=beta, base=10, min=-1.5, max=1.5, step=0.01,
             description="β", continuous_update=True, readout_format=".3g",
             layout=widgets.Layout(width="420px"))

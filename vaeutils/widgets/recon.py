@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from .. import checks, plots
 from ..losses import bernoulli_nll, gaussian_nll, laplace_nll
+from . import sliders
 
 LOSS_NAMES = ("bernoulli", "gaussian", "laplace")
 COLORS = {"bernoulli": "C0", "gaussian": "C1", "laplace": "C2"}
@@ -241,14 +242,14 @@ class ReconExplorer(widgets.VBox):
         start = recon_explorer_state(target, prediction, sigma)
         common = {"continuous_update": continuous_update, "style": {"description_width": "90px"},
                   "layout": widgets.Layout(width="430px")}
-        self.target_slider = widgets.FloatSlider(value=start["target"], min=0.0, max=1.0, step=0.01,
+        self.target_slider = sliders.FloatSlider(value=start["target"], min=0.0, max=1.0, step=0.01,
                                                  description="target x", readout_format=".2f",
                                                  **common)
-        self.prediction_slider = widgets.FloatSlider(value=start["prediction"], min=PRED_RANGE[0],
+        self.prediction_slider = sliders.FloatSlider(value=start["prediction"], min=PRED_RANGE[0],
                                                      max=PRED_RANGE[1], step=0.001,
                                                      description="prediction p",
                                                      readout_format=".3f", **common)
-        self.sigma_slider = widgets.FloatLogSlider(value=start["sigma"], base=10,
+        self.sigma_slider = sliders.FloatLogSlider(value=start["sigma"], base=10,
                                                    min=math.log10(SIGMA_RANGE[0]),
                                                    max=math.log10(SIGMA_RANGE[1]), step=0.01,
                                                    description="σ", readout_format=".3g", **common)
@@ -261,8 +262,8 @@ class ReconExplorer(widgets.VBox):
                     "sigma": self.sigma_slider}
         self.output = widgets.interactive_output(self._redraw, controls)
         self.output.layout.height = f"{OUTPUT_HEIGHT_PX}px"
-        sliders = widgets.VBox([self.target_slider, self.prediction_slider, self.sigma_slider])
-        super().__init__([widgets.HBox([sliders, self.html]), self.output])
+        slider_box = widgets.VBox([self.target_slider, self.prediction_slider, self.sigma_slider])
+        super().__init__([widgets.HBox([slider_box, self.html]), self.output])
 
     def _redraw(self, target: float, prediction: float, sigma: float) -> None:
         state = recon_explorer_state(target, prediction, sigma)
