@@ -72,7 +72,7 @@ def test_copy_fraction_takes_numpy_arrays_as_tensors():
 # --------------------------------------------------------------------------------------------- summary
 
 def test_summary_refuses_a_model_whose_decoder_gives_nan(m):
-    with pytest.raises(ValueError, match="model gave a NaN"):
+    with pytest.raises(ValueError, match="model gave NaN or inf decoder outputs"):
         M.summary(_poison(m, "decoder.2.bias"), torch.rand(4, 1, 4, 4))
 
 

@@ -204,6 +204,16 @@ def tensor(name: str, value, *, floating: bool = True, dim: int | None = None,
     return value
 
 
+def model_dtype(name: str, value: torch.Tensor, model) -> torch.Tensor:
+    """``value`` in the dtype of ``model``'s weights (where it has any): float64 images fed to a
+    float32 network would fail inside a matrix product with torch's words, not ours."""
+    weight = next(iter(model.parameters()), None) if hasattr(model, "parameters") else None
+    if weight is not None and value.dtype != weight.dtype:
+        raise TypeError(f"{name} must have the model's dtype {weight.dtype}, got {value.dtype}; "
+                        f"pass {name}.to({weight.dtype})")
+    return value
+
+
 def same_shape(a_name: str, a: torch.Tensor, b_name: str, b: torch.Tensor) -> None:
     if a.shape != b.shape:
         raise ValueError(

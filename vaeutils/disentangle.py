@@ -158,6 +158,9 @@ def factor_moves(model, z0: torch.Tensor, dims, span: float = 2.0, steps: int = 
     (``shapes.measure_rectangles``). Returns (len(dims), 2): the range (max − min) of the width and
     of the height, in pixels, along each traversal."""
     images = traversal_images(model, z0, dims, span, steps)
+    if not bool(torch.isfinite(images).all()):
+        raise ValueError("model decoded NaN or inf images along the traversal of z0; check the "
+                         "decoder's weights and that z0 is a code of this model")
     sides = measure_rectangles(images).view(len(dims), steps, 2)
     return sides.amax(1) - sides.amin(1)
 
@@ -170,6 +173,9 @@ def codes(model, x: torch.Tensor, seed: int = 0) -> dict:
     seed = checks.integer("seed", seed, low=0)
     mu, logvar = encode_all(model, x)
     eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(seed)).to(mu.device)
+    if float(logvar.max()) > 80.0:  # σ = exp(logvar / 2) and the KL overflow float32 beyond it
+        raise ValueError(f"model gave log-variances up to {float(logvar.max()):.3g} for x: check "
+                         "that x holds pixels in [0, 1] and the encoder's weights")
     return {"means": mu.cpu().numpy(),
             "samples": (mu + torch.exp(0.5 * logvar) * eps).cpu().numpy(),
             "kl": kl_per_dim(mu, logvar).mean(0).cpu().numpy()}

@@ -76,6 +76,7 @@ def train_classifier(data, epochs: int | None = None, *, seed: int = 0, progress
 def accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     """The fraction of the images ``x`` whose label ``y`` (N,) the classifier gets right."""
     checks.images("x", x, finite=True)
+    checks.model_dtype("x", x, classifier)
     checks.tensor("y", y, floating=False, dim=1)
     if len(y) != len(x):
         raise ValueError(f"y must hold one label per image of x: got {len(y)} labels for {len(x)} "
@@ -91,6 +92,7 @@ def features(classifier: SmallClassifier, images: torch.Tensor,
              batch_size: int = 1000) -> torch.Tensor:
     """The classifier's penultimate-layer features of ``images`` (float64, CPU)."""
     checks.images("images", images, finite=True)
+    checks.model_dtype("images", images, classifier)
     batch_size = checks.integer("batch_size", batch_size, low=1)
     classifier.eval()
     parts = [classifier.features(images[i:i + batch_size])
@@ -104,6 +106,8 @@ def sharpness(images: torch.Tensor) -> float:
     if min(images.shape[-2:]) < 2:
         raise ValueError(f"images must be at least 2x2 pixels to have neighbours, got "
                          f"{tuple(images.shape[-2:])}; pass the images themselves, not a summary")
+    if images.dtype in (torch.float16, torch.bfloat16):
+        images = images.float()  # their 3 digits would show in the mean
     dx = images[..., :, 1:] - images[..., :, :-1]
     dy = images[..., 1:, :] - images[..., :-1, :]
     return float(dx.square().mean() + dy.square().mean())

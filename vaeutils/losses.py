@@ -60,6 +60,9 @@ def _check_mu_logvar(mu, logvar) -> None:
     checks.tensor("mu", mu)
     checks.tensor("logvar", logvar)
     checks.same_shape("mu", mu, "logvar", logvar)
+    for name, value in (("mu", mu), ("logvar", logvar)):
+        if not value.requires_grad:  # an encoder in training: train.fit names a non-finite term
+            checks.finite(name, value)
 
 
 def kl_per_dim(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -103,10 +106,14 @@ def pixel_range_error(x: torch.Tensor) -> ValueError:
                       "or use gaussian_nll")
 
 
-def _finite_targets(x: torch.Tensor) -> None:
-    """Targets holding NaN or ±inf are refused: the NLL of a NaN pixel is NaN, not an error."""
+def _finite_inputs(pred_name: str, pred: torch.Tensor, x: torch.Tensor) -> None:
+    """Targets holding NaN or ±inf are refused: the NLL of a NaN pixel is NaN, not an error. So is
+    a non-finite prediction that carries no gradient; one that does comes from a model in training,
+    where ``train.fit`` names a non-finite loss term with its step."""
     checks.finite("x", x, "; the targets must be finite pixel values (find them with "
                           "x.isnan().nonzero())")
+    if not pred.requires_grad:
+        checks.finite(pred_name, pred, f" (find them with {pred_name}.isnan().nonzero())")
 
 
 def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none") -> torch.Tensor:
@@ -120,8 +127,10 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor, reduction: str = "none"
     checks.same_shape("logits", logits, "x", x)
     _check_reduction(reduction)
     if x.numel() and not bool(((x >= 0) & (x <= 1)).all()):  # NaN fails both comparisons
-        _finite_targets(x)
+        _finite_inputs("logits", logits, x)
         raise pixel_range_error(x)
+    if not logits.requires_grad:
+        checks.finite("logits", logits, " (find them with logits.isnan().nonzero())")
     per_element = F.binary_cross_entropy_with_logits(_wide(logits), _wide(x), reduction="none")
     return _reduce(per_element, reduction)
 
@@ -162,7 +171,7 @@ def _location_scale(loc_name: str, loc, x, scale_name: str, scale, reduction: st
     checks.tensor("x", x)
     checks.same_shape(loc_name, loc, "x", x)
     _check_reduction(reduction)
-    _finite_targets(x)
+    _finite_inputs(loc_name, loc, x)
     loc, x = _wide(loc), _wide(x)
     return loc, x, _wide(_check_scale(scale_name, scale, x))
 

@@ -64,7 +64,7 @@ def _check_images(model, x) -> torch.Tensor:
     if in_shape is not None and tuple(x.shape[1:]) != tuple(in_shape):
         raise ValueError(f"x must be shaped (batch, {', '.join(map(str, in_shape))}) for this "
                          f"model, got {tuple(x.shape)}")
-    return x
+    return checks.model_dtype("x", x, model)
 
 
 def _check_codes(mu, logvar) -> None:
@@ -112,12 +112,16 @@ def _measure(model, x, loss, threshold, batch_size, seed, n_images) -> dict:
     for i in range(0, len(x), batch_size):
         xb = x[i:i + batch_size]
         mu, logvar, _, out = model(xb, gen)
+        _check_codes(mu, logvar)  # a NaN encoder is named as such, before the decoder it feeds
+        if not bool(torch.isfinite(out).all()):
+            raise ValueError("model gave NaN or inf decoder outputs for finite images x; check "
+                             "that x holds pixels in [0, 1] and the decoder's weights (e.g. [n for "
+                             "n, p in model.named_parameters() if not p.isfinite().all()])")
         rec_sum += loss.nll(model, out, xb).sum().item()
         mus.append(mu)
         logvars.append(logvar)
     model.train(was_training)
     mu, logvar = torch.cat(mus), torch.cat(logvars)
-    _check_codes(mu, logvar)
     if not math.isfinite(rec_sum):
         raise ValueError("model gave a NaN or infinite reconstruction NLL for finite images; check "
                          "the decoder's weights (e.g. [n for n, p in model.named_parameters() if "
@@ -268,7 +272,8 @@ def mig(latents, factors, n_bins: int = 20) -> float:
         mi = sorted((_mutual_info(zd[:, j], v[:, k]) for j in range(z.shape[1])), reverse=True)
         gaps.append((mi[0] - mi[1]) / h)
     if not gaps:
-        raise ValueError("every factor is constant; MIG is undefined")
+        raise ValueError("factors are all constant (each column holds one value), so MIG is "
+                         "undefined; pass factors that vary, e.g. data.train_factors")
     return float(np.mean(gaps))
 
 

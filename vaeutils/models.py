@@ -188,6 +188,7 @@ def traversal_images(model, z0: torch.Tensor, dims=None, span: float = 3.0,
     span = checks.positive("span", span, hint="prior standard deviations")
     steps = checks.integer("steps", steps, low=2)
     checks.finite("z0", z0)
+    checks.model_dtype("z0", z0, model)
     z0 = z0.reshape(-1)
     latent_dim = getattr(model, "latent_dim", None)
     if latent_dim is not None and z0.numel() != latent_dim:

@@ -66,6 +66,7 @@ class GECO:
                  lambda_max: float = 1e3):
         checks.number("kappa", kappa, hint="target reconstruction NLL in nats")
         checks.number("alpha", alpha, 0.0, 1.0, high_open=True, hint="moving-average momentum")
+        lambda_init = checks.positive("lambda_init", lambda_init, hint="the starting multiplier")
         # lr, mode and the λ bounds are checked by the update itself
         geco_multiplier_update(lambda_init, 0.0, lr, mode, lambda_min, lambda_max)
         checks.number("lambda_init", lambda_init, lambda_min, lambda_max,
@@ -122,6 +123,8 @@ def _batch(name: str, value) -> torch.Tensor:
     if value.numel() == 0:
         raise ValueError(f"{name} is empty (shape {tuple(value.shape)}): the mean of an empty "
                          "batch has no value; pass at least one example")
+    if not value.requires_grad:  # one from a network in training: train.fit names the term
+        checks.finite(name, value)
     return value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
 
 

@@ -150,6 +150,9 @@ def kl_split_codes(mu: torch.Tensor, logvar: torch.Tensor, *, n_samples: int = 1
         return flat, log_q_own, log_p.view(n, n_samples)
 
     z, log_q_own, log_p = draw()
+    if not bool(torch.isfinite(z).all()):
+        raise ValueError("mu and logvar are too large: codes drawn from them overflow float64 "
+                         "(|mu| or exp(logvar / 2) near 1e308); check the encoder")
     log_q_agg = log_aggregate(z, mu, logvar, batch_size=batch_size).view(n, n_samples)
     if log_prior is None:   # the closed form of unit 01, independent of the samples
         kl_rows = kl_per_dim(mu.double(), logvar.double()).sum(1)

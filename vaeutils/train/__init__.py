@@ -175,7 +175,9 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
     for name, x in (("train_x", train_x), ("test_x", test_x)):
         # a sum of finite pixels is finite unless it overflows; only then (or for NaN/inf) look at
         # each pixel
-        if x is not None and not bool(torch.isfinite(checks.images(name, x).sum())) and not bool(
+        if name == "test_x" and x is None:
+            continue
+        if not bool(torch.isfinite(checks.images(name, x).sum())) and not bool(
                 torch.isfinite(x).all()):
             bad = (~torch.isfinite(x)).flatten(1).any(1).nonzero().flatten()[:5].tolist()
             raise ValueError(f"{name} contains NaN or inf pixels (images {bad}…); clean or drop "
@@ -185,11 +187,14 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
     lr = checks.positive("lr", lr)
     seed = checks.integer("seed", seed, low=0)
     binarize = checks.boolean("binarize", binarize)
-    if binarize and not bool(((train_x >= 0) & (train_x <= 1)).all()):
-        raise ValueError("train_x must lie in [0, 1] for binarize=True (each pixel is the chance "
-                         f"of a 1), got values in [{train_x.min().item():.3g}, "
-                         f"{train_x.max().item():.3g}]; rescale the images (x / 255) or pass "
-                         "binarize=False")
+    checks.model_dtype("train_x", train_x, model)
+    bernoulli = getattr(loss_fn or ELBOLoss(), "likelihood", None) == "bernoulli"
+    why = ("binarize=True (each pixel is the chance of a 1)" if binarize else
+           "a Bernoulli likelihood" if bernoulli else "")
+    if why and not bool(((train_x >= 0) & (train_x <= 1)).all()):
+        raise ValueError(f"train_x must lie in [0, 1] for {why}, got values in "
+                         f"[{train_x.min().item():.3g}, {train_x.max().item():.3g}]; rescale the "
+                         "images (x / 255)" + (" or pass binarize=False" if binarize else ""))
     if not callable(loss_fn) and loss_fn is not None:
         raise TypeError("loss_fn must be a loss such as losses.ELBOLoss(...) or a function (model, "
                         f"x, step) -> dict, got {loss_fn!r}")
