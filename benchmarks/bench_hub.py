@@ -61,7 +61,7 @@ def prepare_shared(folder: Path, smoke: bool) -> None:
     env.update(VAELAB_DATA=str(folder), SMOKE="1" if smoke else "0", VAELAB_OFFLINE="1", PYTHONPATH=str(ROOT))
     log(f"shared data folder {folder}: loading (or training, the first time) the {'smoke' if smoke else 'full'}"
         "-mode β-sweep")
-    subprocess.run([sys.executable, "-m", "vaeutils.app", "--prepare-only"], env=env, cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "coursekit", "app", "--prepare-only"], env=env, cwd=ROOT, check=True,
                    stdout=subprocess.DEVNULL)
     for p in (folder.parent, folder):
         p.chmod(0o755)

@@ -73,7 +73,7 @@ def port_in_use(port: int, host: str = DEFAULT_HOST) -> bool:
 
 def prepare(progress: bool = True) -> None:
     """Load the β-sweep the app shows, training it first (with a progress bar) if the cache lacks it."""
-    from .sweep import train_beta_sweep
+    from vaeutils.sweep import train_beta_sweep
 
     train_beta_sweep(progress=progress)
 

@@ -228,10 +228,14 @@ def test_visible_checks_reject_the_wrong_answers(path, tmp_path):
     with Kernel(tmp_path, course_env()) as kernel:
         for ex in exercises:
             began = time.perf_counter()
-            for index in range(done, ex.solution):  # the unit's own cells up to this exercise, once
-                cell = stu.cells[index]
-                if cell.cell_type == "code" and index not in graded and (err := kernel.run(cell.source)):
-                    pytest.fail(f"{path.name}: cell {index} fails before {ex.grade_id}:\n{err}")
+            # the unit's own cells up to this exercise's test, once: the reference solution in its place, so that
+            # a cell between the solution and the test (a helper the test calls) runs as nbgrader would run it
+            for index in range(done, ex.test):
+                cell = src.cells[index] if index == ex.solution else stu.cells[index]
+                if index in graded and index != ex.solution or cell.cell_type != "code":
+                    continue
+                if err := kernel.run(cell.source):
+                    pytest.fail(f"{path.name}: cell {index} fails before {ex.grade_id}'s test:\n{err}")
             unit_seconds += time.perf_counter() - began
             done = ex.test + 1
             if ex.grade_id not in entries:

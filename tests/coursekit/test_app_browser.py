@@ -68,7 +68,7 @@ def app_server(tmp_path_factory):
     lacks it), then the server."""
     tmp = tmp_path_factory.mktemp("voila")
     env = _env(tmp)
-    subprocess.run([sys.executable, "-m", "vaeutils.app", "--prepare-only"], env=env, cwd=ROOT, check=True,
+    subprocess.run([sys.executable, "-m", "coursekit", "app", "--prepare-only"], env=env, cwd=ROOT, check=True,
                    timeout=PAGE_TIMEOUT_MS / 1000)
     with voila_server(APP, tmp, env) as server:
         print(f"\nvoila ready in {server.start_seconds:.1f} s at {server.base_url}")
