@@ -274,14 +274,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _students(text: str) -> int:
+def _count(text: str, what: str = "") -> int:
+    """A whole number ≥ 1 from the command line (``what``: the thing counted, for the message)."""
     try:
         n = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of students, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a whole number{what}, got {text!r}") from None
     if n < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more students, got {n}")
+        raise argparse.ArgumentTypeError(f"expected 1 or more{what}, got {n}")
     return n
+
+
+def _students(text: str) -> int:
+    return _count(text, " of students")
 
 
 def _fraction(text: str) -> float:
@@ -292,16 +297,6 @@ def _fraction(text: str) -> float:
     if not 0 < f <= 1:
         raise argparse.ArgumentTypeError(f"expected a share above 0 and at most 1, got {text}")
     return f
-
-
-def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {n}")
-    return n
 
 
 def main(argv=None) -> int:
