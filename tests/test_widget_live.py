@@ -149,6 +149,17 @@ def python_sigint(monkeypatch):
     signal.signal(signal.SIGINT, old)
 
 
+def test_an_ignored_sigint_stays_ignored(monkeypatch):
+    """Under ``nohup`` or in a background job SIGINT is ignored: a trainer's hook must not take it over."""
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    monkeypatch.setattr(LV, "_hooks_installed", False)
+    try:
+        LV._install_interrupt_hooks()
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def test_sigint_stops_the_trainer_then_reaches_the_old_handler(python_sigint, mnist_tiny):
     trainer = live_beta_trainer(mnist_tiny, device="cpu", hidden=(64,), latent_dim=4, n_eval=64, update_every=0.05,
                                 threads=1)

@@ -66,7 +66,8 @@ def _install_interrupt_hooks() -> None:
     While a cell runs, the interrupt raises KeyboardInterrupt in it: an IPython ``post_run_cell``
     hook sees that and stops the trainers. While the kernel is idle, ipykernel ignores SIGINT (its
     handler between messages is ``kernel.saved_sigint_handler``); that handler is wrapped so that it
-    first stops the trainers. Outside IPython the process's SIGINT handler is wrapped the same way.
+    first stops the trainers. Outside IPython the process's SIGINT handler is wrapped the same way
+    (unless SIGINT is ignored, as under ``nohup`` or in a background job: then it stays ignored).
     """
     global _hooks_installed
     if _hooks_installed:
@@ -82,7 +83,8 @@ def _install_interrupt_hooks() -> None:
     kernel = getattr(shell, "kernel", None)
     if kernel is not None and hasattr(kernel, "saved_sigint_handler"):
         kernel.saved_sigint_handler = _chain_sigint(kernel.saved_sigint_handler)
-    elif threading.current_thread() is threading.main_thread():
+    elif threading.current_thread() is threading.main_thread() and (
+            signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):  # ignored SIGINT stays ignored
         signal.signal(signal.SIGINT, _chain_sigint(signal.getsignal(signal.SIGINT)))
     _hooks_installed = True
 
