@@ -239,19 +239,54 @@ def _name(call: ast.Call) -> str | None:
     return call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", None)
 
 
+PRINT_CALLS = ("print",)  # what a unit prints: each literal or f-string argument
+FIGURE_CALLS = {"set_title": 0, "set_xlabel": 0, "set_ylabel": 0, "suptitle": 0, "supxlabel": 0,
+                "supylabel": 0, "title": 0, "xlabel": 0, "ylabel": 0, "set_text": 0, "annotate": 0,
+                "text": 2, "figtext": 2}  # matplotlib's text, by the position of its string argument
+TEXT_KEYWORDS = ("title", "xlabel", "ylabel", "label", "desc")  # ax.set(title=…), plot(label=…), tqdm
+
+
+def template(node) -> str | None:
+    """The message an f-string prints, as a template: its literal text with each expression as a
+    ``{field}`` written as in the code (``f"rate {r:.2f}"`` → ``"rate {r:.2f}"``); vaeutils.i18n.tr
+    matches the printed text against it. None for an f-string whose fields cannot be written so
+    (an expression or a format spec with braces of its own)."""
+    parts = []
+    for value in node.values:
+        if isinstance(value, ast.Constant):
+            parts.append(str(value.value).replace("{", "{{").replace("}", "}}"))
+            continue
+        source = ast.unparse(value.value)
+        spec = value.format_spec
+        if spec is not None and not all(isinstance(v, ast.Constant) for v in spec.values):
+            return None
+        spec_text = "".join(str(v.value) for v in spec.values) if spec is not None else ""
+        if any(c in source + spec_text for c in "{}"):
+            return None
+        conversion = f"!{chr(value.conversion)}" if value.conversion != -1 else ""
+        parts.append("{" + source + conversion + (":" + spec_text if spec_text else "") + "}")
+    return "".join(parts)
+
+
 def code_messages(tree) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
-    """The messages a student sees that a piece of code hands to vaeutils, as (text, line): the literal
-    argument of ``_()``, ``_fig()``, ``N_()``; a literal ``hint=`` and the keys of a literal ``misconceptions=``
-    dict of an answer check (``lesson.check_close`` …); the literal cells of ``lesson.table``'s header. And
-    (line, why) for such a message that is computed (an f-string), which no catalog can translate."""
+    """The messages a student sees that a piece of code shows, as (text, line): the literal
+    argument of ``_()``, ``_fig()``, ``N_()``; a ``hint=`` and the keys of a ``misconceptions=``
+    dict of an answer check (``lesson.check_close`` …); the cells of ``lesson.table``'s header;
+    what ``print`` is given; matplotlib's titles, axis labels, legend labels and texts; a progress
+    bar's ``desc``. An f-string becomes a template (:func:`template`). And (line, why) for a message
+    that no catalog can hold."""
     found, problems = [], []
 
     def take(node, what):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             found.append((node.value, node.lineno))
         elif isinstance(node, ast.JoinedStr):
-            problems.append((node.lineno, f"{what} is an f-string; write the text as a literal with {{fields}} "
-                                          f"and fill them with .format(...) after translating"))
+            text = template(node)
+            if text is None:
+                problems.append((node.lineno, f"{what} is an f-string whose fields hold braces; compute "
+                                              f"the field first (a name) so that it can be translated"))
+            else:
+                found.append((text, node.lineno))
 
     for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):
         name = _name(call)
@@ -272,6 +307,14 @@ def code_messages(tree) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
         if name in HEADER_CALLS and isinstance(header, (ast.List, ast.Tuple)):
             for cell in header.elts:
                 take(cell, "a table header cell")
+        if name in PRINT_CALLS and isinstance(call.func, ast.Name):
+            for arg in call.args:
+                take(arg, "a printed text")
+        if name in FIGURE_CALLS and len(call.args) > FIGURE_CALLS[name]:
+            take(call.args[FIGURE_CALLS[name]], f"the text of {name}()")
+        for kw in call.keywords:
+            if kw.arg in TEXT_KEYWORDS:
+                take(kw.value, f"{kw.arg}=")
     found.sort(key=lambda x: x[1])
     return found, sorted(problems)
 
@@ -285,7 +328,7 @@ def message_items(edition: Edition) -> tuple[list[Item], list[str]]:
 
     def add(messages, where):
         for text, _line in messages:
-            if re.search(r"[A-Za-z]", text) and where not in by_text.setdefault(text, []):
+            if re.search(r"[A-Za-z]", _FIELD.sub("", text)) and where not in by_text.setdefault(text, []):
                 by_text[text].append(where)
 
     root = Path(edition.root)

@@ -23,8 +23,10 @@ def fresh_language(monkeypatch):
     monkeypatch.setattr(i18n, "_language", None)
     monkeypatch.setattr(i18n, "_font_ok", None)
     monkeypatch.setattr(i18n, "_catalogs", {})
+    monkeypatch.setattr(i18n, "_tables", {})
     yield
     i18n._restore_fonts()
+    i18n._unhook()
 
 
 @pytest.fixture
@@ -149,3 +151,54 @@ def test_chinese_figure_has_no_missing_glyph(caplog):
     i18n.set_language("zh")
     texts = ["率失真平面：β = 4 时的模型", "率 R（奈特）", "失真 D = −log p(x|z)", "重构损失与 KL 散度", "后验坍塌"]
     assert _missing_glyphs(texts, caplog) == []
+
+
+@pytest.fixture
+def template_dir(tmp_path, monkeypatch):
+    """A catalog with a plain message, an f-string template from a unit, and a figure title."""
+    po = polib.POFile()
+    po.metadata = {"Content-Type": "text/plain; charset=UTF-8", "Language": "zh_CN"}
+    for english, chinese in (("classes, left to right:", "类别（从左到右）："),
+                             ("KL(P || Q) = {kl_pq:.5f} nats from {p['n']:,} draws",
+                              "由 {p['n']:,} 次抽样得 KL(P || Q) = {kl_pq:.5f} 奈特"),
+                             ("Each σ-term is one wall of a bowl", "每个 σ 项是碗的一面壁"),
+                             ("{{braces}} stay: {x}", "花括号 {{braces}} 保留：{x}")):
+        po.append(polib.POEntry(msgid=english, msgstr=chinese))
+    folder = tmp_path / "zh" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    po.save(str(folder / "vaeutils.po"))
+    monkeypatch.setattr(i18n, "LOCALE_DIR", tmp_path)
+    monkeypatch.setattr(i18n, "cjk_font_available", lambda: True)
+
+
+def test_tr_fills_a_template_with_what_the_english_printed(template_dir):
+    n, kl_pq = 12000, 0.0433561
+    english = f"KL(P || Q) = {kl_pq:.5f} nats from {n:,} draws"
+    assert i18n.tr(english) == english  # English: unchanged
+    i18n.set_language("zh")
+    assert i18n.tr(english) == "由 12,000 次抽样得 KL(P || Q) = 0.04336 奈特"  # reordered, same numbers
+    assert i18n.tr("classes, left to right:") == "类别（从左到右）："
+    assert i18n.tr("{braces} stay: 3") == "花括号 {braces} 保留：3"
+    assert i18n.tr("KL(P || Q) = 0.1 nats") == "KL(P || Q) = 0.1 nats"  # another text: unchanged
+    assert i18n.tr(3.5) == 3.5
+
+
+def test_print_and_figures_speak_chinese_only_in_chinese(template_dir, capsys):
+    def draw_title():
+        fig = Figure(figsize=(3, 2))
+        FigureCanvasAgg(fig)
+        ax = fig.subplots()
+        ax.set_title("Each σ-term is one wall of a bowl")
+        fig.canvas.draw()
+        return ax.get_title()
+
+    print("classes, left to right:", "a, b")
+    assert draw_title() == "Each σ-term is one wall of a bowl"
+    i18n.set_language("zh")
+    print("classes, left to right:", "a, b")
+    assert draw_title() == "每个 σ 项是碗的一面壁"
+    i18n.set_language("en")
+    print("classes, left to right:", "a, b")
+    assert draw_title() == "Each σ-term is one wall of a bowl"
+    assert capsys.readouterr().out.splitlines()[-3:] == [
+        "classes, left to right: a, b", "类别（从左到右）： a, b", "classes, left to right: a, b"]

@@ -14,6 +14,7 @@ from torch import nn
 from . import cache as _cache
 from . import checks
 from . import config as _config
+from .i18n import N_, tr
 from .models import MLPDiscriminator, MLPGenerator
 from .objectives import gan_discriminator_loss, gan_generator_loss
 
@@ -24,7 +25,7 @@ GAN_D = {"hidden": (256, 128), "dropout": 0.3}
 def _bar(total: int, desc: str, progress: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", mininterval=0.5, disable=not progress)
+    return tqdm(total=total, desc=tr(desc), unit="step", mininterval=0.5, disable=not progress)
 
 
 def gan_training(gan: nn.ModuleDict, train_x: torch.Tensor, kind: str, steps: int, *,
@@ -47,7 +48,8 @@ def gan_training(gan: nn.ModuleDict, train_x: torch.Tensor, kind: str, steps: in
     gen = torch.Generator().manual_seed(seed)
     history = {"d_loss": [], "g_loss": [], "d_fake": [], "g_grad_norm": [], "snapshots": {}}
     device = train_x.device
-    with torch.random.fork_rng(devices=[]), _bar(steps, f"GAN ({kind})", progress) as bar:
+    desc = N_("GAN ({kind})").format(kind=kind)
+    with torch.random.fork_rng(devices=[]), _bar(steps, desc, progress) as bar:
         torch.manual_seed(seed)  # dropout draws
         for step in range(1, steps + 1):
             real = train_x[torch.randint(0, len(train_x), (batch_size,), generator=gen).to(device)]

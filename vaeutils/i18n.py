@@ -13,15 +13,23 @@ without one the figure keeps its English labels instead of drawing boxes for mis
 ``N_`` only marks a string (a table header kept in a constant) for the catalog; translate it
 where it is shown, with ``_(HEADER)``.
 
+The units' own code is the same in both editions, so what it prints and draws is translated where it
+is shown: in Chinese, ``print`` and matplotlib's text pass through :func:`tr`, which finds a
+message either as it is or as the English of a template (``"rate {rate:.1f} nats"``, taken from an
+f-string of the code by ``python -m coursekit zh update``) and fills the Chinese template with the
+same pieces. Exercise hints and table headers go through :func:`tr` too.
+
 Numbers and code identifiers are never translated: put them into the message as ``{fields}``, so the
 Chinese message carries the same fields and the numbers print as in the English units.
 """
 
 from __future__ import annotations
 
+import builtins
 import gettext
 import io
 import os
+import re
 from pathlib import Path
 
 LANGUAGES = ("en", "zh")
@@ -38,6 +46,8 @@ _language: str | None = None  # None: not chosen yet (VAELAB_LANG, else English,
 _catalogs: dict[str, gettext.NullTranslations] = {}
 _font_ok: bool | None = None  # whether figures can draw Chinese (checked when Chinese is chosen)
 _saved_rc: dict | None = None  # matplotlib's font settings before Chinese, restored for English
+_tables: dict[str, tuple[dict, list]] = {}  # lang -> (exact messages, templates) for tr()
+_hooks: dict = {}  # what print and Text.draw were before Chinese, restored for English
 
 
 def normalize(lang, name: str = "lang") -> str:
@@ -72,8 +82,10 @@ def set_language(lang) -> str:
     _language = lang
     if lang == "en":
         _restore_fonts()
+        _unhook()
         return lang
     _font_ok = cjk_font_available()
+    _hook()
     if _font_ok:
         _use_cjk_font()
     else:
@@ -102,16 +114,12 @@ def catalog(lang: str | None = None) -> gettext.NullTranslations:
 
 def _(message: str) -> str:
     """``message`` in the current language (unchanged in English, or when it has no translation)."""
-    if (_language or get_language()) == "en":
-        return message
-    return catalog().gettext(message)
+    return tr(message)
 
 
 def _fig(message: str) -> str:
     """``_`` for text drawn in a figure: English when the figure could not draw the Chinese."""
-    if (_language or get_language()) == "en" or not _font_ok:
-        return message
-    return catalog().gettext(message)
+    return tr(message, figure=True)
 
 
 def N_(message: str) -> str:
@@ -158,3 +166,104 @@ def _restore_fonts() -> None:
 
         matplotlib.rcParams.update(_saved_rc)
         _saved_rc = None
+
+
+# --------------------------------------------------------------------------------------------------
+# tr(): messages as they are, and templates matched against the text the English code produced
+
+_FIELD = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+
+
+def _template(text: str) -> tuple[re.Pattern, list[str]] | None:
+    """The pattern that matches what the English template ``text`` prints, and its fields in
+    order; None when ``text`` has no field."""
+    pattern, fields, last = [], [], 0
+    for m in _FIELD.finditer(text):
+        pattern.append(re.escape(text[last:m.start()]))
+        last = m.end()
+        if m.group(1) is None:
+            pattern.append(re.escape(m.group(0)[0]))
+        else:
+            pattern.append("(.*?)")
+            fields.append(m.group(1))
+    if not fields:
+        return None
+    pattern.append(re.escape(text[last:]))
+    return re.compile("".join(pattern), re.S), fields
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    def one(m):
+        if m.group(1) is None:
+            return m.group(0)[0]
+        return values.get(m.group(1), m.group(0))
+    return _FIELD.sub(one, template)
+
+
+def _table(lang: str) -> tuple[dict, list]:
+    if lang not in _tables:
+        exact, templates = {}, []
+        path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
+        if path.is_file():
+            import polib
+
+            for e in polib.pofile(str(path)).translated_entries():
+                if "fuzzy" in e.flags:
+                    continue
+                exact[e.msgid] = e.msgstr
+                if (found := _template(e.msgid)) is not None:
+                    templates.append((*found, e.msgstr))
+        templates.sort(key=lambda t: -len(t[0].pattern))  # the most specific first
+        _tables[lang] = exact, templates
+    return _tables[lang]
+
+
+def tr(text, figure: bool = False):
+    """``text`` in the current language: its translation, or the translation of the template it
+    was printed from, with the same numbers and names; unchanged in English, for a text without a
+    translation, and for anything that is not a ``str``. ``figure``: as :func:`_fig`."""
+    if not isinstance(text, str) or (_language or get_language()) == "en":
+        return text
+    if figure and not _font_ok:
+        return text
+    exact, templates = _table(_language)
+    if text in exact:
+        return exact[text]
+    if not re.search(r"[A-Za-z]", text):
+        return text
+    for pattern, fields, chinese in templates:
+        if (m := pattern.fullmatch(text)) is not None:
+            return _fill(chinese, dict(zip(fields, m.groups())))
+    return text
+
+
+def _print(*args, **kwargs):
+    return _hooks["print"](*(tr(a) for a in args), **kwargs)
+
+
+def _hook() -> None:
+    """In Chinese: ``print`` and matplotlib's text translate what the (English) code hands them."""
+    if "print" not in _hooks:
+        _hooks["print"] = builtins.print
+        builtins.print = _print
+    if "draw" not in _hooks:
+        from matplotlib.text import Text
+
+        original = _hooks["draw"] = Text.draw
+
+        def draw(self, renderer):
+            text = self.get_text()
+            if (chinese := tr(text, figure=True)) != text:
+                self.set_text(chinese)
+            return original(self, renderer)
+
+        Text.draw = draw
+
+
+def _unhook() -> None:
+    if "print" in _hooks:
+        builtins.print = _hooks.pop("print")
+    if "draw" in _hooks:
+        from matplotlib.text import Text
+
+        Text.draw = _hooks.pop("draw")

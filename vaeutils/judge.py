@@ -24,6 +24,7 @@ from . import cache as _cache
 from . import checks
 from . import config as _config
 from . import metrics as _metrics
+from .i18n import N_, tr
 from .models import SmallClassifier
 
 CLASSIFIER = {"n_classes": 10, "channels": (16, 32), "feature_dim": 128}
@@ -32,7 +33,7 @@ CLASSIFIER = {"n_classes": 10, "channels": (16, 32), "feature_dim": 128}
 def _bar(total: int, desc: str, progress: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit="step", mininterval=0.5, disable=not progress)
+    return tqdm(total=total, desc=tr(desc), unit="step", mininterval=0.5, disable=not progress)
 
 
 # ----------------------------------------------------------------------- the local judge's features
@@ -54,7 +55,7 @@ def train_classifier(data, epochs: int | None = None, *, seed: int = 0, progress
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         gen, n = torch.Generator().manual_seed(seed), len(data.train_x)
         history = {"test_accuracy": []}
-        with _bar(epochs * math.ceil(n / 64), "classifier", progress) as bar:
+        with _bar(epochs * math.ceil(n / 64), N_("classifier"), progress) as bar:
             for _ in range(epochs):
                 net.train()
                 perm = torch.randperm(n, generator=gen).to(data.train_x.device)

@@ -17,10 +17,12 @@ from numbers import Real
 import numpy as np
 import torch
 
+from .i18n import _, tr
+
 
 def markdown_table(header, rows, digits: int | None = None) -> str:
     """The Markdown text of a table; floats get ``digits`` significant digits when given."""
-    header = [str(h) for h in header]
+    header = [tr(str(h)) for h in header]
     if not header:
         raise ValueError("header must name at least one column, e.g. header=['β', 'rate (nats)']")
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -54,19 +56,20 @@ def _short(value) -> str:
 def _as_float(name: str, value) -> float:
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
-            raise AssertionError(f"{name}: expected one number, got a tensor of shape "
-                                 f"{tuple(value.shape)}")
+            raise AssertionError(_("{name}: expected one number, got a tensor of shape {shape}")
+                                 .format(name=name, shape=tuple(value.shape)))
         value = value.item()
     if isinstance(value, np.ndarray) and value.size == 1:
         value = value.item()
     if isinstance(value, bool) or not isinstance(value, Real):
-        raise AssertionError(f"{name}: expected a number, got {_short(value)}; replace the stub "
-                             "with your answer")
+        raise AssertionError(_("{name}: expected a number, got {value}; replace the stub with "
+                               "your answer").format(name=name, value=_short(value)))
     return float(value)
 
 
 def _fail(name: str, hint: str, why: str = ""):
-    raise AssertionError(" ".join(p for p in (f"{name}: not yet.", why, hint) if p))
+    head = _("{name}: not yet.").format(name=name)
+    raise AssertionError(" ".join(p for p in (head, why, tr(hint)) if p))
 
 
 def _misconceptions(misconceptions) -> dict:
@@ -100,7 +103,7 @@ def check_close(name: str, answer, expected, *, rel_tol: float = 1e-6, abs_tol: 
         print(f"{name}: right")
         return
     if not math.isfinite(got):
-        _fail(name, hint, f"Your answer is {got}, not a finite number.")
+        _fail(name, hint, _("Your answer is {got}, not a finite number.").format(got=got))
     near, predicates = [], []
     for text, wrong in _misconceptions(misconceptions).items():
         if callable(wrong):
@@ -127,7 +130,8 @@ def _fresh(args: tuple) -> tuple:
 
 
 def _describe(args: tuple) -> str:
-    return ", ".join(f"a tensor of shape {tuple(a.shape)}" if isinstance(a, torch.Tensor)
+    return ", ".join(_("a tensor of shape {shape}").format(shape=tuple(a.shape))
+                     if isinstance(a, torch.Tensor)
                      else _short(a) for a in args)
 
 
@@ -147,16 +151,18 @@ def _mismatch(got, want, rtol: float, atol: float) -> str | None:
     """None when ``got`` matches ``want``; else why not ("" when only the values differ)."""
     g, w = _parts(got), _parts(want)
     if g is None:
-        return f"Your function returned {_short(got)}, not a tensor, a number or a tuple of them."
+        return _("Your function returned {value}, not a tensor, a number or a tuple of "
+                 "them.").format(value=_short(got))
     if len(g) != len(w):
-        return f"Your function returned {len(g)} value(s) where {len(w)} are expected."
+        return _("Your function returned {got} value(s) where {want} are expected.").format(
+            got=len(g), want=len(w))
     for k, (a, b) in enumerate(zip(g, w)):
-        which = f" as value {k + 1} of {len(w)}" if len(w) > 1 else ""
+        which = _(" as value {k} of {n}").format(k=k + 1, n=len(w)) if len(w) > 1 else ""
         if a.shape != b.shape:
-            return (f"Your function returned a tensor of shape {tuple(a.shape)}{which} where shape "
-                    f"{tuple(b.shape)} is expected.")
+            return _("Your function returned a tensor of shape {got}{which} where shape {want} is "
+                     "expected.").format(got=tuple(a.shape), which=which, want=tuple(b.shape))
         if not torch.isfinite(a).all():
-            return f"Your function returned nan or inf{which}."
+            return _("Your function returned nan or inf{which}.").format(which=which)
     ok = all(torch.allclose(a, b, rtol=rtol, atol=atol) for a, b in zip(g, w))
     return None if ok else ""
 
@@ -182,8 +188,8 @@ def check_function(name: str, fn, reference: Callable, inputs, *, rtol: float = 
     reference's values are never shown.
     """
     if not callable(fn):
-        raise AssertionError(f"{name}: expected a function, got {_short(fn)}; define it in the "
-                             "solution cell")
+        raise AssertionError(_("{name}: expected a function, got {value}; define it in the "
+                               "solution cell").format(name=name, value=_short(fn)))
     wrongs = _misconceptions(misconceptions)
     inputs = [_args(item) for item in inputs]
     if not inputs:
@@ -193,12 +199,13 @@ def check_function(name: str, fn, reference: Callable, inputs, *, rtol: float = 
         try:
             got = fn(*_fresh(args))
         except Exception as err:  # noqa: BLE001 - the student's code may raise anything
-            _fail(name, hint, f"Your function raised {type(err).__name__}: {err} on input "
-                              f"{k + 1} ({_describe(args)}).")
+            _fail(name, hint, _("Your function raised {error}: {message} on input {k} ({inputs}).")
+                  .format(error=type(err).__name__, message=err, k=k + 1, inputs=_describe(args)))
         runs.append((args, got))
         why = _mismatch(got, reference(*_fresh(args)), rtol, atol)
         if why is not None and problem is None:
-            problem = why + (f" (input {k + 1}: {_describe(args)})" if why else "")
+            problem = why + (_(" (input {k}: {inputs})").format(k=k + 1, inputs=_describe(args))
+                             if why else "")
     if problem is None:
         print(f"{name}: right")
         return
@@ -225,7 +232,8 @@ def check_choice(name: str, answer, expected, options, *, hint: str = "",
     got = _norm(answer)
     if isinstance(got, bool) or got not in choices:
         listed = ", ".join(repr(o) for o in options)
-        raise AssertionError(f"{name}: answer one of {listed}; got {_short(answer)}")
+        raise AssertionError(_("{name}: answer one of {listed}; got {answer}")
+                             .format(name=name, listed=listed, answer=_short(answer)))
     if got == _norm(expected):
         print(f"{name}: right")
         return

@@ -26,6 +26,7 @@ from . import data as _data
 from . import metrics as _metrics
 from . import priors as _priors
 from .checks import distinct_values as _as_values
+from .i18n import N_, tr
 from .losses import ELBOLoss
 from .models import MLPVAE
 from .train import TrainResult, fit, train_vae
@@ -64,7 +65,7 @@ class SweepEntry(NamedTuple):
 # --------------------------------------------------------------------------- many models, one loop
 
 def train_many(settings, *, data, name: str, progress: bool = True,
-               desc: str = "models") -> list[TrainResult]:
+               desc: str = N_("models")) -> list[TrainResult]:
     """``train_vae(data=data, name=name, **s)`` for every dict ``s`` in ``settings``, in order.
 
     One progress bar over the models (the per-model bars are off) and one summary line at the end.
@@ -78,7 +79,7 @@ def train_many(settings, *, data, name: str, progress: bool = True,
     from tqdm.auto import tqdm
 
     results, t0 = [], time.perf_counter()
-    bar = tqdm(settings, desc=desc, unit="model", disable=not progress, leave=True)
+    bar = tqdm(settings, desc=tr(desc), unit="model", disable=not progress, leave=True)
     try:
         for s in bar:
             results.append(train_vae(data=data, name=name, progress=False, **s))

@@ -27,6 +27,7 @@ from .. import config as _config
 from .. import cpu as _cpu
 from .. import data as _data
 from .. import precision as _precision
+from ..i18n import tr
 from ..losses import ELBOLoss
 from ..metrics import evaluate
 from ..models import build_model
@@ -224,7 +225,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=epochs * steps_per_epoch, desc="training", unit="step", mininterval=0.5,
+        bar = tqdm(total=epochs * steps_per_epoch, desc=tr("training"), unit="step",
+                   mininterval=0.5,
                    leave=True)
     step = 0
     rng_devices = [device.index or 0] if device.type == "cuda" else []

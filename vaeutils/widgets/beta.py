@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from .. import checks
 from .. import data as _data
 from .. import plots as _plots
+from ..i18n import tr
 from ..sweep import BETA_SWEEP, _check_sweep, sweep_points, train_beta_sweep
 
 # ------------------------------------------------------------------ unit 05's pictures and measures
@@ -125,12 +126,12 @@ def _explorer_html(points: list[dict], index: int) -> str:
     p = points[index]
     best = min(range(len(points)), key=lambda i: points[i]["neg_elbo"])
     return (f'<div class="vaelab-beta-info" data-beta="{p["beta"]:g}" data-rate="{p["rate"]:.4f}" '
-            f'data-distortion="{p["distortion"]:.4f}">'
+            f'data-distortion="{p["distortion"]:.4f}">' + tr(
             f"<b>β = {p['beta']:g}</b> &nbsp; rate <b>{p['rate']:.2f}</b> nats &nbsp; distortion "
             f"<b>{p['distortion']:.2f}</b> nats &nbsp; −ELBO <b>{p['neg_elbo']:.2f}</b> nats "
             f"&nbsp; active units {p['active']}/{p['latent_dim']}<br>"
             f"<span style='color:#666'>best −ELBO of the sweep: β = {points[best]['beta']:g} "
-            f"({points[best]['neg_elbo']:.2f} nats)</span></div>")
+            f"({points[best]['neg_elbo']:.2f} nats)</span>") + "</div>")
 
 
 class BetaExplorer(widgets.VBox):
@@ -156,7 +157,7 @@ class BetaExplorer(widgets.VBox):
         from tqdm.auto import tqdm
 
         panels = []
-        bar = tqdm(list(zip(entries, self.points)), desc="drawing panels", unit="β",
+        bar = tqdm(list(zip(entries, self.points)), desc=tr("drawing panels"), unit="β",
                    disable=not progress, leave=True)
         for i, (entry, point) in enumerate(bar):
             imgs = beta_panel_images(entry.model, x_show, point["kl_per_dim"], n_samples=n_samples,

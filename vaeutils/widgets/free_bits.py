@@ -34,6 +34,7 @@ from .. import data as _data
 from .. import losses as L
 from .. import metrics, plots, sweep
 from ..checks import distinct_values as _as_values
+from ..i18n import tr
 from ..losses import ELBOLoss
 from ..sweep import train_free_bits_grid
 
@@ -166,7 +167,7 @@ render_png = plots.figure_png  # the figure as PNG bytes (what the widget displa
 
 
 def _summary_html(state: dict) -> str:
-    return (f"<b>β = {state['beta']:g}, λ = {state['free_bits']:g}</b>: active units "
+    return tr(f"<b>β = {state['beta']:g}, λ = {state['free_bits']:g}</b>: active units "
             f"{state['active_units']} of {state['latent_dim']}, rate {state['rate']:.2f} nats, "
             f"distortion {state['distortion']:.2f} nats, test −ELBO {state['neg_elbo']:.2f} nats; "
             f"Σ<sub>j</sub> max(λ, KL<sub>j</sub>) = {state['floor_term']:.2f} nats")

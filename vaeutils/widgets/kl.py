@@ -28,6 +28,7 @@ from matplotlib.figure import Figure
 from PIL import Image as PILImage
 
 from .. import checks, plots
+from ..i18n import _, tr
 from ..losses import kl_per_dim, kl_terms
 from . import sliders
 
@@ -230,7 +231,7 @@ def render_png(fig: Figure) -> bytes:
 
 
 def _kl_html(state: dict) -> str:
-    return (f"<b>KL(q ‖ p) = {state['kl']:.4f} nats</b> &nbsp; "
+    return tr(f"<b>KL(q ‖ p) = {state['kl']:.4f} nats</b> &nbsp; "
             f"(μ = {state['mu']:.3g}, σ = {state['sigma']:.3g}, log σ² = {state['logvar']:.3g})")
 
 
@@ -263,8 +264,8 @@ class KLExplorer(widgets.VBox):
             value=start["logvar"], min=LOGVAR_RANGE[0], max=LOGVAR_RANGE[1], step=0.05,
             description="log σ²", readout_format=".2f", **common())
         self.logvar_slider.layout.display = "none"
-        self.logvar_toggle = widgets.Checkbox(value=False, description="enter log σ² instead of σ",
-                                              indent=False)
+        self.logvar_toggle = widgets.Checkbox(value=False, indent=False,
+                                              description=_("enter log σ² instead of σ"))
         self.kl_html = widgets.HTML(value=_kl_html(start))
         self.figure = Figure(figsize=FIGSIZE, dpi=DPI)
         self.state = start

@@ -24,6 +24,7 @@ from .. import cpu as _cpu
 from .. import data as _data
 from .. import metrics as _metrics
 from .. import precision as _precision
+from ..i18n import _, tr
 from ..losses import ELBOLoss
 from ..models import build_model
 from ..train import make_optimizer, train_step
@@ -151,11 +152,12 @@ class LiveBetaTrainer(widgets.VBox):
             value=beta, base=10, min=-1.5, max=1.5, step=0.01,
             description="β", continuous_update=True, readout_format=".3g",
             layout=widgets.Layout(width="420px"))
-        self.start_button = widgets.Button(description="Start", icon="play", button_style="success",
+        self.start_button = widgets.Button(description=_("Start"), icon="play",
+                                           button_style="success",
                                            layout=widgets.Layout(width="90px"))
-        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger",
+        self.stop_button = widgets.Button(description=_("Stop"), icon="stop", button_style="danger",
                                           disabled=True, layout=widgets.Layout(width="90px"))
-        self.reset_button = widgets.Button(description="Reset weights", icon="refresh",
+        self.reset_button = widgets.Button(description=_("Reset weights"), icon="refresh",
                                            layout=widgets.Layout(width="130px"))
         strip_height = (2 * self.show_x.shape[-2] + 3) * 3  # two rows of images, 3x enlarged
         self.image = widgets.Image(format="png",
@@ -163,7 +165,7 @@ class LiveBetaTrainer(widgets.VBox):
                                    layout=widgets.Layout(height=f"{strip_height}px"))
         self.trail = widgets.HTML(layout=widgets.Layout(width="330px", height="240px"))
         self.info = widgets.HTML(layout=widgets.Layout(min_height="24px"))
-        self.status = widgets.HTML(value="Press Start, then drag β.")
+        self.status = widgets.HTML(value=_("Press Start, then drag β."))
         self.beta_slider.observe(self._on_beta, "value")
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
@@ -208,7 +210,7 @@ class LiveBetaTrainer(widgets.VBox):
             self._build_model()
             self.steps = 0
             self.history.clear()
-            self.status.value = "Weights reset. Press Start."
+            self.status.value = _("Weights reset. Press Start.")
 
     def start(self) -> None:
         """Start training in a background thread (a second call while running does nothing).
@@ -225,7 +227,7 @@ class LiveBetaTrainer(widgets.VBox):
         _RUNNING.add(self)
         self.start_button.disabled, self.stop_button.disabled = True, False
         plural = "s" * (self.threads > 1)
-        self.status.value = f"Training on {self.device} ({self.threads} thread{plural})…"
+        self.status.value = tr(f"Training on {self.device} ({self.threads} thread{plural})…")
         self.thread.start()
 
     def stop(self, timeout: float = 2.0) -> bool:
@@ -249,7 +251,7 @@ class LiveBetaTrainer(widgets.VBox):
         t_start = time.perf_counter()
         # a fixed cadence: a slow step does not push every later view back
         next_due = t_start + self.update_every
-        reason = "Stopped"
+        reason = _("Stopped")
         try:
             gen = torch.Generator().manual_seed(self.seed + self.steps)  # batch order
             # binarization, z
@@ -278,17 +280,17 @@ class LiveBetaTrainer(widgets.VBox):
                     next_due = max(next_due + self.update_every,
                                    time.perf_counter() + 0.25 * self.update_every)
                 if self.max_seconds is not None and now - t_start > self.max_seconds:
-                    reason = f"Stopped after {self.max_seconds:g} s (press Start to go on)"
+                    reason = tr(f"Stopped after {self.max_seconds:g} s (press Start to go on)")
                     break
         except Exception as err:  # shown in the widget: a thread has nowhere else to report
             self.error = err
-            reason = f"Stopped by an error: {html.escape(str(err))}"
+            reason = tr(f"Stopped by an error: {html.escape(str(err))}")
         finally:
             if self.device.type == "cpu":
                 torch.set_num_threads(previous_threads)
             _RUNNING.discard(self)
             self.start_button.disabled, self.stop_button.disabled = False, True
-            self.status.value = f"{reason}; step {self.steps}."
+            self.status.value = tr(f"{reason}; step {self.steps}.")
 
     def _publish(self, seconds: float) -> None:
         """Measure on the held-out images and refresh the views (from the training thread)."""
@@ -303,7 +305,7 @@ class LiveBetaTrainer(widgets.VBox):
         self.image.value = recon_strip_png(self.show_x, recon)
         self.trail.value = rd_trail_svg([h["rate"] for h in trail],
                                         [h["distortion"] for h in trail], fit_last=60)
-        self.info.value = (f'<span class="vaelab-live-info">β = <b>{beta:.3g}</b> &nbsp; '
+        self.info.value = tr(f'<span class="vaelab-live-info">β = <b>{beta:.3g}</b> &nbsp; '
                            f"step {self.steps} &nbsp; rate <b>{rd['rate']:.2f}</b> nats &nbsp; "
                            f"distortion <b>{rd['distortion']:.2f}</b> nats &nbsp; "
                            f"−ELBO {rd['neg_elbo']:.2f} &nbsp; "

@@ -28,6 +28,7 @@ from IPython.display import Image, display
 from matplotlib.figure import Figure
 
 from .. import checks, plots
+from ..i18n import N_, _, tr
 from ..losses import bernoulli_nll, gaussian_nll, laplace_nll
 from . import sliders
 
@@ -133,7 +134,8 @@ def recon_explorer_state(target, prediction, sigma) -> dict:
 
 
 _ARTISTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_LABELS = {"bernoulli": "Bernoulli (BCE)", "gaussian": "Gaussian σ", "laplace": "Laplace b = σ/√2"}
+_LABELS = {"bernoulli": N_("Bernoulli (BCE)"), "gaussian": N_("Gaussian σ"),
+           "laplace": N_("Laplace b = σ/√2")}
 
 
 def _build(fig: Figure) -> dict:
@@ -213,14 +215,14 @@ def recon_html(state: dict) -> str:
     for name in LOSS_NAMES:
         v = state["losses"][name]
         extra = f"; dℓ/d logit = {v['grad_logit']:+.4g}" if name == "bernoulli" else ""
-        rows.append(f"<tr><td>{_LABELS[name]}</td><td>{v['loss']:.4f}</td>"
+        rows.append(f"<tr><td>{tr(_LABELS[name])}</td><td>{v['loss']:.4f}</td>"
                     f"<td>{v['excess']:.4f}</td><td>{v['grad']:+.4g}{extra}</td></tr>")
     return (
-        "<table style='font-size:90%'><tr><th>likelihood</th><th>NLL (nats)</th><th>excess</th>"
-        "<th>dℓ/dp</th></tr>" + "".join(rows) + "</table>"
+        _("<table style='font-size:90%'><tr><th>likelihood</th><th>NLL (nats)</th><th>excess</th>"
+          "<th>dℓ/dp</th></tr>") + "".join(rows) + "</table>" + tr(
         f"<b>σ = {state['sigma']:.4g}: implied β_SSE = 2σ² = {state['beta_sse']:.4g}</b> "
         "(the weight on KL in SSE + β·KL that trains like the Gaussian ELBO with this σ); "
-        f"Gaussian constant per pixel log σ + ½ log 2π = {state['gaussian_constant']:+.4f} nats"
+        f"Gaussian constant per pixel log σ + ½ log 2π = {state['gaussian_constant']:+.4f} nats")
     )
 
 
@@ -243,11 +245,11 @@ class ReconExplorer(widgets.VBox):
         common = {"continuous_update": continuous_update, "style": {"description_width": "90px"},
                   "layout": widgets.Layout(width="430px")}
         self.target_slider = sliders.FloatSlider(value=start["target"], min=0.0, max=1.0, step=0.01,
-                                                 description="target x", readout_format=".2f",
+                                                 description=_("target x"), readout_format=".2f",
                                                  **common)
         self.prediction_slider = sliders.FloatSlider(value=start["prediction"], min=PRED_RANGE[0],
                                                      max=PRED_RANGE[1], step=0.001,
-                                                     description="prediction p",
+                                                     description=_("prediction p"),
                                                      readout_format=".3f", **common)
         self.sigma_slider = sliders.FloatLogSlider(value=start["sigma"], base=10,
                                                    min=math.log10(SIGMA_RANGE[0]),
