@@ -39,9 +39,12 @@ app: venv ## the β explorer dashboard (Voila) at http://127.0.0.1:8866/ (PORT=.
 
 # Every notebook runs twice: once through nbmake from the model cache as it is (empty in a fresh clone, so it
 # trains every model), then once more into build/executed for the site, whose build the tests then check with the
-# decks and the guides (the second run loads every model from the cache).
-test: venv ## ruff, every notebook through nbmake (full mode; SMOKE=1 for a quick run), the site, then the tests
+# decks and the guides (the second run loads every model from the cache). nbmake reaches the Chinese units in
+# notebooks/zh/ last, so they too load the models the English units trained; `zh check` first fails the run when
+# an English text changed without its translation (i18n/README.md).
+test: venv ## ruff, the Chinese edition current, every notebook through nbmake (full mode; SMOKE=1 for a quick run), the site, then the tests
 	$(VENV)/bin/ruff check .
+	$(PY) -m coursekit zh check
 	$(VENV)/bin/pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) --durations=0 notebooks
 	@test -d node_modules/mathjax -a -d node_modules/reveal.js || npm ci --no-audit --no-fund
 	$(PY) -m coursekit course
@@ -52,15 +55,20 @@ course: venv ## the course site in build/site/ (Jupyter Book): runs what is stal
 	@test -d node_modules/mathjax || npm ci --no-audit --no-fund
 	$(PY) -m coursekit course
 
+# LANG=zh on the command line picks the Chinese edition (notebooks/zh/); the LANG of your locale does not.
+ZH := $(if $(and $(filter command line,$(origin LANG)),$(filter zh zh_% zh-%,$(LANG))),zh)
+EDITION_NOTEBOOKS = notebooks$(if $(ZH),/zh)
+EDITION_SUFFIX = $(if $(ZH),-zh)
+
 .PHONY: student slides
-student: venv ## the folder to hand out: student copies, what they link to, a README (build/student/ and build/student.zip)
-	$(PY) -m coursekit student notebooks build/student
+student: venv ## the folder to hand out: student copies, what they link to, a README (build/student/ and build/student.zip; LANG=zh: the Chinese edition, build/student-zh/)
+	$(PY) -m coursekit student $(EDITION_NOTEBOOKS) build/student$(EDITION_SUFFIX)
 
 # reveal.js and MathJax 3 come from the npm registry, pinned in package-lock.json; the decks are made from
 # the executed units in build/executed (python -m coursekit execute, run here for the units that are stale)
-slides: venv ## a lecture deck (reveal.js) and its PDF per unit in build/slides/, offline
+slides: venv ## a lecture deck (reveal.js) and its PDF per unit in build/slides/, offline (LANG=zh: the Chinese decks, build/slides-zh/)
 	@test -d node_modules/reveal.js -a -d node_modules/mathjax || npm ci --no-audit --no-fund
-	$(PY) -m coursekit slides notebooks build/slides
+	$(PY) -m coursekit slides $(EDITION_NOTEBOOKS) build/slides$(EDITION_SUFFIX)$(if $(ZH), --executed build/executed/zh)
 
 # The Chinese edition (i18n/README.md): refresh the catalogs from the English, then build notebooks/zh/ from them.
 # The build stops with a list while a text is untranslated or fuzzy; ZH_ARGS=--allow-missing builds a draft.

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -71,24 +72,65 @@ def toc_pages(toc=BOOK / "_toc.yml") -> list[str]:
     return names
 
 
-def page_sources(executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS) -> dict[str, Path]:
+def page_sources(executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS, book=BOOK) -> dict[str, Path]:
     """Every page the book must have (its name in the book) and the file it comes from: the landing
-    page, the executed units and app, the sources page, the guides."""
-    pages = {"index": BOOK / "index.md"}
+    page, the executed units and app, the sources page, the guides (``docs=None``: none, as in the
+    Chinese edition)."""
+    pages = {"index": Path(book) / "index.md"}
     pages |= {p.stem: Path(executed) / p.name for p in course_notebooks(notebooks)}
     pages["sources"] = Path(notebooks) / "sources.md"
+    if docs is None:
+        return pages
     pages[f"{GUIDES}/classroom"] = Path(docs) / "classroom.md"
     for guide in sorted((Path(docs) / "instructor").glob("*.md")):
         pages[f"{GUIDES}/instructor/{guide.stem}"] = guide
     return pages
 
 
-def stage(staging, executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS) -> dict[str, list]:
+@dataclass(frozen=True)
+class Edition:
+    """One language of the site: ``lang`` (``en``, ``zh``), its book folder (landing page and table of
+    contents) and, when the other edition is built too, the link to it on every page: ``other_label``
+    (the other language's name), ``other_root`` (its folder, relative to this edition's root) and
+    ``other_pages`` (the pages it has; a page it lacks links to its landing page)."""
+
+    lang: str = "en"
+    other_label: str = ""
+    other_root: str = ""
+    other_pages: tuple[str, ...] = ()
+
+    @property
+    def book(self) -> Path:
+        return BOOK if self.lang == "en" else BOOK / self.lang
+
+    def config(self) -> str:
+        """The book's _config.yml: the English one, with this edition's language and switch."""
+        import yaml
+
+        data = yaml.safe_load((BOOK / "_config.yml").read_text(encoding="utf-8"))
+        config = data["sphinx"]["config"]
+        if self.lang == "zh":
+            data["title"] = "VAE Loss Lab（中文版）"
+            config["language"] = "zh_CN"
+            config["html_theme_options"]["search_bar_text"] = "搜索课程…"
+        config["vaelab_switch"] = {"label": self.other_label, "root": self.other_root,
+                                   "pages": list(self.other_pages)}
+        return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+ZH_NOTEBOOKS = paths.NOTEBOOKS / "zh"
+ZH_EXECUTED = EXECUTED / "zh"
+
+
+def stage(staging, executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS, edition=None) -> dict[str, list]:
     """Write the book's sources into ``staging`` (emptied first). Returns the live views of each
     page that has some. Raises :class:`BookError` when the table of contents and the course
-    disagree."""
-    staging = Path(staging)
-    pages, listed, toc = page_sources(executed, notebooks, docs), toc_pages(), BOOK / "_toc.yml"
+    disagree. ``edition``: an :class:`Edition` (the language, its book folder, the switch to the other
+    edition); default English alone."""
+    staging, edition = Path(staging), edition or Edition()
+    book = edition.book
+    pages, toc = page_sources(executed, notebooks, docs, book), book / "_toc.yml"
+    listed = toc_pages(toc)
     problems = [f"{name} is in the course but not in {toc}" for name in pages if name not in listed]
     problems += [f"{name} is in {toc} but not in the course" for name in listed
                  if name not in pages]
@@ -101,8 +143,8 @@ def stage(staging, executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS) -> d
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    for name in ("_config.yml", "_toc.yml"):
-        shutil.copyfile(BOOK / name, staging / name)
+    shutil.copyfile(toc, staging / "_toc.yml")
+    (staging / "_config.yml").write_text(edition.config(), encoding="utf-8")
     live = {}
     for name, source in pages.items():
         target = staging / f"{name}{source.suffix}"
@@ -243,9 +285,24 @@ def _register_html_anchors(app, doctree) -> None:
             std.anonlabels.setdefault(name, (docname, name))
 
 
+def _language_switch(app, pagename, templatename, context, doctree) -> None:
+    """Put a link to the same page in the other edition at the top of every page
+    (``vaelab_switch`` in the book's configuration; nothing when there is no other edition)."""
+    switch = app.config.vaelab_switch or {}
+    if not switch.get("label") or "body" not in context:
+        return
+    target = pagename if pagename in switch.get("pages", ()) else "index"
+    href = "../" * pagename.count("/") + switch["root"] + target + ".html"
+    lang = "zh-Hans" if switch["label"] != "English" else "en"
+    context["body"] = (f'<p class="vaelab-language"><a href="{href}" hreflang="{lang}" lang="{lang}">'
+                       f'{switch["label"]}</a></p>\n' + context["body"])
+
+
 def setup(app):
     """The Sphinx extension the book loads (``extensions`` in its ``_config.yml``)."""
     app.connect("doctree-read", _register_html_anchors)
+    app.add_config_value("vaelab_switch", {}, "html")
+    app.connect("html-page-context", _language_switch)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
@@ -294,20 +351,34 @@ def remove_old_site(build=BUILD) -> list[str]:
     return names
 
 
-def build_course(executed=EXECUTED, out=SITE, notebooks=paths.NOTEBOOKS, docs=DOCS,
-                 work=WORK) -> Path:
-    """Build the site from the executed notebooks in ``executed`` into ``out`` (``build/site``),
-    staging and building in ``work``; returns ``out/index.html``. All or nothing: ``out`` changes
-    only when every step passed."""
-    work = Path(work)
-    t0 = time.perf_counter()
-    live = stage(work / "source", executed, notebooks, docs)
+def _build_edition(work, executed, notebooks, docs, edition) -> Path:
+    """Stage and build one edition's book in ``work``; returns its HTML folder."""
+    live = stage(work / "source", executed, notebooks, docs, edition)
     for name, kinds in live.items():
-        print(f"  {name}: live {', '.join(kinds)}", flush=True)
-    seconds = time.perf_counter() - t0
-    print(f"staged {len(toc_pages())} pages in {work / 'source'} ({seconds:.1f} s); building with "
-          "Jupyter Book ...", flush=True)
-    html = build_html(work / "source", work)
+        print(f"  {edition.lang}/{name}: live {', '.join(kinds)}", flush=True)
+    print(f"staged {len(toc_pages(edition.book / '_toc.yml'))} pages ({edition.lang}) in {work / 'source'}; "
+          "building with Jupyter Book ...", flush=True)
+    return build_html(work / "source", work)
+
+
+def build_course(executed=EXECUTED, out=SITE, notebooks=paths.NOTEBOOKS, docs=DOCS,
+                 work=WORK, zh_executed=None, zh_notebooks=ZH_NOTEBOOKS) -> Path:
+    """Build the site from the executed notebooks in ``executed`` into ``out`` (``build/site``),
+    staging and building in ``work``; returns ``out/index.html``. With ``zh_executed`` (the executed
+    Chinese units of ``zh_notebooks``), the Chinese edition goes to ``out/zh/``, and every page links
+    to its counterpart in the other language. All or nothing: ``out`` changes only when every step
+    passed."""
+    work = Path(work)
+    english = Edition()
+    if zh_executed is not None:
+        zh_pages = tuple(page_sources(zh_executed, zh_notebooks, None, BOOK / "zh"))
+        en_pages = tuple(page_sources(executed, notebooks, docs))
+        english = Edition("en", "中文", "zh/", zh_pages)
+        chinese = Edition("zh", "English", "../", en_pages)
+    html = _build_edition(work, executed, notebooks, docs, english)
+    if zh_executed is not None:
+        zh_html = _build_edition(work / "zh", zh_executed, zh_notebooks, None, chinese)
+        os.replace(zh_html, html / "zh")
     if problems := check_site(html):
         listed = "\n  ".join(problems[:40])
         raise BookError(f"{len(problems)} problems in the built site:\n  {listed}")
@@ -330,10 +401,13 @@ def main(argv=None) -> int:
                         help="seconds allowed per cell when a notebook runs (default 1800)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
+    zh = bool(course_notebooks(ZH_NOTEBOOKS)) if ZH_NOTEBOOKS.is_dir() else False
     try:
         execute_course(paths.NOTEBOOKS, EXECUTED, args.timeout)
+        if zh:  # the Chinese edition (notebooks/zh/, made by `make zh`): its own executed copies
+            execute_course(ZH_NOTEBOOKS, ZH_EXECUTED, args.timeout)
         t1 = time.perf_counter()
-        index = build_course(EXECUTED, args.out)
+        index = build_course(EXECUTED, args.out, zh_executed=ZH_EXECUTED if zh else None)
     except (CellExecutionError, NotebookError, FileNotFoundError, BookError) as err:
         print(f"\n{err}\nthe site was not built; {args.out}/ is unchanged", file=sys.stderr)
         return 1

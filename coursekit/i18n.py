@@ -268,10 +268,25 @@ def template(node) -> str | None:
     return "".join(parts)
 
 
+def _texts(node):
+    """The string literals and f-strings in the expression ``node``, not counting subscripts' keys
+    (``r["rate"]``) nor the pieces of an f-string."""
+    if isinstance(node, ast.JoinedStr) or (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+        yield node
+        return
+    for child in ast.iter_child_nodes(node):
+        if isinstance(node, ast.Subscript) and child is node.slice:
+            continue
+        if isinstance(node, ast.Call) and child is node.func:
+            continue
+        yield from _texts(child)
+
+
 def code_messages(tree) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
     """The messages a student sees that a piece of code shows, as (text, line): the literal
     argument of ``_()``, ``_fig()``, ``N_()``; a ``hint=`` and the keys of a ``misconceptions=``
-    dict of an answer check (``lesson.check_close`` …); the cells of ``lesson.table``'s header;
+    dict of an answer check (``lesson.check_close`` …); the cells of ``lesson.table``'s header and the
+    texts written in its rows;
     what ``print`` is given; matplotlib's titles, axis labels, legend labels and texts; a progress
     bar's ``desc``. An f-string becomes a template (:func:`template`). And (line, why) for a message
     that no catalog can hold."""
@@ -307,6 +322,10 @@ def code_messages(tree) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
         if name in HEADER_CALLS and isinstance(header, (ast.List, ast.Tuple)):
             for cell in header.elts:
                 take(cell, "a table header cell")
+        rows = call.args[1] if len(call.args) > 1 else next((k.value for k in call.keywords if k.arg == "rows"), None)
+        if name in HEADER_CALLS and rows is not None:
+            for text in _texts(rows):  # the row labels written in the call
+                take(text, "a table cell")
         if name in PRINT_CALLS and isinstance(call.func, ast.Name):
             for arg in call.args:
                 take(arg, "a printed text")

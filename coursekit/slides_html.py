@@ -105,19 +105,25 @@ def _heading(tag: str, markdown: str) -> str:
     return f'<{tag} data-title="{title}">{inline_html(markdown)}</{tag}>'
 
 
-def slide_html(slide: Slide) -> str:
+def _minutes(n: int, lang: str, short: bool = False) -> str:
+    if lang == "zh":
+        return f"{n} 分钟"
+    return f"{n} min" if short else f"{n} minute{'s' if n != 1 else ''}"
+
+
+def slide_html(slide: Slide, lang: str = "en") -> str:
     """One ``<section>``: title, text, visual, and the prose in ``<aside class="notes">``."""
     kind = slide.kind
     title = slide.title
     if kind == "exercise" and slide.minutes:
-        title = f"{title} — {slide.minutes} minute{'s' if slide.minutes != 1 else ''}"
+        title = f"{title} — {_minutes(slide.minutes, lang)}"
     parts = []
     if kind == "title":
         parts.append(_heading("h1", title))
         if slide.subtitle:
             parts.append(_heading("h3", slide.subtitle))
     else:
-        badge = (f'<span class="vl-minutes">{slide.minutes} min</span>'
+        badge = (f'<span class="vl-minutes">{_minutes(slide.minutes, lang, short=True)}</span>'
                  if slide.minutes and kind != "exercise" else "")
         parts.append(f'<header class="vl-header">{_heading("h2", title)}{badge}</header>')
         if kind == "exercise" and slide.subtitle:
@@ -138,14 +144,14 @@ def deck_html(deck: Deck, mathjax_url: str | None) -> str:
     """The whole page of one deck; ``mathjax_url`` relative to it (None: formulas stay as TeX)."""
     groups = []
     for group in deck.groups():
-        inner = "\n".join(slide_html(s) for s in group)
+        inner = "\n".join(slide_html(s, deck.lang) for s in group)
         groups.append(inner if len(group) == 1 else f"<section>\n{inner}\n</section>")
     config = {"width": WIDTH, "height": HEIGHT, "maxScale": MAX_SCALE, "ready": READY_ATTRIBUTE}
     mathjax = (f"<script>{MATHJAX_INLINE}</script>\n"
                f'<script src="{mathjax_url}"></script>\n') if mathjax_url else ""
     title = html.escape(plain_title(deck.title))
     return f"""<!DOCTYPE html>
-<html lang="en">
+<html lang="{"zh-Hans" if deck.lang == "zh" else "en"}">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">

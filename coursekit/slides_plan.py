@@ -28,11 +28,22 @@ TABLE_MIMES = ("text/html", "text/markdown")
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_EXERCISE = re.compile(r"^\s*(?:\*\*|__)?\s*Exercise\s+(\d+)\b[^\n]*?(?:\*\*|__)", re.IGNORECASE)
+_EXERCISE = re.compile(r"^\s*(?:\*\*|__)?\s*(?:Exercise\s+|练习\s*)(\d+)\b[^\n]*?(?:\*\*|__)", re.IGNORECASE)
 # Inside the Exercises section a bold number alone also opens an exercise: "**2.** Compute ..."
-_EXERCISE_NUMBER = re.compile(r"^\s*(?:\*\*|__)\s*(?:Exercise\s+)?(\d+)\s*[.:)]?\s*(?:\*\*|__)",
+_EXERCISE_NUMBER = re.compile(r"^\s*(?:\*\*|__)\s*(?:Exercise\s+|练习\s*)?(\d+)\s*[.:)]?\s*(?:\*\*|__)",
                               re.IGNORECASE)
-_EXERCISE_HEADING = re.compile(r"^Exercise\s+(\d+)\b", re.IGNORECASE)
+_EXERCISE_HEADING = re.compile(r"^(?:Exercise\s+|练习\s*)(\d+)\b", re.IGNORECASE)
+# The headings and words the deck reads and writes, in the English units and the Chinese edition's
+WORDS = {"en": {"learn": ("what you will learn",), "plan": ("time plan",), "references": ("references",),
+                "exercise": ("exercise",), "total": ("total",), "Exercise": "Exercise"},
+         "zh": {"learn": ("what you will learn", "学习目标"), "plan": ("time plan", "时间安排"),
+                "references": ("references", "参考文献"), "exercise": ("exercise", "练习"),
+                "total": ("total", "合计"), "Exercise": "练习"}}
+
+
+def deck_language(nb) -> str:
+    """``zh`` for a unit of the Chinese edition (its setup cell passes ``lang="zh"``), else ``en``."""
+    return "zh" if any(c.cell_type == "code" and 'lang="zh"' in c.source for c in nb.cells[:8]) else "en"
 _LIST_ITEM = re.compile(r"^(\s*)(?:[*+-]|\d+[.)])\s+")
 _SECTION_NUMBER = re.compile(r"^(\d+(?:\.\d+)*)[.)]?\s")
 
@@ -77,6 +88,7 @@ class Deck:
     title: str
     slides: list[Slide]
     plan: list[tuple[str, int]]  # the time plan's rows: (label, minutes)
+    lang: str = "en"
 
     def groups(self) -> list[list[Slide]]:
         """Horizontal groups: a "title" or "section" slide and the slides below it."""
@@ -294,7 +306,7 @@ def exercise_name(text: str) -> str:
     """What an exercise's bold lead or heading adds to its number: "**Exercise 1 — a baseline.**"
     gives "a baseline" ("" when it is the number alone)."""
     m = re.match(r"\s*(?:\*\*|__)(.*?)(?:\*\*|__)", text) or re.match(r"\s*(.*)", text)
-    name = re.sub(r"^\s*(?:Exercise\s+)?\d+", "", m.group(1).strip(), flags=re.IGNORECASE)
+    name = re.sub(r"^\s*(?:Exercise\s+|练习\s*)?\d+", "", m.group(1).strip(), flags=re.IGNORECASE)
     name = name.strip(" .:;—–-")
     return name[1:-1].strip() if name.startswith("(") and name.endswith(")") else name
 
@@ -302,7 +314,7 @@ def exercise_name(text: str) -> str:
 def _exercise_body(markdown: str) -> str:
     """The task without its bold lead ("**Exercise 2.**", "**Exercise 2 — name.**", "**2.**")."""
     m = re.match(r"\s*(?:\*\*|__)(.*?)(?:\*\*|__)", markdown)
-    if m and re.match(r"\s*(?:Exercise\s+)?\d+", m.group(1), re.IGNORECASE):
+    if m and re.match(r"\s*(?:Exercise\s+|练习\s*)?\d+", m.group(1), re.IGNORECASE):
         return markdown[m.end():].strip()
     return markdown.strip()
 
@@ -339,7 +351,7 @@ def time_plan(nb) -> list[tuple[str, int]]:
             continue
         bs = blocks(cell.source)
         for k, b in enumerate(bs):
-            if b.kind == "heading" and b.text.strip().lower().startswith("time plan"):
+            if b.kind == "heading" and b.text.strip().lower().startswith(WORDS["zh"]["plan"]):
                 table = next((t for t in bs[k + 1:] if t.kind in ("table", "heading")), None)
                 if table is None or table.kind != "table":
                     return []
@@ -349,7 +361,7 @@ def time_plan(nb) -> list[tuple[str, int]]:
                     if len(cells) < 2 or set(cells[0]) <= set("-: "):
                         continue
                     label, value = plain_title(cells[0]), plain_title(cells[-1])
-                    if re.fullmatch(r"\d+", value) and label.lower() != "total":
+                    if re.fullmatch(r"\d+", value) and label.lower() not in WORDS["zh"]["total"]:
                         rows.append((label, int(value)))
                 return rows
     return []
@@ -372,7 +384,7 @@ def section_minutes(plan: list[tuple[str, int]], title: str) -> int | None:
 def exercise_minutes(plan: list[tuple[str, int]]) -> int | None:
     """Minutes the time plan gives the exercises (a row naming them, e.g. "Exercises" or "Summary
     and exercises")."""
-    return next((m for label, m in plan if "exercise" in label.lower()), None)
+    return next((m for label, m in plan if any(w in label.lower() for w in WORDS["zh"]["exercise"])), None)
 
 
 # --------------------------------------------------------------------------- cell roles
@@ -554,8 +566,8 @@ def excerpt_lines(spec: str, source: str) -> str:
 # --------------------------------------------------------------------------- the outline
 
 class _Builder:
-    def __init__(self, name: str, plan: list[tuple[str, int]]):
-        self.name, self.plan = name, plan
+    def __init__(self, name: str, plan: list[tuple[str, int]], lang: str = "en"):
+        self.name, self.plan, self.words = name, plan, WORDS[lang]
         self.slides: list[Slide] = []
         self.section = ""  # title of the current ## group
         self.section_kind = ""  # "learn", "references", "exercises" or ""
@@ -627,7 +639,7 @@ class _Builder:
             self.new("title", meta.get("title", text), cell, meta.get("text"))
             self.section, self.section_kind = "", ""
             return
-        if low.startswith("what you will learn") and self.current and self.current.kind == "title":
+        if low.startswith(self.words["learn"]) and self.current and self.current.kind == "title":
             self.section_kind = "learn"
             self.current.subtitle = text
             self.open_lead = False
@@ -638,8 +650,8 @@ class _Builder:
             return
         if level == 2 or not self.slides:
             self.section = text
-            self.section_kind = ("references" if low.startswith("references") else
-                                 "exercises" if "exercise" in low else "")
+            self.section_kind = ("references" if low.startswith(self.words["references"]) else
+                                 "exercises" if any(w in low for w in self.words["exercise"]) else "")
             slide = self.new("section", meta.get("title", text), cell, meta.get("text"))
             slide.minutes = section_minutes(self.plan, text)
             if self.section_kind == "exercises":
@@ -648,7 +660,7 @@ class _Builder:
             self.new("sub", meta.get("title", text), cell, meta.get("text"))
 
     def exercise(self, number: int, markdown: str, cell: int, meta: dict, title: str = "") -> None:
-        slide = self.new("exercise", f"Exercise {number}", cell, meta.get("text"))
+        slide = self.new("exercise", f"{self.words['Exercise']} {number}", cell, meta.get("text"))
         slide.subtitle = exercise_name(title or markdown)
         slide.minutes = meta.get("minutes")
         slide.number = number
@@ -735,8 +747,8 @@ class _Builder:
 def plan_deck(nb, name: str) -> Deck:
     """The outline of the deck of an executed unit ``nb`` (widgets already snapshotted): every cell
     placed by its role, the time plan's minutes on the groups and the exercises."""
-    plan = time_plan(nb)
-    b = _Builder(name, plan)
+    plan, lang = time_plan(nb), deck_language(nb)
+    b = _Builder(name, plan, lang)
     for index, cell in enumerate(nb.cells):
         try:
             meta = selection(cell)
@@ -762,7 +774,7 @@ def plan_deck(nb, name: str) -> Deck:
             s.visual = Visual("math", s.formula)
     _exercise_minutes(b.slides, plan)
     title = next((s.title for s in b.slides if s.kind == "title"), name)
-    return Deck(name, title, b.slides, plan)
+    return Deck(name, title, b.slides, plan, lang)
 
 
 def code(b: _Builder, cell, index: int, meta: dict, r: str) -> None:

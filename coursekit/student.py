@@ -171,11 +171,51 @@ def _title(nb, fallback: str) -> str:
     return fallback
 
 
+README_ZH = """# VAE Loss Lab：你的课程副本
+
+这是一门讲变分自编码器损失函数的课程，每次课一个 notebook。这里是学生副本：练习的答案已经去掉，其余内容与课堂上看到的
+完全相同。
+
+{units}
+
+## 开始
+
+* **在课程服务器上**，JupyterLab 已经打开了这个文件夹：从 `{first}` 开始。
+* **在自己的电脑上**，这些 notebook 需要课程的 Python 包（`vaeutils`）及其固定版本的依赖库。在课程仓库的副本里运行一次
+  `make venv`（在那里运行 `make lab` 会用教师版 notebook 启动 JupyterLab，其中带有答案）。然后用这个环境在本文件夹中启动
+  JupyterLab：`/path/to/the/course/.venv/bin/jupyter lab`，或者在激活该环境后运行 `jupyter lab`。
+* 做练习之前，先把单元从头运行一遍（Run → Run All Cells）：练习要用到单元算出的结果。第一次运行某个单元时，它会在 CPU 上
+  训练自己的小模型（一两分钟）；之后再运行就直接加载。
+* 图中的中文需要 CJK 字体：`sudo apt-get install fonts-noto-cjk`（没有这个字体时，图中标签保持英文，
+  打印的文字仍是中文）。
+* `sources.md` 介绍各单元讨论的文章；单元中有指向它的链接。
+
+## 练习与你的答案
+
+* 把答案写在练习的单元格里，替换 `# YOUR CODE HERE` 和 `raise NotImplementedError()`，并保留练习要求的变量名。文字
+  作答写在标有 "YOUR ANSWER HERE" 的单元格里。
+* **检查答案：运行练习下方的测试单元格。** 答案通过可见检查时，它打印“正确”；否则它说“还不对”，并指出你的答案像是犯了
+  哪种错误（符号反了、该取平均的地方求了和、该用标准差的地方用了方差……），但从不给出答案本身。修改答案后，把两个单元格
+  再运行一遍。
+* 可见检查能发现常见错误，但不是全部。评分依据是教师版在同一个测试单元格里加入的隐藏测试，文字作答由老师阅读：通过可见
+  检查是个好兆头，但不等于成绩。
+* 测试单元格保持原样（它们是锁定的）；提交时 notebook 里要带着你的答案。
+"""
+
+
+def _is_chinese(notebooks: dict) -> bool:
+    """Whether these are the Chinese edition's units (their setup cells pass ``lang="zh"``)."""
+    return any(c.cell_type == "code" and 'lang="zh"' in c.source for nb in notebooks.values()
+               for c in nb.cells[:6])
+
+
 def student_readme(notebooks: dict) -> str:
     """The README.md of the student folder: the units in order (``notebooks``: file name -> notebook), how to
-    start, how to check an answer."""
+    start, how to check an answer; in Chinese for the Chinese edition."""
     names = sorted(notebooks)
     units = "\n".join(f"| `{name}` | {_title(notebooks[name], name)} |" for name in names)
+    if _is_chinese(notebooks):
+        return README_ZH.format(units="| notebook | 内容 |\n| --- | --- |\n" + units, first=names[0])
     return README.format(units="| notebook | what it is |\n| --- | --- |\n" + units, first=names[0])
 
 

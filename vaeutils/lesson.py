@@ -31,7 +31,8 @@ def markdown_table(header, rows, digits: int | None = None) -> str:
         if len(row) != len(header):
             raise ValueError(f"row {i} has {len(row)} cells but the header has {len(header)}: "
                              f"{row!r}")
-        cells = [f"{c:.{digits}g}" if digits and isinstance(c, float) else str(c) for c in row]
+        cells = [f"{c:.{digits}g}" if digits and isinstance(c, float)
+                 else tr(c) if isinstance(c, str) else str(c) for c in row]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

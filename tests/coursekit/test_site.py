@@ -221,7 +221,7 @@ def test_site_assets_are_package_data():
     patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["coursekit"]
     from coursekit import course
 
-    files = [p.relative_to(site.ASSETS.parent).as_posix() for folder in (site.ASSETS, course.BOOK)
+    files = [p.relative_to(site.ASSETS.parent).as_posix() for folder in (site.ASSETS, course.BOOK, course.BOOK / "zh")
              for p in folder.iterdir() if p.is_file()]
     assert {f.split("/")[0] for f in files} == {"book", "site_assets"}
     assert all(any(fnmatch.fnmatch(f, pat) for pat in patterns) for f in files), (files, patterns)
@@ -437,19 +437,54 @@ def test_make_course_runs_what_is_stale_then_builds_and_says_where(tmp_path, mon
     calls = []
     monkeypatch.setattr(executed, "execute_course", lambda *a, **k: calls.append("execute"))
 
-    def build(done, out):
-        calls.append(("build", done, out))
+    def build(done, out, zh_executed=None):
+        calls.append(("build", done, out, zh_executed))
         return out / "index.html"
 
     monkeypatch.setattr(course, "build_course", build)
     out = tmp_path / "site"
     assert course.main(["--out", str(out)]) == 0
-    assert calls == ["execute", ("build", course.EXECUTED, out)]
+    # the English units, then the Chinese edition's (notebooks/zh/), then one site of both
+    assert calls == ["execute", "execute", ("build", course.EXECUTED, out, course.ZH_EXECUTED)]
     assert f"open {out / 'index.html'}" in capsys.readouterr().out
 
-    def fail(done, out):
+    def fail(done, out, zh_executed=None):
         raise course.BookError("3 problems in the built site")
 
     monkeypatch.setattr(course, "build_course", fail)
     assert course.main(["--out", str(out)]) == 1
     assert f"the site was not built; {out}/ is unchanged" in capsys.readouterr().err
+
+
+def test_the_chinese_edition_is_a_book_of_its_own_units_with_a_switch_on_every_page():
+    import yaml
+
+    from coursekit import course, paths
+    from coursekit.executed import course_notebooks
+
+    zh = course.page_sources(course.ZH_EXECUTED, course.ZH_NOTEBOOKS, None, course.BOOK / "zh")
+    assert list(zh) == course.toc_pages(course.BOOK / "zh" / "_toc.yml")  # no guides: English only
+    assert [p.name for p in course_notebooks(course.ZH_NOTEBOOKS)] == [p.name for p in course_notebooks(paths.NOTEBOOKS)]
+    config = yaml.safe_load(course.Edition("zh", "English", "../", ("index", "05_beta_vae")).config())
+    sphinx = config["sphinx"]["config"]
+    assert sphinx["language"] == "zh_CN" and "中文" in config["title"]
+    assert sphinx["vaelab_switch"] == {"label": "English", "root": "../", "pages": ["index", "05_beta_vae"]}
+    assert "language" not in yaml.safe_load(course.Edition().config())["sphinx"]["config"]
+
+    class App:
+        class config:
+            vaelab_switch = {"label": "中文", "root": "zh/", "pages": ["index", "05_beta_vae"]}
+
+    def switch(pagename):
+        context = {"body": "<h1>page</h1>"}
+        course._language_switch(App, pagename, "page.html", context, None)
+        return context["body"]
+
+    assert 'href="zh/05_beta_vae.html"' in switch("05_beta_vae")
+    assert 'href="../../zh/index.html"' in switch("guides/instructor/05_beta_vae")  # no Chinese guide
+    assert switch("05_beta_vae").endswith("<h1>page</h1>")
+    App.config.vaelab_switch = {"label": "English", "root": "../", "pages": ["index", "05_beta_vae"]}
+    assert 'href="../05_beta_vae.html"' in switch("05_beta_vae") and 'lang="en"' in switch("05_beta_vae")
+    context = {}  # a page without a body (the search page's template): untouched
+    course._language_switch(App, "search", "search.html", context, None)
+    assert context == {}
