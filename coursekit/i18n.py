@@ -326,6 +326,8 @@ def code_messages(tree) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
         if name in HEADER_CALLS and rows is not None:
             for text in _texts(rows):  # the row labels written in the call
                 take(text, "a table cell")
+        if name == "tr" and call.args:  # vaeutils.i18n.tr(text): a literal or an f-string (a template)
+            take(call.args[0], "tr()'s text")
         if name in PRINT_CALLS and isinstance(call.func, ast.Name):
             for arg in call.args:
                 take(arg, "a printed text")

@@ -2,6 +2,7 @@
 English figures without a CJK font, and Chinese figures without missing glyphs when the font is there."""
 
 import logging
+import re
 import os
 import warnings
 
@@ -202,3 +203,23 @@ def test_print_and_figures_speak_chinese_only_in_chinese(template_dir, capsys):
     assert draw_title() == "Each σ-term is one wall of a bowl"
     assert capsys.readouterr().out.splitlines()[-3:] == [
         "classes, left to right: a, b", "类别（从左到右）： a, b", "classes, left to right: a, b"]
+
+
+def test_exercise_feedback_and_tables_of_the_real_units_are_chinese(monkeypatch):
+    """The package catalog as the Chinese units use it: an answer check's verdict and hint, and a table's
+    header and row labels, from the English code the two editions share."""
+    from vaeutils import lesson
+
+    monkeypatch.setattr(i18n, "cjk_font_available", lambda: True)
+    i18n.set_language("zh")
+    hint = "A KL is never negative."  # a hint of unit 01's exercise 2
+    with pytest.raises(AssertionError) as caught:
+        lesson.check_close("01-ex2", -1.0, 1.0, hint=hint)
+    message = str(caught.value)
+    assert message.startswith("01-ex2：") and not re.search(r"not yet|never negative", message)
+    assert i18n.tr(hint) in message and re.search(r"[\u4e00-\u9fff]", i18n.tr(hint))
+    table = lesson.markdown_table(["test set, nats per image", "untrained (section 3)"],
+                                  [("reconstruction NLL", "550.1")])
+    assert "nats per image" not in table and "reconstruction" not in table and "550.1" in table
+    i18n.set_language("en")
+    assert "reconstruction NLL" in lesson.markdown_table(["a", "b"], [("reconstruction NLL", "1")])

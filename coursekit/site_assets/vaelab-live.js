@@ -11,7 +11,21 @@
 (function () {
   "use strict";
   const SVG = "http://www.w3.org/2000/svg";
-  const LIVE_NOTE = "live view: it moves in this page, no Python needed";
+  // The Chinese edition's pages (<html lang="zh-CN">) show the views' own words in Chinese; what the views
+  // take from the notebook (slider labels, the β explorer's numbers) comes translated already.
+  const ZH = (document.documentElement.lang || "").toLowerCase().startsWith("zh");
+  const WORDS = {
+    live: ["live view: it moves in this page, no Python needed", "实时视图：可直接在网页中拖动，无需运行 Python"],
+    nats: ["nats", "奈特"],
+    bars: ["nats (−½ × term)", "奈特（−½ × 项）"],
+    figure: ["q and the prior; the terms of the KL", "q 与先验；KL 的各项"],
+    peak: ["q peaks at {0} (off the scale)", "q 的峰值为 {0}（超出坐标范围）"],
+    failed: ["this view could not start ({0}); what follows is a snapshot", "此视图无法启动（{0}）；下面是快照"],
+  };
+  function say(key, ...args) {
+    return WORDS[key][ZH ? 1 : 0].replace(/\{(\d)\}/g, (_, i) => args[Number(i)]);
+  }
+  const LIVE_NOTE = say("live");
 
   // ------------------------------------------------------------ Python's format() for .Nf and .Ng specs
 
@@ -220,7 +234,7 @@
     top.append(controls, readout);
 
     const pic = svg("svg", { class: "vaelab-kl-figure", viewBox: `0 0 ${width} ${height}`, width: width,
-      height: height, role: "img", "aria-label": "q and the prior; the terms of the KL" });
+      height: height, role: "img", "aria-label": say("figure") });
     pic.append(svg("rect", { x: 0, y: 0, width: width, height: height, fill: "#fff" }));
     // left: the densities
     const dBox = [48, 30, 0.52 * width, height - 40];
@@ -264,7 +278,7 @@
         barLayer.replaceChildren();
         const labels = [...cfg.terms, "KL"].map((t, i) => [i, t]);
         barAxes = axes(barLayer, bBox, [-0.6, 4.6], limits, labels, niceTicks(limits[0], limits[1], 6), "",
-          "nats (−½ × term)");
+          say("bars"));
         barAxes.zero = svg("line", { x1: bBox[0], x2: bBox[2], y1: barAxes.sy(0), y2: barAxes.sy(0),
           stroke: "#000", "stroke-width": 0.8 });
         barAxes.bars = heights.map((_, i) => svg("rect", { fill: BAR_COLORS[i], class: "vaelab-kl-bar" }));
@@ -310,13 +324,13 @@
       qLine.setAttribute("points", curves.q);
       priorLine.setAttribute("points", curves.prior);
       const peak = 1.0 / (s.sigma * SQRT_2PI);
-      clipText.textContent = peak > ymax ? `q peaks at ${pyFormat(peak, ".3g")} (off the scale)` : "";
+      clipText.textContent = peak > ymax ? say("peak", pyFormat(peak, ".3g")) : "";
       const g = (v) => pyFormat(v, ".3g");
       dTitle.textContent = `μ = ${g(s.mu)}, σ = ${g(s.sigma)}, log σ² = ${g(s.logvar)}`;
       const heights = [...s.contributions, s.kl];
       drawBars(heights, barLimits(heights, cfg.bar_levels));
-      bTitle.textContent = `KL(q ‖ p) = ${pyFormat(s.kl, ".4f")} nats`;
-      readout.innerHTML = `<b>KL(q ‖ p) = ${pyFormat(s.kl, ".4f")} nats</b> &nbsp; ` +
+      bTitle.textContent = `KL(q ‖ p) = ${pyFormat(s.kl, ".4f")} ${say("nats")}`;
+      readout.innerHTML = `<b>KL(q ‖ p) = ${pyFormat(s.kl, ".4f")} ${say("nats")}</b> &nbsp; ` +
         `(μ = ${g(s.mu)}, σ = ${g(s.sigma)}, log σ² = ${g(s.logvar)})`;  // widgets.kl._kl_html
       rows.mu.readout.textContent = pyFormat(value.mu, cfg.mu.readout_format);
       rows.sigma.readout.textContent = pyFormat(value.sigma, cfg.sigma.readout_format);
@@ -373,7 +387,7 @@
       root.dataset.readyMs = performance.now().toFixed(1);  // since the page was opened
       root.dataset.ready = "true";
     } catch (err) {
-      if (note) note.textContent = `this view could not start (${err.message}); what follows is a snapshot`;
+      if (note) note.textContent = say("failed", err.message);
     }
   }
 

@@ -894,3 +894,20 @@ def test_student_copy_agrees_with_nbgrader_release(graded_course):
     ours = st.student_copy(source)
     assert [c.source for c in ours.cells] == [c.source for c in release.cells]
     assert [c.get("outputs") for c in ours.cells] == [c.get("outputs") for c in release.cells]
+
+
+def test_the_chinese_student_folder_speaks_chinese(tmp_path):
+    """`make student LANG=zh`: the Chinese units' student copies (answers out, the setup cell's
+    lang="zh" kept, so the feedback of the checks is Chinese) with a Chinese README."""
+    from coursekit import paths
+
+    out = tmp_path / "student-zh"
+    st.build_student(paths.NOTEBOOKS / "zh", out)
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert readme.startswith("# VAE Loss Lab：你的课程副本") and "检查答案" in readme
+    assert "| `05_beta_vae.ipynb` | 05 · β-VAE" in readme and "fonts-noto-cjk" in readme
+    assert (out / "sources.md").read_text(encoding="utf-8").startswith("# ")
+    nb = nbformat.read(out / "03_the_elbo_and_training.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert 'config.setup(seed=0, lang="zh")' in code and "### BEGIN SOLUTION" not in code
+    assert "证据下界" in "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")

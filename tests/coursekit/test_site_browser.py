@@ -663,3 +663,38 @@ def test_the_full_sites_explorers_answer_with_pythons_numbers(browser, full_site
     page.wait_for_function(PANEL_SHOWN)
     assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
     page.context.close()
+
+
+@browser_test
+def test_the_full_site_has_both_editions_and_a_switch_on_every_page(browser, full_site):
+    """Every page of both editions links to its counterpart; the Chinese pages are Chinese, their maths
+    renders, and their KL explorer moves and speaks Chinese."""
+    from coursekit import course
+
+    folder = full_site.folder
+    if not (folder / "zh" / "index.html").is_file():
+        pytest.skip("the full build has no Chinese edition (notebooks/zh/ was missing when it was built)")
+    zh_pages = [p for p in site_pages(folder) if p.startswith("zh/")]
+    assert {f"zh/{n}.html" for n in course.toc_pages(course.BOOK / "zh" / "_toc.yml")} <= set(zh_pages)
+    for rel in site_pages(folder):
+        text = (folder / rel).read_text(encoding="utf-8")
+        m = re.search(r'<p class="vaelab-language"><a href="([^"]+)"[^>]*>([^<]+)</a>', text)
+        assert m, f"{rel} has no language switch"
+        target = (folder / rel).parent / m.group(1)
+        assert target.resolve().is_file(), (rel, m.group(1))
+        assert m.group(2) == ("English" if rel.startswith("zh/") else "中文"), rel
+    typeset = check_every_page(browser, full_site, ["zh/01_kl_divergence.html", "zh/05_beta_vae.html"])
+    assert all(typeset.values()), typeset
+    origin = full_site.origin
+    page = open_offline(browser, origin + "zh/01_kl_divergence.html", allowed=origin)
+    assert page.evaluate("document.documentElement.lang").lower().startswith("zh")
+    assert "KL 散度" in page.inner_text("main")
+    page.wait_for_selector(f'{KL}[data-ready="true"]', timeout=10_000)
+    assert page.inner_text(f"{KL} .note") == "实时视图：可直接在网页中拖动，无需运行 Python"
+    set_position(page, "mu", 7)
+    assert "奈特" in page.inner_text(f"{KL} .vaelab-kl-readout, {KL}")
+    page.click("p.vaelab-language a")
+    page.wait_for_url(re.compile(r"/01_kl_divergence\.html$"))
+    assert page.evaluate("document.documentElement.lang") == "en"
+    assert page.blocked == [] and page.errors == [], (page.blocked, page.errors)
+    page.context.close()

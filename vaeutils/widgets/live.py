@@ -226,8 +226,8 @@ class LiveBetaTrainer(widgets.VBox):
                                        daemon=True)
         _RUNNING.add(self)
         self.start_button.disabled, self.stop_button.disabled = True, False
-        plural = "s" * (self.threads > 1)
-        self.status.value = tr(f"Training on {self.device} ({self.threads} thread{plural})…")
+        threads = tr("1 thread") if self.threads == 1 else tr(f"{self.threads} threads")
+        self.status.value = tr(f"Training on {self.device} ({threads})…")
         self.thread.start()
 
     def stop(self, timeout: float = 2.0) -> bool:
