@@ -187,7 +187,9 @@ def build_html(staging, out) -> Path:
     command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
                str(staging), "--path-output", str(out), "--builder", "html", "--warningiserror",
                "--keep-going", "--quiet"]
-    done = subprocess.run(command, cwd=staging, stdin=subprocess.DEVNULL)
+    scratch = out / "tmp"  # jieba (the Chinese search index) keeps its dictionary cache in TMPDIR: here, not /tmp
+    scratch.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(command, cwd=staging, stdin=subprocess.DEVNULL, env={**os.environ, "TMPDIR": str(scratch)})
     html = out / "_build" / "html"
     if done.returncode != 0 or not (html / "index.html").is_file():
         raise BookError(f"Jupyter Book failed (exit status {done.returncode}): see above")
@@ -298,8 +300,26 @@ def _language_switch(app, pagename, templatename, context, doctree) -> None:
                        f'{switch["label"]}</a></p>\n' + context["body"])
 
 
+def _chinese_words(app) -> None:
+    """For the Chinese edition's search index: the glossary's terms as words of their own, so that a
+    search for 后验坍塌 finds the pages on posterior collapse (jieba, which Sphinx uses to split Chinese,
+    would cut it into 后验 and 坍塌, and a query is not split in the browser)."""
+    if not str(app.config.language or "").startswith("zh"):
+        return
+    import jieba
+
+    glossary = paths.ROOT / "i18n" / "zh" / "glossary.tsv"
+    for line in glossary.read_text(encoding="utf-8").splitlines()[1:]:
+        if line.startswith("#") or "\t" not in line:
+            continue
+        for term in line.split("\t")[1].split("|"):
+            if re.fullmatch(r"[\u4e00-\u9fff]{2,}", term.strip()):
+                jieba.add_word(term.strip())
+
+
 def setup(app):
     """The Sphinx extension the book loads (``extensions`` in its ``_config.yml``)."""
+    app.connect("builder-inited", _chinese_words)
     app.connect("doctree-read", _register_html_anchors)
     app.add_config_value("vaelab_switch", {}, "html")
     app.connect("html-page-context", _language_switch)

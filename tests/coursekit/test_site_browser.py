@@ -377,9 +377,10 @@ def test_the_sidebar_lists_the_units_and_guides_with_previous_next_and_contents(
     check_navigation(browser, served)
 
 
-def search(browser, served, words: str) -> list[str]:
-    """The pages the site's search lists for ``words``, typed into the landing page's search box."""
-    page = open_offline(browser, served.origin + "index.html", allowed=served.origin)
+def search(browser, served, words: str, start: str = "index.html") -> list[str]:
+    """The pages the site's search lists for ``words``, typed into the search box of ``start`` (a
+    landing page: ``zh/index.html`` searches the Chinese edition)."""
+    page = open_offline(browser, served.origin + start, allowed=served.origin)
     page.keyboard.press("Control+k")
     box = page.locator("#pst-search-dialog input[name=q], .search-button-field input[name=q]").first
     box.wait_for(state="visible", timeout=10_000)
@@ -693,6 +694,8 @@ def test_the_full_site_has_both_editions_and_a_switch_on_every_page(browser, ful
     assert page.inner_text(f"{KL} .note") == "实时视图：可直接在网页中拖动，无需运行 Python"
     set_position(page, "mu", 7)
     assert "奈特" in page.inner_text(f"{KL} .vaelab-kl-readout, {KL}")
+    found = search(browser, full_site, "后验坍塌", start="zh/index.html")  # jieba splits the Chinese for the index
+    assert "zh/07_collapse_and_free_bits.html" in found, found
     page.click("p.vaelab-language a")
     page.wait_for_url(re.compile(r"/01_kl_divergence\.html$"))
     assert page.evaluate("document.documentElement.lang") == "en"
