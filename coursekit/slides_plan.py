@@ -180,8 +180,9 @@ def join(blocks_: list[Block]) -> str:
 
 # --------------------------------------------------------------------------- short text from prose
 
-# A token is a formula, inline code, a link, or a run of other non-space characters.
-_TOKEN = re.compile(r"\$\$.+?\$\$|\$[^$]+\$|`[^`]*`|\[[^\]]*\]\([^)]*\)|\S+", re.DOTALL)
+# A token is a formula, inline code, a link, or a run of other non-space characters (which stops where a
+# formula or code starts: Chinese writes "（后验坍塌：$I(x; z)$" with no space before the maths).
+_TOKEN = re.compile(r"\$\$.+?\$\$|\$[^$]+\$|`[^`]*`|\[[^\]]*\]\([^)]*\)|[^\s$`]+|\S", re.DOTALL)
 _ABBREVIATIONS = {"al.", "e.g.", "i.e.", "vs.", "cf.", "etc.", "fig.", "eq.", "approx.", "resp."}
 
 

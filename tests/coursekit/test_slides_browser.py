@@ -42,6 +42,8 @@ MIN_TEXT_PX = 24  # the slide text, at 1280x720
 PREVIEW = paths.ROOT / "build" / "slides" / "preview"
 EXECUTED = paths.ROOT / "build" / "executed"
 EXECUTED_UNITS = [p.stem for p in paths.units(EXECUTED)] if EXECUTED.is_dir() else []
+ZH_EXECUTED = EXECUTED / "zh"  # the Chinese edition's units (`make slides LANG=zh`)
+ZH_UNITS = [p.stem for p in paths.units(ZH_EXECUTED)] if ZH_EXECUTED.is_dir() else []
 
 # What is wrong on the slide shown now (an empty list when nothing is). A formula counts as one box.
 CHECK_JS = r"""
@@ -351,16 +353,23 @@ def test_small_deck_has_speaker_notes_and_exercise_slides(small_decks):
 
 # --------------------------------------------------------------------------- the real units
 
+def _decks(out, folder, names):
+    pages = {name: kit.deck_page(read(folder / f"{name}.ipynb"), name) for name in names}
+    kit.write_decks(pages, out, pdf=False)
+    return out
+
+
 @pytest.fixture(scope="module")
 def real_decks(tmp_path_factory):
     """The decks of the units executed in build/executed, built the way `make slides` builds them
     (HTML only: the PDF is checked on the small deck)."""
-    out = tmp_path_factory.mktemp("real-slides")
-    pages = {}
-    for name in EXECUTED_UNITS:
-        pages[name] = kit.deck_page(read(EXECUTED / f"{name}.ipynb"), name)
-    kit.write_decks(pages, out, pdf=False)
-    return out
+    return _decks(tmp_path_factory.mktemp("real-slides"), EXECUTED, EXECUTED_UNITS)
+
+
+@pytest.fixture(scope="module")
+def zh_decks(tmp_path_factory):
+    """The Chinese edition's decks, from build/executed/zh, as `make slides LANG=zh` builds them."""
+    return _decks(tmp_path_factory.mktemp("zh-slides"), ZH_EXECUTED, ZH_UNITS)
 
 
 NO_UNITS = "no executed units in build/executed: run `python -m coursekit execute` (make test does)"
@@ -378,3 +387,16 @@ def test_unit_deck_fits_every_slide_at_both_sizes(browser, real_decks, name):
     assert result["problems"] == [], "\n".join(result["problems"][:20])
     missing = [kind for kind, path in shots.items() if not path.is_file()]
     assert missing == [], f"the deck has no {missing} slide"
+
+
+@pytest.mark.parametrize("name", ZH_UNITS or [
+    pytest.param("none", marks=pytest.mark.skip(reason="no Chinese units in build/executed/zh"))])
+def test_chinese_unit_deck_fits_every_slide_at_both_sizes(browser, zh_decks, name):
+    deck = zh_decks / f"{name}{kit.SUFFIX}"
+    text = deck.read_text(encoding="utf-8")
+    assert '<html lang="zh-Hans">' in text and "分钟" in text  # Chinese headings, minutes in Chinese
+    if name not in ("00_setup_and_data",):
+        assert re.search(r'data-title="练习 \d+ — \d+ 分钟"', text), "no Chinese exercise slide"
+    result = step_through(browser, deck, {})
+    assert result["refused"] == [], f"the deck asked the network for {result['refused']}"
+    assert result["problems"] == [], "\n".join(result["problems"][:20])
