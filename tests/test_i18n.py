@@ -2,8 +2,8 @@
 English figures without a CJK font, and Chinese figures without missing glyphs when the font is there."""
 
 import logging
-import re
 import os
+import re
 import warnings
 
 import polib
