@@ -88,7 +88,7 @@ def page_sources(executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS, book=B
 
 
 @dataclass(frozen=True)
-class Edition:
+class BookEdition:
     """One language of the site: ``lang`` (``en``, ``zh``), its book folder (landing page and table of
     contents) and, when the other edition is built too, the link to it on every page: ``other_label``
     (the other language's name), ``other_root`` (its folder, relative to this edition's root) and
@@ -125,9 +125,9 @@ ZH_EXECUTED = EXECUTED / "zh"
 def stage(staging, executed=EXECUTED, notebooks=paths.NOTEBOOKS, docs=DOCS, edition=None) -> dict[str, list]:
     """Write the book's sources into ``staging`` (emptied first). Returns the live views of each
     page that has some. Raises :class:`BookError` when the table of contents and the course
-    disagree. ``edition``: an :class:`Edition` (the language, its book folder, the switch to the other
+    disagree. ``edition``: a :class:`BookEdition` (the language, its book folder, the switch to the other
     edition); default English alone."""
-    staging, edition = Path(staging), edition or Edition()
+    staging, edition = Path(staging), edition or BookEdition()
     book = edition.book
     pages, toc = page_sources(executed, notebooks, docs, book), book / "_toc.yml"
     listed = toc_pages(toc)
@@ -308,13 +308,13 @@ def _chinese_words(app) -> None:
         return
     import jieba
 
-    glossary = paths.ROOT / "i18n" / "zh" / "glossary.tsv"
-    for line in glossary.read_text(encoding="utf-8").splitlines()[1:]:
-        if line.startswith("#") or "\t" not in line:
-            continue
-        for term in line.split("\t")[1].split("|"):
-            if re.fullmatch(r"[\u4e00-\u9fff]{2,}", term.strip()):
-                jieba.add_word(term.strip())
+    from .i18n import Edition as Catalogs
+    from .i18n import read_glossary
+
+    for term in read_glossary(Catalogs(root=paths.ROOT).glossary):
+        for chinese in term.chinese:
+            if re.fullmatch(r"[\u4e00-\u9fff]{2,}", chinese):
+                jieba.add_word(chinese)
 
 
 def setup(app):
@@ -389,12 +389,12 @@ def build_course(executed=EXECUTED, out=SITE, notebooks=paths.NOTEBOOKS, docs=DO
     to its counterpart in the other language. All or nothing: ``out`` changes only when every step
     passed."""
     work = Path(work)
-    english = Edition()
+    english = BookEdition()
     if zh_executed is not None:
         zh_pages = tuple(page_sources(zh_executed, zh_notebooks, None, BOOK / "zh"))
         en_pages = tuple(page_sources(executed, notebooks, docs))
-        english = Edition("en", "中文", "zh/", zh_pages)
-        chinese = Edition("zh", "English", "../", en_pages)
+        english = BookEdition("en", "中文", "zh/", zh_pages)
+        chinese = BookEdition("zh", "English", "../", en_pages)
     html = _build_edition(work, executed, notebooks, docs, english)
     if zh_executed is not None:
         zh_html = _build_edition(work / "zh", zh_executed, zh_notebooks, None, chinese)

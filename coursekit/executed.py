@@ -19,6 +19,7 @@ from pathlib import Path
 import nbformat
 
 from . import paths
+from .i18n import notebook_language
 from .notebooks import execute, read, strip, write_atomic
 
 OUT = paths.ROOT / "build" / "executed"
@@ -49,7 +50,7 @@ CATALOG = paths.ROOT / "vaeutils" / "locale" / "zh" / "LC_MESSAGES" / "vaeutils.
 
 def _stamp(nb) -> dict:
     stamp = {"source_sha256": source_hash(nb), **_mode()}
-    if any(c.cell_type == "code" and 'lang="zh"' in c.source for c in nb.cells[:8]) and CATALOG.is_file():
+    if notebook_language(nb) == "zh" and CATALOG.is_file():
         # a Chinese unit's outputs are translated by vaeutils' catalog: a new translation runs it again
         stamp["catalog_sha256"] = hashlib.sha256(CATALOG.read_bytes()).hexdigest()
     return stamp

@@ -645,6 +645,17 @@ def _setup_call(source: str):
     return None
 
 
+def notebook_language(nb) -> str:
+    """The language a notebook runs in: the constant ``lang=`` of its setup cell's ``config.setup(...)``
+    (``"zh"`` in the Chinese edition), else ``"en"``."""
+    for cell in nb.cells:
+        call = _setup_call(cell.source) if cell.cell_type == "code" else None
+        if call is not None:
+            lang = next((k.value for k in call.keywords if k.arg == "lang"), None)
+            return lang.value if isinstance(lang, ast.Constant) and isinstance(lang.value, str) else "en"
+    return "en"
+
+
 def localize_setup(source: str, lang: str, where: str = "the setup cell") -> str:
     """``source`` with ``lang=...`` passed to its ``config.setup(...)`` call, or an :class:`I18nError`."""
     call = _setup_call(source)

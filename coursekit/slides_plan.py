@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .i18n import notebook_language
+
 KEY = "slides"  # cell metadata: {"role": …, "title": …, "text": …, "excerpt": …, "minutes": …}
 ROLES = ("slide", "notes", "figure", "exercise", "skip")
 FIELDS = ("role", "title", "text", "excerpt", "minutes")
@@ -33,17 +35,12 @@ _EXERCISE = re.compile(r"^\s*(?:\*\*|__)?\s*(?:Exercise\s+|练习\s*)(\d+)\b[^\n
 _EXERCISE_NUMBER = re.compile(r"^\s*(?:\*\*|__)\s*(?:Exercise\s+|练习\s*)?(\d+)\s*[.:)]?\s*(?:\*\*|__)",
                               re.IGNORECASE)
 _EXERCISE_HEADING = re.compile(r"^(?:Exercise\s+|练习\s*)(\d+)\b", re.IGNORECASE)
-# The headings and words the deck reads and writes, in the English units and the Chinese edition's
-WORDS = {"en": {"learn": ("what you will learn",), "plan": ("time plan",), "references": ("references",),
-                "exercise": ("exercise",), "total": ("total",), "Exercise": "Exercise"},
-         "zh": {"learn": ("what you will learn", "学习目标"), "plan": ("time plan", "时间安排"),
-                "references": ("references", "参考文献"), "exercise": ("exercise", "练习"),
-                "total": ("total", "合计"), "Exercise": "练习"}}
+# The headings the deck reads, as the English units and the Chinese edition write them, and the word it writes
+# on an exercise slide
+HEADINGS = {"learn": ("what you will learn", "学习目标"), "plan": ("time plan", "时间安排"),
+            "references": ("references", "参考文献"), "exercise": ("exercise", "练习"), "total": ("total", "合计")}
+EXERCISE = {"en": "Exercise", "zh": "练习"}
 
-
-def deck_language(nb) -> str:
-    """``zh`` for a unit of the Chinese edition (its setup cell passes ``lang="zh"``), else ``en``."""
-    return "zh" if any(c.cell_type == "code" and 'lang="zh"' in c.source for c in nb.cells[:8]) else "en"
 _LIST_ITEM = re.compile(r"^(\s*)(?:[*+-]|\d+[.)])\s+")
 _SECTION_NUMBER = re.compile(r"^(\d+(?:\.\d+)*)[.)]?\s")
 
@@ -352,7 +349,7 @@ def time_plan(nb) -> list[tuple[str, int]]:
             continue
         bs = blocks(cell.source)
         for k, b in enumerate(bs):
-            if b.kind == "heading" and b.text.strip().lower().startswith(WORDS["zh"]["plan"]):
+            if b.kind == "heading" and b.text.strip().lower().startswith(HEADINGS["plan"]):
                 table = next((t for t in bs[k + 1:] if t.kind in ("table", "heading")), None)
                 if table is None or table.kind != "table":
                     return []
@@ -362,7 +359,7 @@ def time_plan(nb) -> list[tuple[str, int]]:
                     if len(cells) < 2 or set(cells[0]) <= set("-: "):
                         continue
                     label, value = plain_title(cells[0]), plain_title(cells[-1])
-                    if re.fullmatch(r"\d+", value) and label.lower() not in WORDS["zh"]["total"]:
+                    if re.fullmatch(r"\d+", value) and label.lower() not in HEADINGS["total"]:
                         rows.append((label, int(value)))
                 return rows
     return []
@@ -385,7 +382,7 @@ def section_minutes(plan: list[tuple[str, int]], title: str) -> int | None:
 def exercise_minutes(plan: list[tuple[str, int]]) -> int | None:
     """Minutes the time plan gives the exercises (a row naming them, e.g. "Exercises" or "Summary
     and exercises")."""
-    return next((m for label, m in plan if any(w in label.lower() for w in WORDS["zh"]["exercise"])), None)
+    return next((m for label, m in plan if any(w in label.lower() for w in HEADINGS["exercise"])), None)
 
 
 # --------------------------------------------------------------------------- cell roles
@@ -568,7 +565,7 @@ def excerpt_lines(spec: str, source: str) -> str:
 
 class _Builder:
     def __init__(self, name: str, plan: list[tuple[str, int]], lang: str = "en"):
-        self.name, self.plan, self.words = name, plan, WORDS[lang]
+        self.name, self.plan, self.lang = name, plan, lang
         self.slides: list[Slide] = []
         self.section = ""  # title of the current ## group
         self.section_kind = ""  # "learn", "references", "exercises" or ""
@@ -640,7 +637,7 @@ class _Builder:
             self.new("title", meta.get("title", text), cell, meta.get("text"))
             self.section, self.section_kind = "", ""
             return
-        if low.startswith(self.words["learn"]) and self.current and self.current.kind == "title":
+        if low.startswith(HEADINGS["learn"]) and self.current and self.current.kind == "title":
             self.section_kind = "learn"
             self.current.subtitle = text
             self.open_lead = False
@@ -651,8 +648,8 @@ class _Builder:
             return
         if level == 2 or not self.slides:
             self.section = text
-            self.section_kind = ("references" if low.startswith(self.words["references"]) else
-                                 "exercises" if any(w in low for w in self.words["exercise"]) else "")
+            self.section_kind = ("references" if low.startswith(HEADINGS["references"]) else
+                                 "exercises" if any(w in low for w in HEADINGS["exercise"]) else "")
             slide = self.new("section", meta.get("title", text), cell, meta.get("text"))
             slide.minutes = section_minutes(self.plan, text)
             if self.section_kind == "exercises":
@@ -661,7 +658,7 @@ class _Builder:
             self.new("sub", meta.get("title", text), cell, meta.get("text"))
 
     def exercise(self, number: int, markdown: str, cell: int, meta: dict, title: str = "") -> None:
-        slide = self.new("exercise", f"{self.words['Exercise']} {number}", cell, meta.get("text"))
+        slide = self.new("exercise", f"{EXERCISE[self.lang]} {number}", cell, meta.get("text"))
         slide.subtitle = exercise_name(title or markdown)
         slide.minutes = meta.get("minutes")
         slide.number = number
@@ -748,7 +745,7 @@ class _Builder:
 def plan_deck(nb, name: str) -> Deck:
     """The outline of the deck of an executed unit ``nb`` (widgets already snapshotted): every cell
     placed by its role, the time plan's minutes on the groups and the exercises."""
-    plan, lang = time_plan(nb), deck_language(nb)
+    plan, lang = time_plan(nb), notebook_language(nb)
     b = _Builder(name, plan, lang)
     for index, cell in enumerate(nb.cells):
         try:

@@ -27,6 +27,7 @@ from urllib.parse import unquote
 
 import nbformat
 
+from .i18n import notebook_language
 from .notebooks import NotebookError, missing_paths, read, strip, usage_error
 
 SOLUTION = ("BEGIN SOLUTION", "END SOLUTION")
@@ -203,18 +204,12 @@ README_ZH = """# VAE Loss Lab：你的课程副本
 """
 
 
-def _is_chinese(notebooks: dict) -> bool:
-    """Whether these are the Chinese edition's units (their setup cells pass ``lang="zh"``)."""
-    return any(c.cell_type == "code" and 'lang="zh"' in c.source for nb in notebooks.values()
-               for c in nb.cells[:6])
-
-
 def student_readme(notebooks: dict) -> str:
     """The README.md of the student folder: the units in order (``notebooks``: file name -> notebook), how to
     start, how to check an answer; in Chinese for the Chinese edition."""
     names = sorted(notebooks)
     units = "\n".join(f"| `{name}` | {_title(notebooks[name], name)} |" for name in names)
-    if _is_chinese(notebooks):
+    if any(notebook_language(nb) == "zh" for nb in notebooks.values()):
         return README_ZH.format(units="| notebook | 内容 |\n| --- | --- |\n" + units, first=names[0])
     return README.format(units="| notebook | what it is |\n| --- | --- |\n" + units, first=names[0])
 

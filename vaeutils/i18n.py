@@ -4,7 +4,7 @@
     print(_("rate {rate:.1f} nats").format(rate=r))  # numbers, identifiers: through fields
     ax.set_title(_fig("The rate–distortion plane"))  # text drawn in a figure
 
-``_(message)`` looks ``message`` up in the package's gettext catalog,
+``_(message)`` looks ``message`` up in the package's gettext catalog (a ``.po`` file),
 ``vaeutils/locale/LANG/LC_MESSAGES/vaeutils.po``, for the language the setup cell chose
 (English, the default, returns it unchanged). The catalog is read at run time with polib: no
 compile step. A message without a (finished) translation stays English. ``_fig`` is ``_`` for
@@ -26,8 +26,6 @@ Chinese message carries the same fields and the numbers print as in the English 
 from __future__ import annotations
 
 import builtins
-import gettext
-import io
 import os
 import re
 from pathlib import Path
@@ -43,7 +41,6 @@ _ALIASES = {"en": "en", "en_us": "en", "en_gb": "en", "c": "en", "posix": "en",
             "zh": "zh", "zh_cn": "zh", "zh_hans": "zh", "zh_hans_cn": "zh", "zh_sg": "zh"}
 
 _language: str | None = None  # None: not chosen yet (VAELAB_LANG, else English, on first use)
-_catalogs: dict[str, gettext.NullTranslations] = {}
 _font_ok: bool | None = None  # whether figures can draw Chinese (checked when Chinese is chosen)
 _saved_rc: dict | None = None  # matplotlib's font settings before Chinese, restored for English
 _tables: dict[str, tuple[dict, list]] = {}  # lang -> (exact messages, templates) for tr()
@@ -95,21 +92,12 @@ def set_language(lang) -> str:
     return lang
 
 
-def catalog(lang: str | None = None) -> gettext.NullTranslations:
-    """The gettext translations of ``lang`` (default: the current language); English, or a language
-    without a catalog file, translates nothing."""
+def catalog(lang: str | None = None) -> dict[str, str]:
+    """The finished translations of ``lang`` (default: the current language), English ->
+    translation; empty for English and for a language without a catalog file. Fuzzy and
+    untranslated entries are left out: those messages stay English."""
     lang = get_language() if lang is None else normalize(lang)
-    if lang not in _catalogs:
-        path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
-        if lang == "en" or not path.is_file():
-            _catalogs[lang] = gettext.NullTranslations()
-        else:
-            import polib  # only the Chinese edition needs it; pinned in requirements.txt
-
-            # translated entries only: fuzzy and untranslated ones fall back to English
-            mo = polib.pofile(str(path)).to_binary()
-            _catalogs[lang] = gettext.GNUTranslations(io.BytesIO(mo))
-    return _catalogs[lang]
+    return {} if lang == "en" else _table(lang)[0]
 
 
 def _(message: str) -> str:
@@ -201,6 +189,8 @@ def _fill(template: str, values: dict[str, str]) -> str:
 
 
 def _table(lang: str) -> tuple[dict, list]:
+    """The catalog of ``lang`` read once with polib (no compile step): its messages, and its
+    templates as (pattern, fields, translation), the most specific first."""
     if lang not in _tables:
         exact, templates = {}, []
         path = LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po"

@@ -466,11 +466,11 @@ def test_the_chinese_edition_is_a_book_of_its_own_units_with_a_switch_on_every_p
     assert list(zh) == course.toc_pages(course.BOOK / "zh" / "_toc.yml")  # no guides: English only
     names = [p.name for p in course_notebooks(paths.NOTEBOOKS)]
     assert [p.name for p in course_notebooks(course.ZH_NOTEBOOKS)] == names
-    config = yaml.safe_load(course.Edition("zh", "English", "../", ("index", "05_beta_vae")).config())
+    config = yaml.safe_load(course.BookEdition("zh", "English", "../", ("index", "05_beta_vae")).config())
     sphinx = config["sphinx"]["config"]
     assert sphinx["language"] == "zh_CN" and "中文" in config["title"]
     assert sphinx["vaelab_switch"] == {"label": "English", "root": "../", "pages": ["index", "05_beta_vae"]}
-    assert "language" not in yaml.safe_load(course.Edition().config())["sphinx"]["config"]
+    assert "language" not in yaml.safe_load(course.BookEdition().config())["sphinx"]["config"]
 
     class App:
         class config:
