@@ -81,14 +81,28 @@ def test_live_plot_shows_once_then_updates_in_place_every_n_epochs(tiny_vae, ima
 
     monkeypatch.setattr(IPython.display, "display", display)
     figures_before = plt.get_fignums()
-    live = plots.LivePlot(terms=("rec", "kl"), every=2)
+    live = plots.LivePlot(terms=("rec", "kl"), every=2, min_seconds=0)
     fit(tiny_vae(), image_batch, epochs=5, batch_size=3, test_x=image_batch, progress=False, callbacks=[live])
-    assert [kind for kind, _ in shown] == ["display", "update"]  # epochs 2 and 4 of 5
+    assert [kind for kind, _ in shown] == ["display", "update", "update"]  # epochs 2 and 4, and the last
     last = shown[-1][1]
     assert [ax.get_title() for ax in last.axes] == ["reconstruction NLL", "KL"]
     train_line, test_line = last.axes[0].lines
-    assert list(train_line.get_xdata()) == [1, 2, 3, 4] and test_line.get_linestyle() == "--"
+    assert list(train_line.get_xdata()) == [1, 2, 3, 4, 5] and test_line.get_linestyle() == "--"
+    assert list(shown[1][1].axes[0].lines[0].get_xdata()) == [1, 2, 3, 4]
     assert plt.get_fignums() == figures_before  # each figure is closed once shown: no pile-up in pyplot
+
+
+def test_liveplot_draws_at_most_once_per_min_seconds_and_always_the_last_epoch(tiny_vae, image_batch, monkeypatch):
+    import IPython.display
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda fig, display_id=False: shown.append(
+        fig.axes[0].lines[0].get_xdata()[-1]) or _Handle([]))
+    live = plots.LivePlot(terms=("loss",), min_seconds=3600)
+    fit(tiny_vae(), image_batch, epochs=6, batch_size=3, progress=False, callbacks=[live])
+    assert shown == [1]  # the first epoch: the later ones come sooner than an hour after it ...
+    assert len(live.handle.shown) == 1  # ... except the last, which replaces the first drawing
+    assert list(live.handle.shown[0][1].axes[0].lines[0].get_xdata()) == [1, 2, 3, 4, 5, 6]
 
 
 def test_liveplot_refuses_a_zero_period():

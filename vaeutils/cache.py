@@ -169,6 +169,46 @@ def _try_load(path: Path, config: dict):
     return payload, None
 
 
+def lookup(name: str, config: dict,
+           model: nn.Module | None = None) -> tuple[dict | None, list[str]]:
+    """The stored ``{"state_dict", "history", "label", "folder"}`` of this checkpoint from the first
+    layer that has a usable copy, else None; with the lines that say which copies were unusable
+    (for the caller to print once it knows whether a later layer had the model). Given a
+    ``model``, the weights are loaded into it, and a copy that does not fit it is skipped too."""
+    path = path_for(name, config)
+    problems = []
+    for label, folder in layers():
+        candidate = folder / path.name
+        payload, why = _try_load(candidate, config)
+        if payload is not None and model is not None:
+            try:
+                model.load_state_dict(payload["state_dict"])
+            except (RuntimeError, KeyError) as err:
+                payload, why = None, f"does not fit the model ({type(err).__name__})"
+        if payload is not None:
+            return {"state_dict": payload["state_dict"], "history": payload["history"],
+                    "label": label, "folder": folder}, problems
+        if why:
+            where = "" if label == "user" else "the shared copy of "
+            problems.append(f"cache: {where}{candidate.name} {why}")
+    return None, problems
+
+
+def store(name: str, config: dict, state_dict: dict, history: dict) -> dict:
+    """Write a trained model's weights and history to the user's layer (when it can be written);
+    returns the history as stored (NumPy values as plain numbers). Used by :func:`load_or_train`
+    and by ``vaeutils.sweep.train_many`` for the models its worker processes trained."""
+    try:
+        history = _storable(history)
+    except TypeError as err:
+        print(f"cache: {err}; the model is kept for this session only")
+        return history
+    state = {k: v.detach().cpu() for k, v in state_dict.items()}
+    save(path_for(name, config), {"format": FORMAT, "config": _canonical(config),
+                                  "state_dict": state, "history": history})
+    return history
+
+
 def load_or_train(
     name: str,
     config: dict,
@@ -179,36 +219,18 @@ def load_or_train(
     """Return ``(model, history, hit)``. On a hit the weights come from the first layer that has a
     usable checkpoint; else ``train(model)`` runs and its history (a JSON-like dict) is stored with
     the weights in the user's layer (when it can be written)."""
-    path = path_for(name, config)
+    path_for(name, config)  # checks the name and the config before anything is built
     model = build()
-    problems = []  # said once we know whether another layer had the model
-    for label, folder in (layers() if enabled else []):
-        candidate = folder / path.name
-        payload, why = _try_load(candidate, config)
-        if payload is not None:
-            try:
-                model.load_state_dict(payload["state_dict"])
-            except (RuntimeError, KeyError) as err:
-                why = f"does not fit the model ({type(err).__name__})"
-            else:
-                for line in problems:
-                    print(f"{line}; loaded the {label} copy in {folder} instead")
-                return model, payload["history"], True
-        if why:
-            where = "" if label == "user" else "the shared copy of "
-            problems.append(f"cache: {where}{candidate.name} {why}")
+    found, problems = lookup(name, config, model) if enabled else (None, [])
+    if found is not None:
+        for line in problems:
+            print(f"{line}; loaded the {found['label']} copy in {found['folder']} instead")
+        return model, found["history"], True
     for line in problems:
         print(f"{line}; retraining")
     history = train(model)
     if enabled:
-        try:
-            history = _storable(history)
-        except TypeError as err:
-            print(f"cache: {err}; the model is kept for this session only")
-            return model, history, False
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        save(path, {"format": FORMAT, "config": _canonical(config), "state_dict": state,
-                    "history": history})
+        history = store(name, config, model.state_dict(), history)
     return model, history, False
 
 

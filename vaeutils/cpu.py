@@ -12,9 +12,16 @@ the same bits with one thread or two; ``tests/test_cpu.py`` checks a training ru
 changes.
 
 ``VAELAB_THREADS`` overrides: a number fixes the thread count, ``auto`` (the default) adapts.
-Without it an ``OMP_NUM_THREADS`` setting is the upper bound. :func:`describe` names the CPU and the
-features that decide what its matrix products cost (AVX2, AVX-512, AVX512-BF16, AMX), for every
-benchmark's header.
+Without it an ``OMP_NUM_THREADS`` setting is the upper bound.
+
+Several models at once (``sweep.train_many``) train faster side by side, one thread each, than one
+after the other with all threads: the products of one small batch keep two threads only about 65 %
+busy. :func:`worker_count` says how many worker processes to use: one per core that is free now,
+at most one per model, and one (no workers) when ``VAELAB_THREADS`` fixes a count (a class server's
+kernel), off Linux, or with ``VAELAB_WORKERS=1``; a number there fixes it.
+
+:func:`describe` names the CPU and the features that decide what its matrix products cost (AVX2,
+AVX-512, AVX512-BF16, AMX), for every benchmark's header.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from pathlib import Path
 import torch
 
 ENV = "VAELAB_THREADS"
+WORKERS_ENV = "VAELAB_WORKERS"
 FEATURES = (("avx2", "AVX2"), ("avx512f", "AVX-512"), ("avx512_bf16", "AVX512-BF16"),
             ("amx_bf16", "AMX"))
 INTERVAL_S = 0.5  # how often the policy looks at the machine
@@ -171,3 +179,40 @@ class ThreadPolicy:
     def restore(self) -> None:
         """Go back to the thread count in use before this policy started."""
         torch.set_num_threads(self.before)
+
+
+def requested_workers() -> int | None:
+    """A fixed worker count from ``VAELAB_WORKERS`` (None: decide from the machine); bad values are
+    named."""
+    value = os.environ.get(WORKERS_ENV, "").strip().lower()
+    if value in ("", "auto"):
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{WORKERS_ENV}={value!r} is not a number of processes; "
+                         "set it to a whole number >= 1 (1: one model at a time) or to 'auto'")
+    return int(value)
+
+
+def worker_count(jobs: int, sample: float = 0.25) -> int:
+    """How many processes should train ``jobs`` models side by side (1: here, one at a time).
+
+    ``VAELAB_WORKERS`` fixes it (capped at ``jobs``). Otherwise: 1 for fewer than two jobs, off
+    Linux (workers are forked), or when ``VAELAB_THREADS`` fixes the thread count (a class server
+    that gives each kernel one thread does not want it to start more processes); else the cores
+    this process may use less those other programs kept busy over ``sample`` seconds, at most
+    ``jobs``, at least 1.
+    """
+    jobs = max(0, int(jobs))
+    fixed = requested_workers()
+    if fixed is not None:
+        return max(1, min(fixed, jobs))
+    if jobs < 2 or platform.system() != "Linux" or requested_threads() is not None:
+        return 1
+    busy, own, t0 = _busy_seconds(), _own_seconds(), time.perf_counter()
+    time.sleep(sample)
+    if busy is None:
+        return 1
+    elapsed = time.perf_counter() - t0
+    others = max(0.0, ((_busy_seconds() - busy) - (_own_seconds() - own)) / elapsed)
+    free = _ceiling() - max(0, math.ceil(others - BUSY_THRESHOLD))
+    return max(1, min(jobs, free))

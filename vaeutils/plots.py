@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -131,15 +132,20 @@ def kl_bars(kl, ax=None, floor: float | None = None, title: str = "KL per latent
 
 
 class LivePlot:
-    """A ``fit`` callback that redraws the per-term training curves after every epoch, in a
-    notebook."""
+    """A ``fit`` callback that redraws the per-term training curves as training goes, in a
+    notebook: after the first epoch, then after every ``every``-th epoch once ``min_seconds`` have
+    passed since the last drawing (a drawing costs a few tenths of a second, more than an epoch of
+    the course's models), and always after the last epoch."""
 
-    def __init__(self, terms=("rec", "kl", "loss"), every: int = 1):
+    def __init__(self, terms=("rec", "kl", "loss"), every: int = 1, min_seconds: float = 1.0):
         self.terms, self.every = tuple(terms), checks.integer("every", every, low=1)
-        self.handle = None
+        self.min_seconds = checks.positive("min_seconds", min_seconds, allow_zero=True)
+        self.handle, self._drawn = None, -math.inf
 
     def __call__(self, epoch, history):
-        if epoch % self.every:
+        last = epoch == history.get("epochs")
+        if not last and (epoch % self.every or
+                         time.perf_counter() - self._drawn < self.min_seconds):
             return
         from IPython.display import display
 
@@ -149,6 +155,7 @@ class LivePlot:
         else:
             self.handle.update(fig)
         plt.close(fig)
+        self._drawn = time.perf_counter()
 
 
 def plot_history(history, terms=("rec", "kl", "loss")):

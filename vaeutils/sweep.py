@@ -22,6 +22,7 @@ import torch
 from . import cache as _cache
 from . import checks
 from . import config as _config
+from . import cpu as _cpu
 from . import data as _data
 from . import metrics as _metrics
 from . import priors as _priors
@@ -29,7 +30,8 @@ from .checks import distinct_values as _as_values
 from .i18n import N_, tr
 from .losses import ELBOLoss
 from .models import MLPVAE
-from .train import TrainResult, fit, train_vae
+from .train import TrainResult, fit, prepare, train_vae
+from .train import workers as _workers
 
 BETA_SWEEP = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 """The β values of the sweep shared by unit 05, the later units and :func:`beta_explorer`."""
@@ -66,11 +68,14 @@ class SweepEntry(NamedTuple):
 
 def train_many(settings, *, data, name: str, progress: bool = True,
                desc: str = N_("models")) -> list[TrainResult]:
-    """``train_vae(data=data, name=name, **s)`` for every dict ``s`` in ``settings``, in order.
+    """``train_vae(data=data, name=name, **s)`` for every dict ``s`` in ``settings``, in order (a
+    setting with its own ``name`` keeps it).
 
     One progress bar over the models (the per-model bars are off) and one summary line at the end.
     Each model is loaded from the cache when its checkpoint is there, so the same setting in two
-    units trains once.
+    units trains once. The models to train are trained side by side in worker processes, one
+    thread each, when the CPU has cores to spare (``vaeutils.cpu.worker_count``;
+    ``VAELAB_WORKERS=1`` turns it off): the same weights, sooner.
     """
     settings = list(settings)
     if not settings or not all(isinstance(s, dict) for s in settings):
@@ -78,18 +83,64 @@ def train_many(settings, *, data, name: str, progress: bool = True,
                         "[{'loss': ...}]")
     from tqdm.auto import tqdm
 
-    results, t0 = [], time.perf_counter()
-    bar = tqdm(settings, desc=tr(desc), unit="model", disable=not progress, leave=True)
+    t0 = time.perf_counter()
+    jobs = [prepare(data=data, **{"name": name, "progress": False, **s}) for s in settings]
+    looked = [_cache.lookup(j.name, j.settings) if j.cache else (None, []) for j in jobs]
+    todo = [i for i, (found, _) in enumerate(looked) if found is None]
+    side_by_side = all(j.device.type == "cpu" and not s.get("callbacks")
+                       for j, s in zip(jobs, settings))
+    workers = _cpu.worker_count(len(todo)) if side_by_side else 1
+    bar = tqdm(total=len(settings), desc=tr(desc), unit="model", disable=not progress, leave=True)
+    trained, results = {}, []
     try:
-        for s in bar:
-            results.append(train_vae(data=data, name=name, progress=False, **s))
+        bar.update(len(settings) - len(todo))
+        if workers > 1:
+            for i in todo:
+                for line in looked[i][1]:
+                    print(f"{line}; retraining")
+            for k, state, history in _workers.run([jobs[i] for i in todo], workers):
+                job = jobs[todo[k]]
+                if job.cache:
+                    history = _cache.store(job.name, job.settings, state, history)
+                trained[todo[k]] = state, history
+                bar.update(1)
+        for i, (job, s) in enumerate(zip(jobs, settings)):
+            results.append(_assemble(job, trained.get(i), *looked[i]) or
+                           train_vae(data=data, **{"name": name, "progress": False, **s}))
+            if i in todo and i not in trained:
+                bar.update(1)
     finally:
         bar.close()
     if progress:
         loaded = sum(r.loaded for r in results)
-        print(f"{desc}: {len(results)} models ({loaded} loaded from the cache, "
-              f"{len(results) - loaded} trained) in {time.perf_counter() - t0:.1f} s")
+        seconds = time.perf_counter() - t0
+        if workers > 1:
+            print(f"{desc}: {len(results)} models ({loaded} loaded from the cache, "
+                  f"{len(results) - loaded} trained, {workers} side by side) in {seconds:.1f} s")
+        else:
+            print(f"{desc}: {len(results)} models ({loaded} loaded from the cache, "
+                  f"{len(results) - loaded} trained) in {seconds:.1f} s")
     return results
+
+
+def _assemble(job, trained, found, problems) -> TrainResult | None:
+    """The model of ``job`` from the weights a worker ``trained`` or the cache ``found``, built
+    here as ``train_vae`` builds it (so the global random state afterwards is the same); None when
+    there are none (or the stored ones do not fit: ``train_vae`` then says so and retrains)."""
+    if trained is None and found is None:
+        return None
+    model = job.build()
+    try:
+        model.load_state_dict(trained[0] if trained else found["state_dict"])
+    except (RuntimeError, KeyError):
+        if trained:
+            raise
+        return None
+    if not trained:
+        for line in problems:
+            print(f"{line}; loaded the {found['label']} copy in {found['folder']} instead")
+    history = trained[1] if trained else found["history"]
+    return TrainResult(model.to(job.device).eval(), history, not trained)
 
 
 # --------------------------------------------------------------------------- the β-sweep

@@ -67,6 +67,9 @@ class NonFiniteLossError(RuntimeError):
             "weights were kept. Lower the learning rate, check the data range, or clamp logvar."
         )
 
+    def __reduce__(self):  # rebuilt from its fields when a worker process sends it back
+        return type(self), (self.step, self.term, self.value)
+
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, loss_fn, xb: torch.Tensor,
                step: int, generator: torch.Generator | None = None, on_finite=None,
@@ -168,7 +171,8 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
     callbacks: functions ``cb(epoch, history)`` called after every epoch (live plots, printing).
     precision: ``"fp32"``, ``"bf16"`` or ``"auto"`` (default: ``VAELAB_PRECISION``, else fp32); see
         ``vaeutils.precision``. The history's ``precision`` says which one ran.
-    History: ``{"train": [per-epoch means + seconds], "test": [...], "steps": [loss per step]}``. A
+    History: ``{"train": [per-epoch means + seconds], "test": [...], "steps": [loss per step],
+    "epochs": the number asked for}`` (callbacks read it to know the last epoch). A
     non-finite term raises NonFiniteLossError naming the step and the term; the weights are the last
     good ones. The global random state is the same after ``fit`` as before: training draws from its
     own seeded stream.
@@ -221,7 +225,7 @@ def fit(model: nn.Module, train_x: torch.Tensor, loss_fn=None, *, epochs: int = 
     # Bernoulli one
     eval_loss = loss_fn if hasattr(loss_fn, "nll") else None
     run_precision = _precision.resolve(precision, train_x.device)
-    history = {"train": [], "test": [], "steps": [], "precision": run_precision}
+    history = {"train": [], "test": [], "steps": [], "precision": run_precision, "epochs": epochs}
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -317,21 +321,27 @@ def _model_args(model: str, in_shape, hidden, latent_dim: int, model_kw: dict) -
     return args
 
 
-def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent_dim: int = 20,
-              loss=None, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
-              seed: int = 0, data=None, cache: bool = True,
-              progress: bool = True, binarize: bool = False, name: str = "vae", callbacks=(),
-              lr_schedule=None, precision: str | None = None, **model_kw) -> TrainResult:
-    """Load the checkpoint if cached, else train: returns ``TrainResult(model, history, loaded)``.
+class TrainJob(NamedTuple):
+    """One model of :func:`train_vae`, ready to look up or train: its cache ``name`` and
+    ``settings`` (the cache key), ``build()`` (seeded initial weights), ``run(model)`` (``fit``,
+    returns the history), whether the cache is used, and the device of its data. Made by
+    :func:`prepare`; ``vaeutils.sweep.train_many`` runs several of them in worker processes."""
 
-    hidden: the hidden sizes (MLP: a tuple, default (400,); conv: one size, default 256).
-    loss: ``losses.ELBOLoss(...)`` (default) or any loss that is callable as ``loss(model, x,
-        step)`` and has a ``describe()`` method returning plain data for the cache key.
-    The cache key covers data (name, source, size), model, loss (β, schedule, free bits…), seed,
-    epochs, batch size, lr and its schedule, binarization and the precision (``vaeutils.precision``;
-    fp32 unless asked), so any change retrains. ``data``: an ImageData from ``vaeutils.data.load``
-    (loaded from ``dataset`` when omitted).
-    """
+    name: str
+    settings: dict
+    build: object
+    run: object
+    cache: bool
+    device: torch.device
+
+
+def prepare(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent_dim: int = 20,
+            loss=None, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
+            seed: int = 0, data=None, cache: bool = True,
+            progress: bool = True, binarize: bool = False, name: str = "vae", callbacks=(),
+            lr_schedule=None, precision: str | None = None, **model_kw) -> TrainJob:
+    """The :class:`TrainJob` of ``train_vae(...)`` with the same arguments, checked; nothing is
+    built or trained yet."""
     loss = loss or ELBOLoss()
     if not callable(loss) or not callable(getattr(loss, "describe", None)):
         raise TypeError("loss must be a losses.ELBOLoss(...) or a callable loss with a describe() "
@@ -363,8 +373,31 @@ def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent
                    test_x=data.test_x, seed=seed, progress=progress, callbacks=callbacks,
                    binarize=binarize, lr_schedule=lr_schedule, precision=settings["precision"])
 
-    net, history, hit = _cache.load_or_train(name, settings, build, run, enabled=cache)
+    return TrainJob(name, settings, build, run, bool(cache), data.train_x.device)
+
+
+def train_vae(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent_dim: int = 20,
+              loss=None, epochs: int = 10, batch_size: int = 128, lr: float = 1e-3,
+              seed: int = 0, data=None, cache: bool = True,
+              progress: bool = True, binarize: bool = False, name: str = "vae", callbacks=(),
+              lr_schedule=None, precision: str | None = None, **model_kw) -> TrainResult:
+    """Load the checkpoint if cached, else train: returns ``TrainResult(model, history, loaded)``.
+
+    hidden: the hidden sizes (MLP: a tuple, default (400,); conv: one size, default 256).
+    loss: ``losses.ELBOLoss(...)`` (default) or any loss that is callable as ``loss(model, x,
+        step)`` and has a ``describe()`` method returning plain data for the cache key.
+    The cache key covers data (name, source, size), model, loss (β, schedule, free bits…), seed,
+    epochs, batch size, lr and its schedule, binarization and the precision (``vaeutils.precision``;
+    fp32 unless asked), so any change retrains. ``data``: an ImageData from ``vaeutils.data.load``
+    (loaded from ``dataset`` when omitted).
+    """
+    job = prepare(dataset, model, hidden=hidden, latent_dim=latent_dim, loss=loss, epochs=epochs,
+                  batch_size=batch_size, lr=lr, seed=seed, data=data, cache=cache,
+                  progress=progress, binarize=binarize, name=name, callbacks=callbacks,
+                  lr_schedule=lr_schedule, precision=precision, **model_kw)
+    net, history, hit = _cache.load_or_train(job.name, job.settings, job.build, job.run,
+                                             enabled=cache)
     if hit and progress:
-        print(f"loaded '{name}' from the cache ({_cache.path_for(name, settings).name}); "
+        print(f"loaded '{name}' from the cache ({_cache.path_for(name, job.settings).name}); "
               f"test -ELBO {history['test'][-1]['loss']:.2f} nats")
-    return TrainResult(net.to(data.train_x.device).eval(), history, hit)
+    return TrainResult(net.to(job.device).eval(), history, hit)
