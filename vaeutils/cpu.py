@@ -14,11 +14,12 @@ changes.
 ``VAELAB_THREADS`` overrides: a number fixes the thread count, ``auto`` (the default) adapts.
 Without it an ``OMP_NUM_THREADS`` setting is the upper bound.
 
-Several models at once (``sweep.train_many``) train faster side by side, one thread each, than one
-after the other with all threads: the products of one small batch keep two threads only about 65 %
-busy. :func:`worker_count` says how many worker processes to use: one per core that is free now,
-at most one per model, and one (no workers) when ``VAELAB_THREADS`` fixes a count (a class server's
-kernel), off Linux, or with ``VAELAB_WORKERS=1``; a number there fixes it.
+Several models at once (``sweep.train_many``) train faster side by side, in worker processes that
+each get one thread while the others are busy, than one after the other with all threads: the
+products of one small batch keep two threads only about 65 % busy. :func:`worker_count` says how
+many worker processes to use: one per core that is free now, at most one per model, and one (no
+workers) when ``VAELAB_THREADS`` fixes a count (a class server's kernel), off Linux, or with
+``VAELAB_WORKERS=1``; a number there fixes it.
 
 :func:`describe` names the CPU and the features that decide what its matrix products cost (AVX2,
 AVX-512, AVX512-BF16, AMX), for every benchmark's header.

@@ -73,8 +73,8 @@ def train_many(settings, *, data, name: str, progress: bool = True,
 
     One progress bar over the models (the per-model bars are off) and one summary line at the end.
     Each model is loaded from the cache when its checkpoint is there, so the same setting in two
-    units trains once. The models to train are trained side by side in worker processes, one
-    thread each, when the CPU has cores to spare (``vaeutils.cpu.worker_count``;
+    units trains once. The models to train are trained side by side in worker processes when the
+    CPU has cores to spare (``vaeutils.train.workers``, ``vaeutils.cpu.worker_count``;
     ``VAELAB_WORKERS=1`` turns it off): the same weights, sooner.
     """
     settings = list(settings)
@@ -90,19 +90,21 @@ def train_many(settings, *, data, name: str, progress: bool = True,
     side_by_side = all(j.device.type == "cpu" and not s.get("callbacks")
                        for j, s in zip(jobs, settings))
     workers = _cpu.worker_count(len(todo)) if side_by_side else 1
+    # whole rounds go to the workers (one thread each); the rest trains here with every thread
+    side = todo[:len(todo) - len(todo) % workers] if workers > 1 else []
     bar = tqdm(total=len(settings), desc=tr(desc), unit="model", disable=not progress, leave=True)
     trained, results = {}, []
     try:
         bar.update(len(settings) - len(todo))
-        if workers > 1:
-            for i in todo:
+        if side:
+            for i in side:
                 for line in looked[i][1]:
                     print(f"{line}; retraining")
-            for k, state, history in _workers.run([jobs[i] for i in todo], workers):
-                job = jobs[todo[k]]
+            for k, state, history in _workers.run([jobs[i] for i in side], workers):
+                job = jobs[side[k]]
                 if job.cache:
                     history = _cache.store(job.name, job.settings, state, history)
-                trained[todo[k]] = state, history
+                trained[side[k]] = state, history
                 bar.update(1)
         for i, (job, s) in enumerate(zip(jobs, settings)):
             results.append(_assemble(job, trained.get(i), *looked[i]) or
@@ -114,7 +116,7 @@ def train_many(settings, *, data, name: str, progress: bool = True,
     if progress:
         loaded = sum(r.loaded for r in results)
         seconds = time.perf_counter() - t0
-        if workers > 1:
+        if side:
             print(f"{desc}: {len(results)} models ({loaded} loaded from the cache, "
                   f"{len(results) - loaded} trained, {workers} side by side) in {seconds:.1f} s")
         else:

@@ -1,10 +1,13 @@
-"""Train several models side by side in worker processes, one thread each (``sweep.train_many``).
+"""Train several models side by side in worker processes (``sweep.train_many``).
 
 A batch of 128 images gives each matrix product too little work to keep two threads busy: on a
 two-core CPU one model trains only about 1.3 times faster with two threads than with one. Two
 models, each in its own process with one thread, train about 1.5 times faster than the same two one
-after the other. The numbers do not change: the course's products give the same bits with one
-thread or two (``vaeutils.cpu``), and each job seeds its own weights and random stream.
+after the other. A worker trains with one thread, always: GNU OpenMP's thread team does not survive
+a fork. So the models that would leave a core idle at the end (the last of an odd number, on two
+cores) are trained here, after the workers, with every thread. The numbers do not change: the
+course's products give the same bits with one thread or two (``vaeutils.cpu``), and each job seeds
+its own weights and random stream.
 
 Workers are forked (Linux only; ``cpu.worker_count`` says 1 elsewhere), so they share the parent's
 data without copying them; each trains its models with printing off and sends back the weights
@@ -33,7 +36,9 @@ _JOBS: list = []  # what the forked workers run: set by run() just before they s
 def _start_worker() -> None:
     devnull = open(os.devnull, "w")  # noqa: SIM115 - the worker's own output, for its lifetime
     sys.stdout = sys.stderr = devnull  # the kernel's streams do not reach a forked process
-    os.environ[_cpu.ENV] = "1"  # fit's ThreadPolicy: one thread, fixed
+    # One thread, fixed. GNU OpenMP's thread team does not survive a fork: a forked process that
+    # asks for two threads waits forever at the first parallel region's barrier.
+    os.environ[_cpu.ENV] = "1"
     torch.set_num_threads(1)
 
 
