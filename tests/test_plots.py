@@ -25,6 +25,17 @@ def test_grid_array_places_each_image():
     assert g[4, 9] == 1.0  # the empty sixth cell stays white
 
 
+@pytest.mark.parametrize("shape, nrow, pad", [((5, 1, 2, 3), 3, 1), ((1, 1, 4, 4), 8, 2), ((7, 3, 5, 4), 2, 0),
+                                            ((16, 1, 28, 28), 16, 1), ((9, 1, 3, 3), 4, 3), ((2, 3, 2, 2), 8, 1)])
+def test_grid_array_lays_images_out_as_torchvision_make_grid(shape, nrow, pad):
+    from torchvision.utils import make_grid
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 1.2 - 0.1  # some out of [0, 1]
+    expected = make_grid(x, nrow=nrow, padding=pad, pad_value=1.0).clamp(0, 1).numpy()
+    expected = expected[0] if shape[1] == 1 else expected.transpose(1, 2, 0)
+    assert np.array_equal(plots.grid_array(x, nrow=nrow, pad=pad), expected)
+
+
 def test_grid_array_rejects_bad_shapes():
     with pytest.raises(ValueError, match="images"):
         plots.grid_array(torch.zeros(3, 4))

