@@ -98,3 +98,20 @@ def test_images_and_finite_refuse_nan_and_inf_when_asked():
     with pytest.raises(ValueError, match="logits holds 1 NaN"):
         checks.finite("logits", torch.tensor([0.0, float("nan")]))
     assert checks.finite("logits", torch.zeros(0)).numel() == 0
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_all_finite_finds_one_nan_or_inf_anywhere(dtype):
+    x = torch.rand(64, 1, 7, 9).to(dtype)
+    assert checks.all_finite(x) and checks.all_finite(x[:0])
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        for where in ((0, 0, 0, 0), (31, 0, 3, 4), (63, 0, 6, 8)):
+            y = x.clone()
+            y[where] = bad
+            assert not checks.all_finite(y), (bad, where)
+            assert checks.all_finite(y) == bool(torch.isfinite(y).all())
+
+
+def test_all_finite_of_integers_booleans_and_complex():
+    assert checks.all_finite(torch.arange(5)) and checks.all_finite(torch.ones(3, dtype=torch.bool))
+    assert not checks.all_finite(torch.tensor([1 + 1j, complex(float("nan"), 0)]))

@@ -158,7 +158,7 @@ def factor_moves(model, z0: torch.Tensor, dims, span: float = 2.0, steps: int = 
     (``shapes.measure_rectangles``). Returns (len(dims), 2): the range (max − min) of the width and
     of the height, in pixels, along each traversal."""
     images = traversal_images(model, z0, dims, span, steps)
-    if not bool(torch.isfinite(images).all()):
+    if not checks.all_finite(images):
         raise ValueError("model decoded NaN or inf images along the traversal of z0; check the "
                          "decoder's weights and that z0 is a code of this model")
     sides = measure_rectangles(images).view(len(dims), steps, 2)

@@ -68,7 +68,7 @@ def _check_images(model, x) -> torch.Tensor:
 
 
 def _check_codes(mu, logvar) -> None:
-    if not (torch.isfinite(mu).all() and torch.isfinite(logvar).all()):
+    if not (checks.all_finite(mu) and checks.all_finite(logvar)):
         raise ValueError("the encoder gave NaN or inf codes for finite images; check the model's "
                          "weights (e.g. [n for n, p in model.named_parameters() if not "
                          "p.isfinite().all()])")
@@ -113,7 +113,7 @@ def _measure(model, x, loss, threshold, batch_size, seed, n_images) -> dict:
         xb = x[i:i + batch_size]
         mu, logvar, _, out = model(xb, gen)
         _check_codes(mu, logvar)  # a NaN encoder is named as such, before the decoder it feeds
-        if not bool(torch.isfinite(out).all()):
+        if not checks.all_finite(out):
             raise ValueError("model gave NaN or inf decoder outputs for finite images x; check "
                              "that x holds pixels in [0, 1] and the decoder's weights (e.g. [n for "
                              "n, p in model.named_parameters() if not p.isfinite().all()])")
@@ -294,7 +294,7 @@ def frechet_distance(feats_a, feats_b) -> float:
         )
     if a.shape[1] == 0:
         raise ValueError("feats_a and feats_b must have at least one feature (F >= 1), got F = 0")
-    if not (torch.isfinite(a).all() and torch.isfinite(b).all()):
+    if not (checks.all_finite(a) and checks.all_finite(b)):
         raise ValueError("feats_a and feats_b must be finite; drop the rows with NaN/inf features "
                          "first")
     # features as large as 1e100 overflow the covariances' products: measure in units of their size
@@ -330,7 +330,7 @@ def _stat(name: str, value, dims: int) -> torch.Tensor:
     if t.dim() != dims:
         want = "a vector (F,)" if dims == 1 else "a matrix (F, F)"
         raise ValueError(f"{name} must be {want}, got shape {tuple(t.shape)}")
-    if not torch.isfinite(t).all():
+    if not checks.all_finite(t):
         raise ValueError(f"{name} must be finite; it holds NaN or inf")
     return t
 

@@ -36,7 +36,7 @@ def _codes(mu, logvar) -> tuple[torch.Tensor, torch.Tensor]:
     checks.tensor("mu", mu, dim=2, nonempty=True)
     checks.tensor("logvar", logvar, dim=2)
     checks.same_shape("mu", mu, "logvar", logvar)
-    if not (torch.isfinite(mu).all() and torch.isfinite(logvar).all()):
+    if not (checks.all_finite(mu) and checks.all_finite(logvar)):
         raise ValueError("mu and logvar must be finite; the encoder gave NaN or inf (check x for "
                          "NaN pixels)")
     return mu, logvar
@@ -102,7 +102,7 @@ def _call_prior(log_prior, z: torch.Tensor, dtype) -> torch.Tensor:
         raise ValueError(f"log_prior must map codes z ({len(z)}, d) to log p(z) shaped "
                          f"({len(z)},), got {got}")
     value = value.detach().double()
-    if not torch.isfinite(value).all():
+    if not checks.all_finite(value):
         raise ValueError("log_prior returned NaN or inf for some codes; check the prior's "
                          "parameters")
     return value
@@ -150,7 +150,7 @@ def kl_split_codes(mu: torch.Tensor, logvar: torch.Tensor, *, n_samples: int = 1
         return flat, log_q_own, log_p.view(n, n_samples)
 
     z, log_q_own, log_p = draw()
-    if not bool(torch.isfinite(z).all()):
+    if not checks.all_finite(z):
         raise ValueError("mu and logvar are too large: codes drawn from them overflow float64 "
                          "(|mu| or exp(logvar / 2) near 1e308); check the encoder")
     log_q_agg = log_aggregate(z, mu, logvar, batch_size=batch_size).view(n, n_samples)
