@@ -29,7 +29,7 @@ LAYERS = [
     ["surgery"],
     ["disentangle"],
     ["cache", "precision"],
-    ["train"],
+    ["train", "train.workers"],
     ["train.cli"],
     ["train.__main__"],
     ["sweep"],

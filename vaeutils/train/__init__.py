@@ -322,10 +322,8 @@ def _model_args(model: str, in_shape, hidden, latent_dim: int, model_kw: dict) -
 
 
 class TrainJob(NamedTuple):
-    """One model of :func:`train_vae`, ready to look up or train: its cache ``name`` and
-    ``settings`` (the cache key), ``build()`` (seeded initial weights), ``run(model)`` (``fit``,
-    returns the history), whether the cache is used, and the device of its data. Made by
-    :func:`prepare`; ``vaeutils.sweep.train_many`` runs several of them in worker processes."""
+    """One model of :func:`train_vae` (made by :func:`prepare`): cache ``name`` and ``settings``
+    (the key), ``build()`` (seeded initial weights), ``run(model)`` (``fit``: the history)."""
 
     name: str
     settings: dict
@@ -340,8 +338,7 @@ def prepare(dataset: str = "mnist", model: str = "mlp", *, hidden=None, latent_d
             seed: int = 0, data=None, cache: bool = True,
             progress: bool = True, binarize: bool = False, name: str = "vae", callbacks=(),
             lr_schedule=None, precision: str | None = None, **model_kw) -> TrainJob:
-    """The :class:`TrainJob` of ``train_vae(...)`` with the same arguments, checked; nothing is
-    built or trained yet."""
+    """``train_vae``'s :class:`TrainJob` for the same arguments, checked; nothing built yet."""
     loss = loss or ELBOLoss()
     if not callable(loss) or not callable(getattr(loss, "describe", None)):
         raise TypeError("loss must be a losses.ELBOLoss(...) or a callable loss with a describe() "
