@@ -97,15 +97,21 @@ def describe() -> str:
             f"cores of {os.cpu_count()})")
 
 
-def requested_threads() -> int | None:
-    """A fixed thread count from ``VAELAB_THREADS`` (None: adapt); bad values are named."""
-    value = os.environ.get(ENV, "").strip().lower()
+def _env_count(name: str, what: str) -> int | None:
+    """A whole number >= 1 from the environment variable ``name`` (None when unset or ``auto``);
+    any other value is named, with ``what`` it should count."""
+    value = os.environ.get(name, "").strip().lower()
     if value in ("", "auto"):
         return None
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{ENV}={value!r} is not a thread count; "
+        raise ValueError(f"{name}={value!r} is not {what}; "
                          "set it to a whole number >= 1 or to 'auto'")
     return int(value)
+
+
+def requested_threads() -> int | None:
+    """A fixed thread count from ``VAELAB_THREADS`` (None: adapt); bad values are named."""
+    return _env_count(ENV, "a thread count")
 
 
 def _ceiling() -> int:
@@ -183,15 +189,9 @@ class ThreadPolicy:
 
 
 def requested_workers() -> int | None:
-    """A fixed worker count from ``VAELAB_WORKERS`` (None: decide from the machine); bad values are
-    named."""
-    value = os.environ.get(WORKERS_ENV, "").strip().lower()
-    if value in ("", "auto"):
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{WORKERS_ENV}={value!r} is not a number of processes; "
-                         "set it to a whole number >= 1 (1: one model at a time) or to 'auto'")
-    return int(value)
+    """A fixed worker count from ``VAELAB_WORKERS`` (None: decide from the machine; 1: one model at
+    a time); bad values are named."""
+    return _env_count(WORKERS_ENV, "a number of processes")
 
 
 def worker_count(jobs: int, sample: float = 0.25) -> int:
