@@ -6,9 +6,6 @@ PYTHON ?= python3
 PY = $(VENV)/bin/python
 STAMP = $(VENV)/.vae-loss-lab-requirements
 NBMAKE_TIMEOUT ?= 900
-# notebooks `make course` runs at a time: JOBS=2 when the model cache is warm (two units that need the same missing
-# model would both train it)
-JOBS ?= 1
 NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 
 .DEFAULT_GOAL := help
@@ -56,9 +53,9 @@ test: venv ## ruff, the Chinese edition current, every English notebook through 
 	$(VENV)/bin/pytest tests --durations=15
 
 # MathJax 3 for the site's maths comes from the npm registry, pinned in package-lock.json
-course: venv ## the course site in build/site/ (Jupyter Book): runs what is stale into build/executed (JOBS=2: two at a time, for a warm model cache), then builds
+course: venv ## the course site in build/site/ (Jupyter Book): runs what is stale into build/executed, then builds
 	@test -d node_modules/mathjax || npm ci --no-audit --no-fund
-	$(PY) -m coursekit course --jobs $(JOBS)
+	$(PY) -m coursekit course
 
 # LANG=zh on the command line picks the Chinese edition (notebooks/zh/); the LANG of your locale does not.
 ZH := $(if $(and $(filter command line,$(origin LANG)),$(filter zh zh_% zh-%,$(LANG))),zh)
