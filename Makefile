@@ -41,15 +41,14 @@ app: venv ## the β explorer dashboard (Voila) at http://127.0.0.1:8866/ (PORT=.
 # trains every model), then once more into build/executed for the site, whose build the tests then check with the
 # decks and the guides (the second run loads every model from the cache). The Chinese units (notebooks/zh/) run
 # once, in full mode, into build/executed/zh for the site's Chinese edition, loading the models the English units
-# trained; a failing cell fails the run as under nbmake. Those two runs load every model, so they go two at a time
-# (--jobs 2: a warm unit is mostly a kernel starting and importing, on one core). `zh check` first fails the run
-# when an English text changed without its translation (i18n/README.md).
+# trained; a failing cell fails the run as under nbmake. `zh check` first fails the run when an English text
+# changed without its translation (i18n/README.md).
 test: venv ## ruff, the Chinese edition current, every English notebook through nbmake (full mode; SMOKE=1 for a quick run), the site in both languages, then the tests
 	$(VENV)/bin/ruff check .
 	$(PY) -m coursekit zh check
 	$(VENV)/bin/pytest --nbmake --nbmake-timeout=$(NBMAKE_TIMEOUT) --durations=0 notebooks --ignore=notebooks/zh
 	@test -d node_modules/mathjax -a -d node_modules/reveal.js || npm ci --no-audit --no-fund
-	$(PY) -m coursekit course --jobs 2
+	$(PY) -m coursekit course
 	$(VENV)/bin/pytest tests --durations=15
 
 # MathJax 3 for the site's maths comes from the npm registry, pinned in package-lock.json

@@ -411,7 +411,7 @@ def main(argv=None) -> int:
 
     from nbclient.exceptions import CellExecutionError
 
-    from .executed import execute_course, execute_side_by_side, jobs_arg
+    from .executed import execute_course
     from .notebooks import NotebookError
 
     parser = argparse.ArgumentParser(prog="python -m coursekit course",
@@ -419,17 +419,10 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default=SITE, type=Path, help=f"the site (default {SITE})")
     parser.add_argument("--timeout", type=int, default=1800,
                         help="seconds allowed per cell when a notebook runs (default 1800)")
-    parser.add_argument("--jobs", type=jobs_arg, default=1,
-                        help="notebooks run at a time, both editions together (default 1; 2 on a warm model "
-                             "cache, as `make test` does after nbmake, saves time)")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     zh = bool(course_notebooks(ZH_NOTEBOOKS)) if ZH_NOTEBOOKS.is_dir() else False
     try:
-        if args.jobs > 1:
-            pairs = [(p, EXECUTED) for p in course_notebooks(paths.NOTEBOOKS)]
-            pairs += [(p, ZH_EXECUTED) for p in course_notebooks(ZH_NOTEBOOKS)] if zh else []
-            execute_side_by_side(pairs, args.timeout, jobs=args.jobs)
         execute_course(paths.NOTEBOOKS, EXECUTED, args.timeout)
         if zh:  # the Chinese edition (notebooks/zh/, made by `make zh`): its own executed copies
             execute_course(ZH_NOTEBOOKS, ZH_EXECUTED, args.timeout)

@@ -8,9 +8,8 @@ assignment, ``units``), then ``nbgrader autograde`` of three submissions:
 
 The kernels nbgrader starts inherit the environment: offline, and the course's own data folder and model cache
 (``data/``, warm after ``make models`` or a run of the notebooks; ``VAELAB_COURSE_DATA`` points elsewhere), so
-autograding runs each unit on cached models. The three submissions are graded side by side, each in its own copy
-of the course folder. A unit nbgrader cannot grade is reported without hiding the others; the wall time of each
-step is printed.
+autograding runs each unit on cached models. A unit nbgrader cannot grade is reported without hiding the others;
+the wall time of each step is printed.
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import nbformat
 import pytest
@@ -71,41 +69,16 @@ def _wrong_copy(nb, unit) -> tuple[nbformat.NotebookNode, list[str]]:
     return nb, missing
 
 
-def _course(root, timeout=CELL_TIMEOUT):
-    """``root`` made an nbgrader course folder: its ``nbgrader_config.py``."""
-    (root / "nbgrader_config.py").write_text(
-        f"c = get_config()\nc.CourseDirectory.root = {str(root)!r}\nc.CourseDirectory.course_id = 'vaelab'\n"
-        f"c.Execute.timeout = {timeout}\n")
-
-
-def _autograde(root, student, units) -> tuple[float, dict]:
-    """``nbgrader autograde`` of one student in its own course folder: ``(seconds, {(student, unit): what went
-    wrong})``. When nbgrader fails on the submission, which drops it whole, it grades again one unit at a time, so
-    that the unit that fails does not hide the others."""
-    seconds, failed = _nbgrader(root, "autograde", ASSIGNMENT, "--student", student)
-    failures = {}
-    if failed:
-        print(f"autograde {student}: {failed}\nagain, one unit at a time")
-        for unit in units:
-            took, failed = _nbgrader(root, "autograde", ASSIGNMENT, "--student", student, "--notebook",
-                                     unit.stem)
-            seconds += took
-            if failed:
-                failures[student, unit.stem] = failed
-    return seconds, failures
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """The course folder after generate_assignment, and each student's course folder after autograde: ``(root,
-    {student: its folder}, {(student, unit): what went wrong}, exercises without a wrong answer)``.
-
-    The three submissions are graded side by side, each in a copy of the course folder with its own gradebook
-    (one SQLite file written by three processes at once would be locked): most of a warm unit's time is a kernel
-    starting and importing, which two cores run twice as fast two at a time."""
+    """The course folder after generate_assignment and autograde (when nbgrader fails on a submission, which
+    drops it whole, again one unit at a time, so that the unit that fails does not hide the others): ``(root,
+    {(student, unit): what went wrong}, exercises without a wrong answer)``."""
     pytest.importorskip("nbgrader", reason="nbgrader is pinned in requirements.txt: run `make venv`")
     root = tmp_path_factory.mktemp("nbgrader-units")
-    _course(root)
+    (root / "nbgrader_config.py").write_text(
+        f"c = get_config()\nc.CourseDirectory.root = {str(root)!r}\nc.CourseDirectory.course_id = 'vaelab'\n"
+        f"c.Execute.timeout = {CELL_TIMEOUT}\n")
     source = root / "source" / ASSIGNMENT
     source.mkdir(parents=True)
     units = UNITS
@@ -113,14 +86,9 @@ def graded(tmp_path_factory):
         shutil.copy(unit, source / unit.name)
     seconds, failed = _nbgrader(root, "generate_assignment", ASSIGNMENT)
     assert failed is None, failed
-    missing, folders = [], {}
+    missing = []
     for student in STUDENTS:
-        folders[student] = tmp_path_factory.mktemp(f"nbgrader-{student}")
-        for part in ("source", "release"):
-            shutil.copytree(root / part, folders[student] / part)
-        shutil.copy(root / "gradebook.db", folders[student] / "gradebook.db")
-        _course(folders[student])
-        folder = folders[student] / "submitted" / student / ASSIGNMENT
+        folder = root / "submitted" / student / ASSIGNMENT
         folder.mkdir(parents=True)
         for unit in units:
             if student == "blank":
@@ -132,28 +100,32 @@ def graded(tmp_path_factory):
                 missing += none
                 nbformat.write(nb, folder / unit.name)
     times, failures = {"generate_assignment": seconds}, {}
-    start = time.perf_counter()
-    with ThreadPoolExecutor(len(STUDENTS)) as pool:  # threads that wait on the nbgrader processes
-        done = dict(zip(STUDENTS, pool.map(lambda s: _autograde(folders[s], s, units), STUDENTS)))
-    for student, (took, failed) in done.items():
-        times[student] = took
-        failures.update(failed)
+    for student in STUDENTS:
+        times[student], failed = _nbgrader(root, "autograde", ASSIGNMENT, "--student", student)
+        if failed:  # nbgrader drops the whole submission: grade unit by unit to tell which one fails
+            print(f"autograde {student}: {failed}\nagain, one unit at a time")
+            for unit in units:
+                took, failed = _nbgrader(root, "autograde", ASSIGNMENT, "--student", student, "--notebook",
+                                         unit.stem)
+                times[student] += took
+                if failed:
+                    failures[student, unit.stem] = failed
     print(f"nbgrader round trip on {len(units)} units: "
           + ", ".join(f"{k if k == 'generate_assignment' else 'autograde ' + k} {t:.0f} s" for k, t in times.items())
-          + f"; autograde side by side {time.perf_counter() - start:.0f} s")
-    return root, folders, failures, missing
+          + f"; {sum(times.values()):.0f} s in all")
+    return root, failures, missing
 
 
 def _not_graded(failures, student) -> str:
     return "\n".join(f"{unit}: {text}" for (who, unit), text in failures.items() if who == student)
 
 
-def _grades(folders, student) -> dict[str, list]:
+def _grades(root, student) -> dict[str, list]:
     """unit name -> the grades of its submitted notebook (the units that were graded)."""
     from nbgrader.api import Gradebook, MissingEntry
 
     found = {}
-    with Gradebook(f"sqlite:///{folders[student] / 'gradebook.db'}") as gb:
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         for unit in UNITS:
             try:
                 nb = gb.find_submission_notebook(unit.stem, ASSIGNMENT, student)
@@ -165,7 +137,7 @@ def _grades(folders, student) -> dict[str, list]:
 
 
 def test_the_release_is_the_student_copy(graded):
-    root, _, _, _ = graded
+    root, _, _ = graded
     for unit in UNITS:
         release = nbformat.read(root / "release" / ASSIGNMENT / unit.name, as_version=4)
         ours = student_copy(read(unit))
@@ -173,17 +145,17 @@ def test_the_release_is_the_student_copy(graded):
 
 
 def test_a_blank_copy_scores_zero(graded):
-    _, folders, failures, _ = graded
+    root, failures, _ = graded
     assert not _not_graded(failures, "blank"), "units nbgrader could not grade:\n" + _not_graded(failures, "blank")
-    scored = [f"{unit}: {name} scored {auto} of {top}" for unit, grades in _grades(folders, "blank").items()
+    scored = [f"{unit}: {name} scored {auto} of {top}" for unit, grades in _grades(root, "blank").items()
               for name, _, auto, top, _ in grades if auto]
     assert not scored, "\n".join(scored)
 
 
 def test_the_solutions_score_full_marks_on_every_autograded_cell(graded):
-    _, folders, failures, _ = graded
+    root, failures, _ = graded
     assert not _not_graded(failures, "solved"), "units nbgrader could not grade:\n" + _not_graded(failures, "solved")
-    grades = _grades(folders, "solved")
+    grades = _grades(root, "solved")
     short = [f"{unit}: {name} scored {auto} of {top}" for unit, cells in grades.items()
              for name, kind, auto, top, _ in cells if kind == "code" and auto != top]
     assert not short, "\n".join(short)
@@ -191,9 +163,9 @@ def test_the_solutions_score_full_marks_on_every_autograded_cell(graded):
 
 
 def test_wrong_answers_score_zero_on_every_autograded_cell(graded):
-    _, folders, failures, missing = graded
+    root, failures, missing = graded
     assert not _not_graded(failures, "wrong"), "units nbgrader could not grade:\n" + _not_graded(failures, "wrong")
-    grades = _grades(folders, "wrong")
+    grades = _grades(root, "wrong")
     scored = [f"{unit}: {name} scored {auto} of {top}" for unit, cells in grades.items()
               for name, kind, auto, top, _ in cells if kind == "code" and auto]
     problems = [f"no wrong answer to substitute for {', '.join(missing)}"] if missing else []
