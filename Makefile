@@ -42,7 +42,10 @@ app: venv ## the β explorer dashboard (Voila) at http://127.0.0.1:8866/ (PORT=.
 # decks and the guides (the second run loads every model from the cache). The Chinese units (notebooks/zh/) run
 # once, in full mode, into build/executed/zh for the site's Chinese edition, loading the models the English units
 # trained; a failing cell fails the run as under nbmake. `zh check` first fails the run when an English text
-# changed without its translation (i18n/README.md).
+# changed without its translation (i18n/README.md). Notebooks run one at a time, here and in the tests: with
+# kernels running beside other kernels, three hung in two rehearsals (ipykernel 7.4.0: the kernel idle, the client
+# waiting for its reply, at a widget cell of units 01 and 02), and two at a time saved nothing without a thread
+# limit per kernel.
 test: venv ## ruff, the Chinese edition current, every English notebook through nbmake (full mode; SMOKE=1 for a quick run), the site in both languages, then the tests
 	$(VENV)/bin/ruff check .
 	$(PY) -m coursekit zh check
